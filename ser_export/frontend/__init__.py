@@ -1,0 +1,42 @@
+"""Log-mel front-ends that export to ONNX: waveform -> (batch, 1, n_mels, n_frames) dB.
+
+- :mod:`.stft`: the STFT (Conv2d with the windowed DFT basis) and power spectrogram.
+- :mod:`.mel`: the mel filterbank and per-example power-to-dB.
+- :mod:`.reference`: the librosa float64 reference the front-ends are tested against.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..contract import FrontendParams
+from .mel import LogmelFilterBank, mel_filterbank, power_to_db
+from .stft import STFT, Spectrogram, dft_basis, hann_window
+
+#: Front-end implementations by name (``FrontendParams.implementation``).
+IMPLEMENTATIONS = ("conv2d",)
+
+
+def build_frontend(params: FrontendParams | None = None) -> nn.Sequential:
+    """The model's ``melspec_extractor``: ``Sequential(Spectrogram, LogmelFilterBank)``.
+
+    Input ``(batch, n_samples)`` float32 waveform; output
+    ``(batch, 1, n_mels, n_frames)`` log-mel in dB relative to each example's maximum.
+    """
+    params = params or FrontendParams()
+    if params.implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"unknown front-end implementation {params.implementation!r}; "
+            f"choose one of {IMPLEMENTATIONS}"
+        )
+    return nn.Sequential(
+        Spectrogram(n_fft=params.n_fft, hop_length=params.hop_length, center=params.center,
+                    pad_mode=params.pad_mode),
+        LogmelFilterBank(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels, fmin=params.fmin,
+                         fmax=params.fmax_hz, amin=params.amin, top_db=params.top_db),
+    )
+
+
+__all__ = [
+    "IMPLEMENTATIONS", "STFT", "Spectrogram", "LogmelFilterBank", "build_frontend", "dft_basis",
+    "hann_window", "mel_filterbank", "power_to_db",
+]

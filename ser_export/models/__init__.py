@@ -1,0 +1,4 @@
+"""The two ``VoiceEmotionCnn`` variants, by name."""
+from .voice_emotion_cnn import ARCHITECTURES, Architecture, VoiceEmotionCnn
+
+__all__ = ["ARCHITECTURES", "Architecture", "VoiceEmotionCnn"]
