@@ -1,0 +1,215 @@
+"""``python -m ser_export build``: data -> features -> train -> export -> lint -> check -> release."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__, contract, tolerances
+from .contract import FrontendParams
+from .data import synthetic
+from .data.corpora import Utterance, scan_corpus
+from .data.dataset import AugmentConfig, Dataset, build_dataset, describe_utterances, synthetic_utterances
+from .data.split import split_speakers
+from .errors import SerExportError
+from .export.check import check_release
+from .export.lint import lint_model, require_compatible
+from .export.metadata import build_metadata
+from .export.model_card import render_model_card
+from .export.onnx_export import export_onnx, serialize, set_metadata
+from .export.optables import BACKENDS, load_tables
+from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter
+from .io import atomic_write_bytes
+from .models import ARCHITECTURES
+from .plots import plot_confusion, plot_history
+from .train import PROFILES, TrainResult, checkpoint, train_model
+
+#: Synthetic corpus size per profile.
+CORPUS_PROFILES = {
+    "default": synthetic.SyntheticCorpusSpec(n_speakers=12, takes=16),
+    "quick": synthetic.SyntheticCorpusSpec(n_speakers=6, takes=3),
+}
+
+
+@dataclasses.dataclass
+class BuildOptions:
+    out_dir: Path = Path("saved_models")
+    archs: tuple[str, ...] = ("alexnet", "resnet18")
+    profile: str = "default"
+    seed: int = 0
+    data: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    label_set: str = contract.DEFAULT_LABEL_SET
+    opset: int = contract.DEFAULT_OPSET
+    pad_mode: str = "constant"
+    frontend: str = "conv2d"
+    backends: tuple[str, ...] = BACKENDS
+    augment_copies: int = 1
+    workers: int = 2
+    cache_dir: Path | None = Path(".ser_export_cache")
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise SerExportError(f"unknown profile {self.profile!r}; choose one of {sorted(PROFILES)}")
+        bad = [a for a in self.archs if a not in ARCHITECTURES]
+        if bad or not self.archs:
+            raise SerExportError(f"unknown architectures {bad}; choose from {sorted(ARCHITECTURES)}")
+        bad = [b for b in self.backends if b not in BACKENDS]
+        if bad:
+            raise SerExportError(f"unknown backends {bad}; choose from {list(BACKENDS)}")
+        contract.labels_for(self.label_set)
+
+
+def library_versions() -> dict[str, str]:
+    import librosa
+    import onnx
+    import onnxruntime
+    import onnxsim
+    import scipy
+
+    from .jsenv import HARNESS_DIR
+
+    versions = {"python": platform.python_version(), "ser_export": __version__, "torch": torch.__version__,
+                "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+                "onnxsim": getattr(onnxsim, "__version__", "unknown"), "numpy": np.__version__,
+                "scipy": scipy.__version__, "librosa": librosa.__version__}
+    pkg = HARNESS_DIR / "node_modules" / "onnxruntime-web" / "package.json"
+    if pkg.exists():
+        versions["onnxruntime-web"] = json.loads(pkg.read_text())["version"]
+    return versions
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def gather_data(opts: BuildOptions, labels: tuple[str, ...]) -> tuple[list[Utterance], dict, dict]:
+    """Utterances, synthetic speakers (if any) and a description of the data."""
+    if not opts.data:
+        spec = dataclasses.replace(CORPUS_PROFILES[opts.profile], labels=labels, seed=opts.seed)
+        utterances, speakers = synthetic_utterances(spec)
+        desc = {"name": f"ser_export synthetic emotional speech (synthesis v{synthetic.SYNTH_VERSION}, "
+                        f"{spec.n_speakers} speakers x {len(labels)} emotions x {spec.takes} takes)",
+                "synthetic": True, "spec": {"n_speakers": spec.n_speakers, "takes": spec.takes,
+                                            "seed": spec.seed, "synth_version": synthetic.SYNTH_VERSION}}
+        return utterances, speakers, desc
+    utterances = []
+    scans = {}
+    for corpus, path in sorted(opts.data.items()):
+        found, report = scan_corpus(corpus, path, labels, opts.label_set)
+        utterances += found
+        scans[corpus] = {"used": report.used, "skipped": report.skipped}
+        _log(f"{corpus}: {report.used} files used, skipped {report.skipped or 'none'}")
+    desc = {"name": " + ".join(sorted(opts.data)), "synthetic": False, "scans": scans}
+    return utterances, {}, desc
+
+
+def _plots(result: TrainResult, arch: str, labels: Sequence[str]) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        conf, curves = Path(tmp) / "c.png", Path(tmp) / "h.png"
+        acc = result.test_report["accuracy"]
+        plot_confusion(np.asarray(result.test_report["confusion_matrix"]), labels,
+                       f"{arch}: held-out test speakers (accuracy {100 * acc:.1f} %)", conf)
+        plot_history(result.history, result.best_epoch, f"{arch}: training on cached log-mel features", curves)
+        return {"confusion": conf.read_bytes(), "curves": curves.read_bytes()}
+
+
+def run_build(opts: BuildOptions) -> dict:
+    """Run the whole build; returns the manifest written to ``opts.out_dir``."""
+    t_start = time.perf_counter()
+    from .jsenv import harness_installed, setup_harness
+
+    if not harness_installed():
+        setup_harness()
+    tables = load_tables()
+    labels = contract.labels_for(opts.label_set)
+    frontend = FrontendParams(pad_mode=opts.pad_mode, implementation=opts.frontend)
+
+    utterances, speakers, data_desc = gather_data(opts, labels)
+    assignment = split_speakers(utterances, seed=opts.seed)
+    aug = AugmentConfig(copies=opts.augment_copies)
+    data_desc["corpora"] = describe_utterances(utterances, assignment)
+    data_desc["augmentation"] = (f"{aug.copies} copy per clip, each of {', '.join(aug.names)} "
+                                 f"with probability {aug.probability}") if aug.copies else "none"
+    _log(f"data: {len(utterances)} utterances; building features ...")
+    t0 = time.perf_counter()
+    dataset: Dataset = build_dataset(
+        utterances, assignment, labels, frontend, speakers=speakers, augment_config=aug, seed=opts.seed,
+        cache_dir=opts.cache_dir / "features" if opts.cache_dir else None, workers=opts.workers,
+        progress=opts.progress, description=data_desc)
+    _log(f"features: {', '.join(f'{s} {len(f)}' for s, f in dataset.splits.items())} clips "
+         f"({'cache hit' if dataset.cache_hit else f'{time.perf_counter() - t0:.0f} s'})")
+
+    models: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    with ReleaseWriter(opts.out_dir) as writer:
+        for arch in opts.archs:
+            config = dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed)
+            t0 = time.perf_counter()
+            result = train_model(arch, dataset, config, frontend=frontend, progress=opts.progress)
+            timings[f"train_{arch}"] = time.perf_counter() - t0
+            _log(f"{arch}: test accuracy {result.test_report['accuracy']:.3f} "
+                 f"(val {result.val_report['accuracy']:.3f}, epoch {result.best_epoch}, {result.seconds:.0f} s)")
+            if opts.cache_dir:
+                import io
+
+                buf = io.BytesIO()
+                torch.save(checkpoint(result.model), buf)
+                atomic_write_bytes(Path(opts.cache_dir) / "checkpoints" / f"{arch}.pt", buf.getvalue())
+
+            t0 = time.perf_counter()
+            proto = export_onnx(result.model, opset=opts.opset)
+            set_metadata(proto, build_metadata(arch, labels, opts.label_set, frontend, data_desc["name"]))
+            lint = lint_model(proto, opts.backends, tables)
+            require_compatible(lint, opts.backends, what=f"{arch} (opset {opts.opset})")
+            blob = serialize(proto)
+            release_check = check_release(result.model, blob, dataset.check_waveforms)
+            timings[f"export_{arch}"] = time.perf_counter() - t0
+            _log(f"{arch}: exported {len(blob) / 1e6:.1f} MB; lint {lint.summary()}; ORT vs PyTorch max |logit| "
+                 f"diff {release_check['onnxruntime_vs_pytorch']['max_abs_logit_diff']:.2e}")
+
+            file_name = contract.MODEL_FILES[arch]
+            sha = writer.add(file_name, blob)
+            plot_names = {}
+            for kind, png in _plots(result, arch, labels).items():
+                name = f"{Path(file_name).stem}_{kind}.png"
+                writer.add(name, png)
+                plot_names[kind] = name
+            models[arch] = {
+                "file": file_name, "sha256": sha, "bytes": len(blob), "arch": arch,
+                "description": ARCHITECTURES[arch].description, "opset": lint.opset, "ops": lint.ops,
+                "backends": lint.backends_dict(),
+                "input": {"name": contract.INPUT_NAME, "shape": ["batch", contract.N_SAMPLES], "dtype": "float32"},
+                "output": {"name": contract.OUTPUT_NAME, "shape": ["batch", len(labels)], "dtype": "float32",
+                           "kind": "logits"},
+                "labels": list(labels), "frontend": frontend.to_dict(),
+                "training": {"config": dataclasses.asdict(config), "profile": opts.profile,
+                             "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                             "stopped_early": result.stopped_early, "history": result.history},
+                "held_out": {"test": result.test_report,
+                             "val": {k: result.val_report[k] for k in ("accuracy", "macro_f1", "n")}},
+                "release_check": release_check,
+                "plots": plot_names,
+            }
+        manifest = {
+            "format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
+            "contract": contract.input_contract(frontend), "labels": list(labels), "label_set": opts.label_set,
+            "training_data": data_desc, "tolerances": tolerances.load(), "libraries": library_versions(),
+            "build": {"profile": opts.profile, "seed": opts.seed, "opset": opts.opset, "pad_mode": opts.pad_mode,
+                      "frontend": opts.frontend, "target_backends": list(opts.backends)},
+            "models": models,
+        }
+        writer.add(MODEL_CARD, render_model_card(manifest).encode())
+        writer.commit(manifest)
+    total = time.perf_counter() - t_start
+    _log(f"release written to {opts.out_dir} in {total:.0f} s "
+         f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
+    return manifest

@@ -1,0 +1,129 @@
+"""Command line: ``python -m ser_export {build,predict,lint,setup-js}`` (also ``ser-export``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import contract
+from .errors import SerExportError
+
+
+def _add_build(sub) -> None:
+    from .export.optables import BACKENDS
+    from .models import ARCHITECTURES
+
+    p = sub.add_parser("build", help="train both models, export, lint, check and write a release",
+                       description="Train, export (ONNX + onnxsim), lint for onnxruntime-web, check "
+                                   "PyTorch vs onnxruntime and write saved_models/ with a manifest.")
+    p.add_argument("--out", type=Path, default=Path("saved_models"), help="release directory (default: saved_models)")
+    p.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES),
+                   help="architecture to build (repeatable; default: both)")
+    p.add_argument("--quick", action="store_true", help="tiny corpus and 1-2 epochs (CI and tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", action="append", default=[], metavar="CORPUS=PATH",
+                   help="train on a real corpus: ravdess, emodb, tess or jl (repeatable; default: the "
+                        "embedded synthetic corpus)")
+    p.add_argument("--label-set", default=contract.DEFAULT_LABEL_SET, choices=sorted(contract.LABEL_SETS))
+    p.add_argument("--opset", type=int, default=contract.DEFAULT_OPSET)
+    p.add_argument("--pad-mode", default="constant", choices=["constant", "reflect"])
+    p.add_argument("--backend", action="append", choices=list(BACKENDS),
+                   help="onnxruntime-web backend the release must run on (repeatable; default: all)")
+    p.add_argument("--augment-copies", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2, help="processes for synthesis and augmentation")
+    p.add_argument("--cache-dir", type=Path, default=Path(".ser_export_cache"))
+    p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_build(args) -> int:
+    from .build import BuildOptions, run_build
+    from .data.corpora import parse_data_args
+    from .export.optables import BACKENDS
+
+    opts = BuildOptions(
+        out_dir=args.out, archs=tuple(args.arch or ("alexnet", "resnet18")),
+        profile="quick" if args.quick else "default", seed=args.seed, data=parse_data_args(args.data),
+        label_set=args.label_set, opset=args.opset, pad_mode=args.pad_mode,
+        backends=tuple(args.backend or BACKENDS), augment_copies=args.augment_copies, workers=args.workers,
+        cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
+    manifest = run_build(opts)
+    for arch, m in manifest["models"].items():
+        print(f"{m['file']}: {m['bytes'] / 1e6:.1f} MB, test accuracy {m['held_out']['test']['accuracy']:.3f}, "
+              f"sha256 {m['sha256'][:16]}...")
+    return 0
+
+
+def _run_predict(args) -> int:
+    from .predict import format_prediction, predict_file
+
+    pred = predict_file(args.file, args.model)
+    if args.json:
+        print(json.dumps({"file": str(args.file), **pred.to_dict()}, indent=2))
+    else:
+        print(format_prediction(str(args.file), pred))
+    return 0
+
+
+def _run_lint(args) -> int:
+    import onnx
+
+    from .export.lint import lint_model
+    from .export.optables import BACKENDS
+
+    if not Path(args.model).is_file():
+        raise SerExportError(f"{args.model}: no such model file")
+    try:
+        model = onnx.load(str(args.model))
+    except Exception as exc:
+        raise SerExportError(f"{args.model}: not an ONNX model ({exc})") from None
+    backends = args.backend or list(BACKENDS)
+    report = lint_model(model, backends)
+    print(json.dumps({"opset": report.opset, "ops": report.ops, "backends": report.backends_dict()}, indent=2))
+    return 0 if not report.errors() else 1
+
+
+def _run_setup_js(args) -> int:
+    from .jsenv import HARNESS_DIR, setup_harness
+
+    tool = setup_harness(force=args.force)
+    print(f"js_harness ready in {HARNESS_DIR} (node {tool.version} from {tool.source}: {tool.node})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ser_export", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_build(sub)
+    p = sub.add_parser("predict", help="print the emotions in an audio file (WAV/FLAC, any rate, any length)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--model", type=Path, default=None, help="ONNX model (default: saved_models/voice_emotion_cnn.onnx)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("lint", help="check an ONNX model against onnxruntime-web's backends")
+    p.add_argument("model", type=Path)
+    from .export.optables import BACKENDS
+
+    p.add_argument("--backend", action="append", choices=list(BACKENDS))
+    p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
+    p.add_argument("--force", action="store_true")
+    return parser
+
+
+COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SerExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

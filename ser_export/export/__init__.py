@@ -1,0 +1,1 @@
+"""ONNX export, operator lint, metadata and release writing."""

@@ -1,0 +1,129 @@
+"""torch -> ONNX (legacy exporter) -> onnxsim -> graph clean-up -> onnx.checker.
+
+Only the legacy TorchScript exporter (``dynamo=False``) writes opset 13 in torch
+2.13; the dynamo exporter starts at opset 18, and from opset 17 ``LayerNorm``
+becomes one ``LayerNormalization`` node, which WebGL lacks.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+
+import onnx
+import torch
+
+from .. import contract
+from ..errors import ExportError
+
+#: The legacy exporter supports opsets up to this.
+MAX_LEGACY_OPSET = 20
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> int:
+    """Turn ``Constant`` nodes holding a tensor into initializers; returns how many.
+
+    onnxruntime's C++ loader does this itself, but the WebGL backend's table has
+    no ``Constant`` kernel, so the release graph carries none.
+    """
+    graph = model.graph
+    keep, moved = [], 0
+    for node in graph.node:
+        value = None
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.attribute) == 1:
+            attr = node.attribute[0]
+            if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                value = attr.t
+        if value is None:
+            keep.append(node)
+            continue
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(value)
+        tensor.name = node.output[0]
+        graph.initializer.append(tensor)
+        moved += 1
+    del graph.node[:]
+    graph.node.extend(keep)
+    return moved
+
+
+def drop_trailing_empty_inputs(model: onnx.ModelProto) -> int:
+    """Remove trailing ``''`` inputs (e.g. ``Pad(x, pads, '')``); returns how many."""
+    dropped = 0
+    for node in model.graph.node:
+        while node.input and node.input[-1] == "":
+            node.input.pop()
+            dropped += 1
+    return dropped
+
+
+def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
+                simplify: bool = True) -> onnx.ModelProto:
+    """Export ``model`` (waveform ``(batch, N_SAMPLES)`` -> logits) to a checked ONNX model.
+
+    The graph input is ``input`` ``(batch, 46305)`` float32 with a symbolic batch
+    axis and the output is ``output`` ``(batch, n_labels)``.
+    """
+    if not 7 <= opset <= MAX_LEGACY_OPSET:
+        raise ExportError(f"opset {opset} is not supported by the legacy exporter (7..{MAX_LEGACY_OPSET})")
+    model = model.eval()
+    dummy = torch.zeros(2, contract.N_SAMPLES, dtype=torch.float32)
+    dummy[:, ::97] = 1.0
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (dummy,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
+                input_names=[contract.INPUT_NAME], output_names=[contract.OUTPUT_NAME],
+                dynamic_axes={contract.INPUT_NAME: {0: "batch"}, contract.OUTPUT_NAME: {0: "batch"}},
+            )
+    except Exception as exc:  # the exporter raises many types
+        raise ExportError(f"torch.onnx.export failed at opset {opset}: {exc}") from exc
+    proto = onnx.load_from_string(buf.getvalue())
+    if simplify:
+        import onnxsim
+
+        try:
+            simplified, ok = onnxsim.simplify(proto)
+        except Exception as exc:
+            raise ExportError(f"onnxsim failed: {exc}") from exc
+        if not ok:
+            raise ExportError("onnxsim could not validate the simplified model")
+        proto = simplified
+    constants_to_initializers(proto)
+    drop_trailing_empty_inputs(proto)
+    _sort_initializers(proto)
+    proto.producer_name = "ser_export"
+    from .. import __version__
+
+    proto.producer_version = __version__
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"onnx.checker rejected the exported model: {str(exc).splitlines()[0]}") from exc
+    return proto
+
+
+def _sort_initializers(model: onnx.ModelProto) -> None:
+    """Initializers in first-use order (stable bytes whatever order the passes left)."""
+    order = {}
+    for node in model.graph.node:
+        for name in node.input:
+            order.setdefault(name, len(order))
+    inits = sorted(model.graph.initializer, key=lambda t: (order.get(t.name, len(order)), t.name))
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+
+
+def set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    """Replace the model's ``metadata_props`` with ``metadata`` (sorted by key)."""
+    del model.metadata_props[:]
+    for key in sorted(metadata):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(metadata[key])
+
+
+def serialize(model: onnx.ModelProto) -> bytes:
+    """Deterministic serialisation."""
+    return model.SerializeToString(deterministic=True)
+

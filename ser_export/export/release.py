@@ -1,0 +1,88 @@
+"""Write a release directory: models, plots, model card and ``manifest.json``.
+
+Every file is first written in full to a temporary file beside its target and
+fsynced; only when all of them exist are they renamed into place, the manifest
+last.  A build interrupted before that point leaves the previous release
+untouched; the renames themselves take microseconds, and ``verify`` detects the
+one remaining window (a model renamed, the manifest not yet) by its sha256.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..io import _fsync_dir
+
+MANIFEST = "manifest.json"
+MODEL_CARD = "MODEL_CARD.md"
+MANIFEST_FORMAT = "ser_export-manifest"
+MANIFEST_VERSION = 1
+
+
+@dataclasses.dataclass
+class ReleaseWriter:
+    """Collects a release's files in temporary files, then commits them together."""
+
+    out_dir: Path
+    _staged: dict[str, Path] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, name: str, data: bytes) -> str:
+        """Stage ``data`` as ``name``; returns its sha256."""
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"release file names are plain names, not {name!r}")
+        if name in self._staged:
+            raise ValueError(f"{name} staged twice")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.out_dir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        self._staged[name] = Path(tmp)
+        return hashlib.sha256(data).hexdigest()
+
+    def commit(self, manifest: dict) -> Path:
+        """Rename every staged file into place, then write the manifest; drop stale files."""
+        previous = read_manifest(self.out_dir, missing_ok=True)
+        manifest = dict(manifest, files=sorted([*self._staged, MANIFEST]))
+        self.add(MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        order = [n for n in self._staged if n != MANIFEST] + [MANIFEST]
+        for name in order:
+            os.replace(self._staged[name], self.out_dir / name)
+        self._staged.clear()
+        _fsync_dir(self.out_dir)
+        if previous:
+            for name in set(previous.get("files", [])) - set(manifest["files"]):
+                if "/" not in name:
+                    (self.out_dir / name).unlink(missing_ok=True)
+        return self.out_dir / MANIFEST
+
+    def abort(self) -> None:
+        for tmp in self._staged.values():
+            tmp.unlink(missing_ok=True)
+        self._staged.clear()
+
+    def __enter__(self) -> "ReleaseWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.abort()  # no-op after commit
+
+
+def read_manifest(release_dir: str | os.PathLike, missing_ok: bool = False) -> dict | None:
+    path = Path(release_dir) / MANIFEST
+    if not path.exists():
+        if missing_ok:
+            return None
+        raise FileNotFoundError(f"{path}: no manifest (not a ser_export release directory?)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path}: not a ser_export manifest")
+    return data

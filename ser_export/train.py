@@ -1,0 +1,220 @@
+"""Seeded, deterministic training of a ``VoiceEmotionCnn`` body on cached log-mel features.
+
+The front-end is fixed DSP, so training runs the body alone
+(:meth:`VoiceEmotionCnn.classify`) on features the front-end computed once
+(:mod:`ser_export.data.dataset`).  Early stopping watches the validation loss on
+held-out speakers; the reported accuracy comes from a third, untouched set of
+test speakers.
+
+Batch-norm recalibration: AlexNet applies ``Dropout2d(p=0.7)`` right before
+``bnorm1`` (and ``p=0.6`` before ``bnorm2``), so the running variance learned in
+training mode is that of dropped-and-rescaled activations, which eval mode never
+sees.  Before each validation the BN running statistics are re-estimated over a
+fixed subset of training features with dropout off (the architecture stays
+exactly as printed; only its statistics are corrected).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .data.dataset import Dataset
+from .metrics import classification_report
+from .models import VoiceEmotionCnn
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one training run."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 64
+    weight_decay: float = 1e-2
+    patience: int = 5
+    warmup_fraction: float = 0.25
+    recalibrate_bn: bool = False
+    recalibration_samples: int = 512
+    seed: int = 0
+
+
+#: Training profiles per architecture.  ``default`` fits both models in the
+#: 10-minute budget of a 2-core machine; ``quick`` is for CI and tests.
+PROFILES: Mapping[str, Mapping[str, TrainConfig]] = {
+    "default": {
+        "alexnet": TrainConfig(epochs=16, lr=3e-3, patience=6, recalibrate_bn=True),
+        "resnet18": TrainConfig(epochs=8, lr=1e-3, patience=4),
+    },
+    "quick": {
+        "alexnet": TrainConfig(epochs=2, lr=3e-3, recalibrate_bn=True, recalibration_samples=128),
+        "resnet18": TrainConfig(epochs=1, lr=1e-3),
+    },
+}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """A trained model and how it got there."""
+
+    model: VoiceEmotionCnn
+    history: list[dict]
+    best_epoch: int
+    stopped_early: bool
+    test_report: dict
+    val_report: dict
+    config: TrainConfig
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and numpy and make torch's CPU kernels deterministic."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.use_deterministic_algorithms(True, warn_only=False)
+
+
+def _batches(x: torch.Tensor, size: int):
+    for i in range(0, x.shape[0], size):
+        yield x[i:i + size]
+
+
+def _evaluate(model: VoiceEmotionCnn, x: torch.Tensor, y: torch.Tensor,
+              batch_size: int = 256) -> tuple[float, np.ndarray]:
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model.classify(b) for b in _batches(x, batch_size)])
+    loss = float(F.cross_entropy(logits, y)) if y.numel() else float("nan")
+    return loss, logits.argmax(1).numpy()
+
+
+def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
+                          batch_size: int = 256) -> None:
+    """Re-estimate BN running statistics on ``features`` with dropout off (eval mode)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    model.eval()
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    with torch.no_grad():
+        for batch in _batches(features, batch_size):
+            classify(batch)
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
+                progress: bool = True) -> TrainResult:
+    """Train ``arch`` on ``dataset`` with ``config``; returns the early-stopped model.
+
+    Deterministic for a given seed, data and thread count.
+    """
+    from tqdm import tqdm
+
+    seed_everything(config.seed)
+    labels = dataset.labels
+    model = VoiceEmotionCnn(arch, labels=labels, frontend=frontend)
+    train, val, test = (dataset.splits[s] for s in ("train", "val", "test"))
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError("training needs non-empty train and validation splits")
+    x_train = torch.from_numpy(train.features)
+    y_train = torch.from_numpy(train.targets)
+    x_val, y_val = torch.from_numpy(val.features), torch.from_numpy(val.targets)
+    gen = torch.Generator().manual_seed(config.seed)
+    recal_idx = torch.randperm(len(train), generator=gen)[:config.recalibration_samples]
+    x_recal = x_train[recal_idx.sort().values]
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
+        pct_start=config.warmup_fraction)
+
+    history: list[dict] = []
+    best = (float("inf"), -1, None)  # (val loss, epoch, state)
+    stale = 0
+    start = time.perf_counter()
+    stopped_early = False
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train), generator=gen)
+        total_loss, correct = 0.0, 0
+        bar = tqdm(range(0, len(train), config.batch_size), desc=f"{arch} epoch {epoch}/{config.epochs}",
+                   unit="batch", disable=not progress, leave=False)
+        for i in bar:
+            idx = order[i:i + config.batch_size]
+            logits = model.classify(x_train[idx])
+            loss = F.cross_entropy(logits, y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if config.recalibrate_bn:
+            recalibrate_batchnorm(model, x_recal, model.classify)
+        val_loss, val_pred = _evaluate(model, x_val, y_val)
+        record = {
+            "epoch": epoch,
+            "train_loss": round(total_loss / len(train), 5),
+            "train_accuracy": round(correct / len(train), 5),
+            "val_loss": round(val_loss, 5),
+            "val_accuracy": round(float((val_pred == val.targets).mean()), 5),
+            "lr": float(f"{scheduler.get_last_lr()[0]:.6g}"),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        history.append(record)
+        if progress:
+            tqdm.write(f"{arch} epoch {epoch}: train loss {record['train_loss']:.3f} "
+                       f"acc {record['train_accuracy']:.3f} | val loss {record['val_loss']:.3f} "
+                       f"acc {record['val_accuracy']:.3f}")
+        if val_loss < best[0]:
+            best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
+            stale = 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                stopped_early = True
+                break
+    model.load_state_dict(best[2])
+    model.eval()
+    _, val_pred = _evaluate(model, x_val, y_val)
+    x_test, y_test = torch.from_numpy(test.features), torch.from_numpy(test.targets)
+    _, test_pred = _evaluate(model, x_test, y_test)
+    return TrainResult(
+        model=model, history=history, best_epoch=best[1], stopped_early=stopped_early,
+        test_report=classification_report(test.targets, test_pred, labels),
+        val_report=classification_report(val.targets, val_pred, labels),
+        config=config, seconds=round(time.perf_counter() - start, 1),
+    )
+
+
+def checkpoint(model: VoiceEmotionCnn) -> dict:
+    """A training checkpoint: body weights and what is needed to rebuild the model.
+
+    The front-end basis is derived, so it is not in ``state_dict()`` and not saved.
+    """
+    return {"arch": model.arch, "labels": list(model.labels),
+            "frontend": model.frontend_params.to_dict(), "state_dict": model.state_dict()}
+
+
+def load_checkpoint(data: Mapping, frontend=None) -> VoiceEmotionCnn:
+    """Rebuild a model from :func:`checkpoint`, optionally with another front-end."""
+    from .contract import FrontendParams
+
+    params = frontend or FrontendParams.from_dict(data["frontend"])
+    model = VoiceEmotionCnn(data["arch"], labels=data["labels"], frontend=params)
+    model.load_state_dict(data["state_dict"])
+    return model.eval()
