@@ -24,7 +24,8 @@ from .export.check import check_release
 from .export.lint import lint_model, require_compatible
 from .export.metadata import build_metadata
 from .export.model_card import render_model_card
-from .export.onnx_export import export_onnx, serialize, set_metadata
+from .export.onnx_export import export_onnx, frontend_output_name, serialize, set_metadata
+from .export.recover import require_recoverable
 from .export.optables import BACKENDS, load_tables
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter
 from .io import atomic_write_bytes
@@ -167,7 +168,9 @@ def run_build(opts: BuildOptions) -> dict:
 
             t0 = time.perf_counter()
             proto = export_onnx(result.model, opset=opts.opset)
-            set_metadata(proto, build_metadata(arch, labels, opts.label_set, frontend, data_desc["name"]))
+            set_metadata(proto, build_metadata(arch, labels, opts.label_set, frontend, data_desc["name"],
+                                               features_output=frontend_output_name(proto)))
+            require_recoverable(proto, result.model)
             lint = lint_model(proto, opts.backends, tables)
             require_compatible(lint, opts.backends, what=f"{arch} (opset {opts.opset})")
             blob = serialize(proto)

@@ -19,8 +19,20 @@ from .errors import ToolMissingError
 
 MIN_NODE = (18, 4)
 
-#: The harness directory (beside the package in a checkout).
-HARNESS_DIR = Path(__file__).resolve().parent.parent / "js_harness"
+
+
+def _harness_dir() -> Path:
+    """``$SER_EXPORT_JS_HARNESS``, else ``js_harness/`` beside the package (a checkout or
+    an editable install), else ``./js_harness``."""
+    env = os.environ.get("SER_EXPORT_JS_HARNESS")
+    if env:
+        return Path(env).resolve()
+    beside = Path(__file__).resolve().parent.parent / "js_harness"
+    return beside if (beside / "package.json").exists() else Path.cwd() / "js_harness"
+
+
+#: The harness directory.
+HARNESS_DIR = _harness_dir()
 
 
 @dataclasses.dataclass(frozen=True)

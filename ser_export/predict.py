@@ -63,7 +63,9 @@ def load_session(model_path: str | os.PathLike):
         raise SerExportError(f"{model_path}: model file not found (build one with `python -m ser_export build`)")
     try:
         meta = read_metadata(model_path)
-        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only: stdout/stderr stay for the result and one-line errors
+        session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnx/onnxruntime raise assorted types for bad files
         raise SerExportError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
     for key in ("labels", "sample_rate", "input_length", "normalization"):
@@ -74,6 +76,8 @@ def load_session(model_path: str | os.PathLike):
 
 def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | None = None) -> Prediction:
     """Classify ``audio_path`` in consecutive windows of the model's input length."""
+    if not Path(audio_path).exists():  # check the cheap things before loading a model
+        raise AudioError(f"{audio_path}: no such file")
     session, meta = load_session(model_path or default_model_path())
     sr, n = int(meta["sample_rate"]), int(meta["input_length"])
     norm = meta["normalization"]

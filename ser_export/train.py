@@ -16,6 +16,7 @@ exactly as printed; only its statistics are corrected).
 from __future__ import annotations
 
 import copy
+import sys
 import dataclasses
 import time
 from typing import Mapping
@@ -115,10 +116,11 @@ def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
 
 
 def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
-                progress: bool = True) -> TrainResult:
+                progress: bool = True, log: bool = True) -> TrainResult:
     """Train ``arch`` on ``dataset`` with ``config``; returns the early-stopped model.
 
-    Deterministic for a given seed, data and thread count.
+    ``progress`` shows a bar per epoch; ``log`` prints one summary line per epoch
+    (to stderr).  Deterministic for a given seed, data and thread count.
     """
     from tqdm import tqdm
 
@@ -176,10 +178,10 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             "seconds": round(time.perf_counter() - start, 1),
         }
         history.append(record)
-        if progress:
+        if log:
             tqdm.write(f"{arch} epoch {epoch}: train loss {record['train_loss']:.3f} "
                        f"acc {record['train_accuracy']:.3f} | val loss {record['val_loss']:.3f} "
-                       f"acc {record['val_accuracy']:.3f}")
+                       f"acc {record['val_accuracy']:.3f} ({record['seconds']:.0f} s)", file=sys.stderr)
         if val_loss < best[0]:
             best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
             stale = 0

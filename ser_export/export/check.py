@@ -72,6 +72,7 @@ def check_release(model: VoiceEmotionCnn, onnx_bytes: bytes, waveforms: np.ndarr
         torch_features = model.features(torch.from_numpy(x)).numpy()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
     session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
     ort_logits = session.run(None, {session.get_inputs()[0].name: x})[0]
 

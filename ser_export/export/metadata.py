@@ -5,7 +5,9 @@ Values are strings; structured values are canonical JSON.  Keys:
 ``labels`` (JSON list, logit order), ``label_set``, ``arch``, ``sample_rate``,
 ``input_length``, ``normalization`` (JSON), ``frontend`` (JSON, librosa's
 parameter names), ``contract`` (JSON: the whole input/output contract),
-``training_data`` and ``ser_export_version``.
+``features_output`` (the graph tensor holding the log-mel features, which the
+parity suite exposes as an extra output), ``training_data`` and
+``ser_export_version``.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ JSON_KEYS = ("labels", "normalization", "frontend", "contract")
 
 
 def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend: FrontendParams,
-                   training_data: str) -> dict[str, str]:
+                   training_data: str, features_output: str | None = None) -> dict[str, str]:
     c = contract.input_contract(frontend)
-    return {
+    extra = {"features_output": features_output} if features_output else {}
+    return extra | {
         "arch": arch,
         "labels": contract.dumps_canonical(list(labels)),
         "label_set": label_set,

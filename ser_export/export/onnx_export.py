@@ -3,6 +3,14 @@
 Only the legacy TorchScript exporter (``dynamo=False``) writes opset 13 in torch
 2.13; the dynamo exporter starts at opset 18, and from opset 17 ``LayerNorm``
 becomes one ``LayerNormalization`` node, which WebGL lacks.
+
+The release graph keeps every trained tensor under its ``state_dict`` name: the
+model is exported in eval mode without the exporter's Conv+BatchNorm fusion
+(``TrainingMode.PRESERVE``) and onnxsim's (``skip_fuse_bn``).  onnxruntime fuses
+them again when it loads the model, so nothing is lost at run time, and the exact
+PyTorch model can be rebuilt from the release file alone
+(:func:`ser_export.export.recover.model_from_onnx`), which is what lets the parity
+suite run PyTorch on the committed models.
 """
 from __future__ import annotations
 
@@ -46,6 +54,46 @@ def constants_to_initializers(model: onnx.ModelProto) -> int:
     return moved
 
 
+def attach_missing_parameters(proto: onnx.ModelProto, model: torch.nn.Module) -> list[str]:
+    """Add ``state_dict`` tensors the simplifier removed (identity affines, duplicates).
+
+    They are not used by any node (onnxruntime drops them at load); they let the
+    PyTorch model be rebuilt from the file.  Returns the names added.
+    """
+    from onnx import numpy_helper
+
+    present = {t.name for t in proto.graph.initializer}
+    added = []
+    for name, tensor in model.state_dict().items():
+        if name.endswith("num_batches_tracked") or name in present:
+            continue
+        proto.graph.initializer.append(numpy_helper.from_array(tensor.detach().cpu().numpy(), name))
+        added.append(name)
+    return added
+
+
+def frontend_output_name(proto: onnx.ModelProto, n_mels: int = 128, n_frames: int = 91,
+                         scope: str = "/melspec_extractor/") -> str:
+    """The tensor the front-end hands to the CNN: log-mel ``(batch, 1, n_mels, n_frames)``.
+
+    It is the tensor made by a node of the front-end's scope, used by a node outside
+    it, whose inferred shape ends in ``(1, n_mels, n_frames)`` (scope names alone are
+    not enough: the simplifier renames some nodes).
+    """
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    inside = {o for n in proto.graph.node if n.name.startswith(scope) for o in n.output}
+    crossing = {i for n in proto.graph.node if not n.name.startswith(scope) for i in n.input if i in inside}
+    names = sorted(t for t in crossing if shapes.get(t, ())[-3:] == (1, n_mels, n_frames))
+    if len(names) != 1:
+        raise ExportError(f"expected one front-end output tensor of shape (batch, 1, {n_mels}, {n_frames}), "
+                          f"found {names or 'none'}")
+    return names[0]
+
+
 def drop_trailing_empty_inputs(model: onnx.ModelProto) -> int:
     """Remove trailing ``''`` inputs (e.g. ``Pad(x, pads, '')``); returns how many."""
     dropped = 0
@@ -74,6 +122,7 @@ def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, (dummy,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
+                training=torch.onnx.TrainingMode.PRESERVE,
                 input_names=[contract.INPUT_NAME], output_names=[contract.OUTPUT_NAME],
                 dynamic_axes={contract.INPUT_NAME: {0: "batch"}, contract.OUTPUT_NAME: {0: "batch"}},
             )
@@ -84,7 +133,7 @@ def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
         import onnxsim
 
         try:
-            simplified, ok = onnxsim.simplify(proto)
+            simplified, ok = onnxsim.simplify(proto, skip_fuse_bn=True)
         except Exception as exc:
             raise ExportError(f"onnxsim failed: {exc}") from exc
         if not ok:
@@ -92,6 +141,7 @@ def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
         proto = simplified
     constants_to_initializers(proto)
     drop_trailing_empty_inputs(proto)
+    attach_missing_parameters(proto, model)
     _sort_initializers(proto)
     proto.producer_name = "ser_export"
     from .. import __version__

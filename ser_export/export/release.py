@@ -15,12 +15,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..io import _fsync_dir
+from ..io import FILE_MODE, _fsync_dir
 
 MANIFEST = "manifest.json"
 MODEL_CARD = "MODEL_CARD.md"
 MANIFEST_FORMAT = "ser_export-manifest"
 MANIFEST_VERSION = 1
+
 
 
 @dataclasses.dataclass
@@ -41,6 +42,7 @@ class ReleaseWriter:
         if name in self._staged:
             raise ValueError(f"{name} staged twice")
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.out_dir)
+        os.chmod(tmp, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

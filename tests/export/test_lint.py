@@ -1,0 +1,82 @@
+"""The lint catches each WebGL trap of shared/WEB-BACKENDS.md and unsupported operators."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from ser_export.errors import LintError
+from ser_export.export.lint import lint_model, require_compatible
+
+
+def _model(nodes, inits=(), opset=13, dynamic=False, outputs=("y",)):
+    dim = "batch" if dynamic else 2
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [dim, 4])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], initializer=list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _scalar(name, value):
+    return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+
+
+def test_clean_model_passes_everywhere():
+    m = _model([helper.make_node("Relu", ["x"], ["y"], name="relu")])
+    report = lint_model(m)
+    assert report.compatible("wasm") and report.compatible("webgl") and report.compatible("webgpu")
+    assert report.ops == {"Relu": 1}
+
+
+def test_elementwise_max_fails_on_webgl_and_webgpu():
+    """Neither GPU backend's table has an elementwise Max kernel (WebGPU would fall back to CPU)."""
+    m = _model([helper.make_node("Max", ["x", "x"], ["y"], name="the_max")])
+    report = lint_model(m)
+    assert not report.compatible("webgl") and not report.compatible("webgpu") and report.compatible("wasm")
+    (f,) = report.errors("webgl")
+    assert f.code == "unsupported-op" and "the_max" in f.nodes
+    with pytest.raises(LintError, match="webgl: Max .*the_max"):
+        require_compatible(report, ["wasm", "webgl"])
+    require_compatible(report, ["wasm"])
+
+
+def test_clip_with_only_a_min_is_a_webgl_error():
+    m = _model([helper.make_node("Clip", ["x", "lo"], ["y"], name="clip_lo")], [_scalar("lo", 1e-10)])
+    codes = [f.code for f in lint_model(m).errors("webgl")]
+    assert codes == ["clip-min-only"]
+    both = _model([helper.make_node("Clip", ["x", "lo", "hi"], ["y"])], [_scalar("lo", 0), _scalar("hi", 1)])
+    assert lint_model(both).compatible("webgl")
+
+
+def test_empty_optional_input_is_a_webgl_error():
+    pads = numpy_helper.from_array(np.array([0, 1, 0, 1], dtype=np.int64), "pads")
+    m = _model([helper.make_node("Pad", ["x", "pads", ""], ["y"], name="pad", mode="constant")], [pads])
+    assert [f.code for f in lint_model(m).errors("webgl")] == ["empty-optional-input"]
+
+
+def test_int64_constant_outside_int32_is_a_webgl_error():
+    big = numpy_helper.from_array(np.array([0, 2**40], dtype=np.int64), "starts")
+    ends = numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "ends")
+    m = _model([helper.make_node("Slice", ["x", "starts", "ends"], ["y"], name="slice")], [big, ends])
+    assert [f.code for f in lint_model(m).errors("webgl")] == ["int64-out-of-int32"]
+
+
+def test_dynamic_batch_is_a_webgl_requirement_not_an_error():
+    m = _model([helper.make_node("Relu", ["x"], ["y"])], dynamic=True)
+    report = lint_model(m)
+    assert report.compatible("webgl")
+    assert report.session_options["webgl"] == {"freeDimensionOverrides": {"batch": 1}}
+
+
+def test_layernormalization_at_opset_17_fails_webgl():
+    scale, bias = _scalar("s", np.ones(4)), _scalar("b", np.zeros(4))
+    m = _model([helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], name="ln")], [scale, bias], opset=17)
+    report = lint_model(m)
+    assert not report.compatible("webgl") and report.compatible("webgpu") and report.compatible("wasm")
+
+
+def test_foreign_domain_fails_everywhere():
+    node = helper.make_node("FastGelu", ["x"], ["y"], domain="com.microsoft", name="gelu")
+    m = _model([node])
+    m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    report = lint_model(m)
+    assert all(not report.compatible(b) for b in ("wasm", "webgl", "webgpu"))

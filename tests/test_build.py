@@ -1,0 +1,57 @@
+"""``python -m ser_export build --quick`` end to end, on the real CLI."""
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from ser_export import contract
+from ser_export.export.metadata import read_metadata
+from ser_export.export.release import read_manifest
+from tests.e2e import run_cli
+
+
+def test_release_has_models_manifest_card_and_plots(quick_release):
+    out = quick_release["out"]
+    manifest = read_manifest(out)
+    assert set(manifest["models"]) == {"alexnet", "resnet18"}
+    for arch, m in manifest["models"].items():
+        path = out / m["file"]
+        assert m["file"] == contract.MODEL_FILES[arch]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == m["sha256"]
+        assert path.stat().st_size == m["bytes"]
+        assert m["opset"] == 13 and all(b["compatible"] for b in m["backends"].values())
+        assert set(m["held_out"]["test"]["per_class"]) == set(manifest["labels"])
+        assert m["release_check"]["onnxruntime_vs_pytorch"]["top1_agreement"] == 1.0
+        for png in m["plots"].values():
+            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        onnx.checker.check_model(str(path))
+        assert read_metadata(path)["labels"] == list(contract.labels_for("emotions7"))
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "synthetic speech" in card.lower() and "voice_emotion_cnn_confusion.png" in card
+    assert sorted(p.name for p in out.iterdir()) == sorted(manifest["files"])
+    assert manifest["libraries"]["torch"] == "2.13.0+cpu" or manifest["libraries"]["torch"].startswith("2.13.0")
+
+
+def test_released_model_runs_in_onnxruntime(quick_release, rng):
+    path = quick_release["out"] / "voice_emotion_cnn.onnx"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"input": rng.standard_normal((2, 46305)).astype(np.float32)})[0]
+    assert logits.shape == (2, 7) and np.all(np.isfinite(logits))
+
+
+def test_build_is_reproducible_without_cache(quick_release, tmp_path):
+    """Same seed, fresh features and training: byte-identical ONNX."""
+    proc = run_cli("build", "--quick", "--arch", "alexnet", "--out", str(tmp_path / "again"), "--no-cache",
+                   "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = (quick_release["out"] / "voice_emotion_cnn.onnx").read_bytes()
+    assert (tmp_path / "again" / "voice_emotion_cnn.onnx").read_bytes() == first
+
+
+def test_build_with_bad_data_argument_fails_cleanly(tmp_path):
+    proc = run_cli("build", "--quick", "--data", "ravdess=" + str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: ravdess: data directory") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o" / "manifest.json").exists()

@@ -1,0 +1,64 @@
+"""``python -m ser_export predict`` on good and bad files (through the real CLI)."""
+import json
+
+import numpy as np
+import pytest
+
+from ser_export.data.synthetic import clip_rng, make_speakers, synthesize
+from tests.conftest import write_wav
+from tests.e2e import run_cli
+
+
+@pytest.fixture(scope="module")
+def model(quick_release):
+    return str(quick_release["out"] / "voice_emotion_cnn_resnet.onnx")
+
+
+def test_long_stereo_44k_file_is_windowed(model, tmp_path):
+    speaker = make_speakers(2, 9)[1]
+    speech = np.concatenate([synthesize(speaker, e, clip_rng(9, 1, i, 0)) for i, e in enumerate(["angry", "sad"])])
+    stereo = np.stack([speech, 0.5 * speech], axis=1)
+    import librosa
+
+    stereo44 = librosa.resample(stereo.T, orig_sr=22050, target_sr=44100).T
+    path = write_wav(tmp_path / "talk.wav", stereo44, sr=44100, subtype="PCM_16")
+    proc = run_cli("predict", str(path), "--model", model, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert len(result["windows"]) == 3  # 5.6 s -> two full windows and a 1.4 s tail
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    text = run_cli("predict", str(path), "--model", model)
+    assert text.returncode == 0 and "per window" in text.stdout
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such file"), ("empty", "empty"), ("corrupt", "not a readable audio file"),
+    ("text", "not a readable audio file"), ("nan", "non-finite"), ("silent", "silent"),
+])
+def test_bad_input_gives_one_line_and_nonzero_exit(model, tmp_path, case, message):
+    path = tmp_path / "in.wav"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "corrupt":
+        path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 40)
+    elif case == "text":
+        path.write_text("hello")
+    elif case == "nan":
+        write_wav(path, np.array([0.1, np.inf, np.nan] * 1000))
+    elif case == "silent":
+        write_wav(path, np.zeros(50000))
+    proc = run_cli("predict", str(path), "--model", model)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_missing_or_bad_model(tmp_path):
+    wav = write_wav(tmp_path / "a.wav", np.random.default_rng(0).standard_normal(30000) * 0.1)
+    proc = run_cli("predict", str(wav), "--model", str(tmp_path / "none.onnx"))
+    assert proc.returncode != 0 and "model file not found" in proc.stderr
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    proc = run_cli("predict", str(wav), "--model", str(bad))
+    assert proc.returncode != 0 and "not a loadable ONNX model" in proc.stderr and "Traceback" not in proc.stderr
