@@ -27,11 +27,16 @@ from .export.model_card import render_model_card
 from .export.onnx_export import export_onnx, frontend_output_name, serialize, set_metadata
 from .export.recover import require_recoverable
 from .export.optables import BACKENDS, load_tables
+from parity.golden import golden_record
+
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter
 from .io import atomic_write_bytes
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
+
+#: Parity cases per model checked before a release is written, per profile.
+VERIFY_EXAMPLES = {"default": 48, "quick": 8}
 
 #: Synthetic corpus size per profile.
 CORPUS_PROFILES = {
@@ -52,6 +57,8 @@ class BuildOptions:
     pad_mode: str = "constant"
     frontend: str = "conv2d"
     backends: tuple[str, ...] = BACKENDS
+    verify_examples: int | None = None  # parity cases per model before release (None: the profile's)
+    verify_runtimes: tuple[str, ...] | None = None  # None: all
     augment_copies: int = 1
     workers: int = 2
     cache_dir: Path | None = Path(".ser_export_cache")
@@ -123,6 +130,41 @@ def _plots(result: TrainResult, arch: str, labels: Sequence[str]) -> dict[str, b
         return {"confusion": conf.read_bytes(), "curves": curves.read_bytes()}
 
 
+def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: Mapping[str, dict],
+                     opts: BuildOptions) -> dict[str, dict]:
+    """The parity gate on the staged model files; raises :class:`ReleaseCheckError` on any failure."""
+    from parity.cases import draw_cases
+    from parity.gate import DEFAULT_RUNTIMES, Cases, GateConfig, check_model, make_runners
+    from parity.report import ModelReport, model_figures
+    from parity.runners import RunnerError
+
+    from .errors import ReleaseCheckError, ToolMissingError
+
+    examples = opts.verify_examples or VERIFY_EXAMPLES[opts.profile]
+    cfg = GateConfig(runtimes=tuple(opts.verify_runtimes or DEFAULT_RUNTIMES), examples=examples, seed=opts.seed,
+                     counterexample_dir=(opts.cache_dir / "counterexamples") if opts.cache_dir else None)
+    cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
+    runners = make_runners(cfg)
+    figures = {}
+    try:
+        for arch, path in staged.items():
+            report = ModelReport(arch=arch, file=contract.MODEL_FILES[arch])
+            try:
+                check_model(path, arch, runners, cfg, cases, expected={"labels": list(labels), "golden": golden[arch]},
+                            report=report)
+            except RunnerError as exc:
+                raise ToolMissingError(f"{arch}: the parity gate could not run: {exc}") from None
+            if report.failures:
+                worst = "; ".join(r.message() for r in report.failures[:3])
+                raise ReleaseCheckError(f"{arch}: release refused by the parity gate: {worst}")
+            figures[arch] = model_figures(report) | {"runner_info": {n: r.info() for n, r in runners.items()}}
+            _log(f"{arch}: parity gate passed on {len(cases.specs)} cases x {len(runners)} runners")
+    finally:
+        for r in runners.values():
+            r.deactivate()
+    return figures
+
+
 def run_build(opts: BuildOptions) -> dict:
     """Run the whole build; returns the manifest written to ``opts.out_dir``."""
     t_start = time.perf_counter()
@@ -151,6 +193,8 @@ def run_build(opts: BuildOptions) -> dict:
 
     models: dict[str, dict] = {}
     timings: dict[str, float] = {}
+    staged: dict[str, Path] = {}
+    golden: dict[str, dict] = {}
     with ReleaseWriter(opts.out_dir) as writer:
         for arch in opts.archs:
             config = dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed)
@@ -181,6 +225,8 @@ def run_build(opts: BuildOptions) -> dict:
 
             file_name = contract.MODEL_FILES[arch]
             sha = writer.add(file_name, blob)
+            staged[arch] = writer.staged_path(file_name)
+            golden[arch] = golden_record(result.model, labels)
             plot_names = {}
             for kind, png in _plots(result, arch, labels).items():
                 name = f"{Path(file_name).stem}_{kind}.png"
@@ -200,8 +246,14 @@ def run_build(opts: BuildOptions) -> dict:
                 "held_out": {"test": result.test_report,
                              "val": {k: result.val_report[k] for k in ("accuracy", "macro_f1", "n")}},
                 "release_check": release_check,
+                "golden": golden[arch],
                 "plots": plot_names,
             }
+        t0 = time.perf_counter()
+        gate = run_release_gate(staged, labels, golden, opts)
+        timings["parity_gate"] = time.perf_counter() - t0
+        for arch, figures in gate.items():
+            models[arch]["parity"] = figures
         manifest = {
             "format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
             "contract": contract.input_contract(frontend), "labels": list(labels), "label_set": opts.label_set,

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ser_export {build,predict,lint,setup-js}`` (also ``ser-export``)."""
+"""Command line: ``python -m ser_export {build,predict,verify,lint,setup-js}`` (also ``ser-export``)."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,8 @@ def _add_build(sub) -> None:
     p.add_argument("--pad-mode", default="constant", choices=["constant", "reflect"])
     p.add_argument("--backend", action="append", choices=list(BACKENDS),
                    help="onnxruntime-web backend the release must run on (repeatable; default: all)")
+    p.add_argument("--verify-examples", type=int, default=None,
+                   help="parity cases per model checked before the release is written (default 48; --quick: 8)")
     p.add_argument("--augment-copies", type=int, default=1)
     p.add_argument("--workers", type=int, default=2, help="processes for synthesis and augmentation")
     p.add_argument("--cache-dir", type=Path, default=Path(".ser_export_cache"))
@@ -46,7 +48,8 @@ def _run_build(args) -> int:
         out_dir=args.out, archs=tuple(args.arch or ("alexnet", "resnet18")),
         profile="quick" if args.quick else "default", seed=args.seed, data=parse_data_args(args.data),
         label_set=args.label_set, opset=args.opset, pad_mode=args.pad_mode,
-        backends=tuple(args.backend or BACKENDS), augment_copies=args.augment_copies, workers=args.workers,
+        backends=tuple(args.backend or BACKENDS), verify_examples=args.verify_examples,
+        augment_copies=args.augment_copies, workers=args.workers,
         cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     manifest = run_build(opts)
     for arch, m in manifest["models"].items():
@@ -92,6 +95,30 @@ def _run_setup_js(args) -> int:
     return 0
 
 
+def _run_verify(args) -> int:
+    from parity.gate import DEFAULT_RUNTIMES, GateConfig, verify_release
+    from parity.report import summary_table, write_json, write_junit
+
+    runtimes = [r for item in (args.runtimes or [",".join(DEFAULT_RUNTIMES)]) for r in item.split(",") if r]
+    try:
+        cfg = GateConfig(runtimes=tuple(runtimes), examples=args.examples, seed=args.seed, threads=args.threads,
+                         timeout_s=args.timeout, shrink=not args.no_shrink,
+                         counterexample_dir=args.counterexamples)
+    except ValueError as exc:
+        raise SerExportError(str(exc)) from None
+    report = verify_release(args.release_dir, cfg)
+    if args.report:
+        write_json(report, args.report)
+    if args.junit:
+        write_junit(report, args.junit)
+    for line in summary_table(report) + report.summary_lines():
+        print(line)
+    verdict = {0: "PASSED", 1: "FAILED", 2: "NOT CHECKED"}[report.exit_code]
+    print(f"verify: {verdict}: {len(report.models)} model(s), {report.cases_checked} cases, "
+          f"{report.wall_s:.1f} s ({report.cases_checked / max(report.wall_s, 1e-9):.1f} cases/s)")
+    return report.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser_export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,12 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
     from .export.optables import BACKENDS
 
     p.add_argument("--backend", action="append", choices=list(BACKENDS))
+    p = sub.add_parser("verify", help="the release gate: checksums and parity of every runtime (exit 0/1/2)",
+                       description="Re-check each model's sha256 against the manifest and run the parity suite. "
+                                   "Exit 0: all passed; 1: a parity failure or checksum mismatch; 2: could not "
+                                   "check (no node, harness crashed or timed out, unreadable release).")
+    p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
+    p.add_argument("--runtimes", action="append", metavar="A,B",
+                   help="runners to use (comma-separated or repeated; default: pytorch, onnxruntime-python, "
+                        "onnxruntime-web-wasm, onnxruntime-node)")
+    p.add_argument("--examples", type=int, default=200, help="hypothesis cases per model (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds before a silent harness is killed")
+    p.add_argument("--report", type=Path, help="write the JSON report here")
+    p.add_argument("--junit", type=Path, help="write JUnit XML here")
+    p.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases with hypothesis")
+    p.add_argument("--counterexamples", type=Path, default=Path("parity-out") / "counterexamples",
+                   help="where minimal failing inputs are saved as .npy")
     p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
     p.add_argument("--force", action="store_true")
     return parser
 
 
-COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js}
+COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
+            "verify": _run_verify}
 
 
 def main(argv: list[str] | None = None) -> int:

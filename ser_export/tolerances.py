@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 PATH = Path(__file__).with_name("tolerances.json")
-STAGES = ("logmel_db", "logits", "probabilities")
+STAGES = ("logmel_db", "logmel_between_runtimes", "logits", "probabilities", "batch_invariance",
+          "determinism", "localization")
 
 
 @lru_cache(maxsize=None)

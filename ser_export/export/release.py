@@ -50,6 +50,10 @@ class ReleaseWriter:
         self._staged[name] = Path(tmp)
         return hashlib.sha256(data).hexdigest()
 
+    def staged_path(self, name: str) -> Path:
+        """Where ``name`` is staged (a complete file, not yet in place)."""
+        return self._staged[name]
+
     def commit(self, manifest: dict) -> Path:
         """Rename every staged file into place, then write the manifest; drop stale files."""
         previous = read_manifest(self.out_dir, missing_ok=True)

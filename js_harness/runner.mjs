@@ -1,0 +1,144 @@
+// Long-lived onnxruntime runner for the ser_export parity suite.
+//
+//   node runner.mjs --runtime web    onnxruntime-web (wasm backend)
+//   node runner.mjs --runtime node   onnxruntime-node (native CPU)
+//
+// Protocol: one JSON request per line on stdin, one JSON response per line on stdout.
+// Tensors travel as raw little-endian float32 files, so a whole batch of cases costs one
+// request.  Requests:
+//   {"id": 1, "cmd": "load", "model": "/abs/m.onnx", "backend": "wasm", "threads": 1,
+//    "outputs": ["output", "..."], "freeDimensionOverrides": {"batch": 1}}
+//   {"id": 2, "cmd": "run", "input": "/abs/x.f32", "dims": [n, 46305], "outDir": "/abs/dir"}
+//   {"id": 3, "cmd": "info"}
+//   {"id": 4, "cmd": "close"}
+// Responses: {"id": ..., "ok": true, ...} or {"id": ..., "ok": false, "error": "..."}.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const argv = process.argv.slice(2);
+const runtime = argv[argv.indexOf('--runtime') + 1] || 'web';
+if (!['web', 'node'].includes(runtime)) {
+  process.stderr.write(`unknown runtime ${runtime}\n`);
+  process.exit(2);
+}
+
+const ort = runtime === 'web' ? await import('onnxruntime-web') : require('onnxruntime-node');
+const here = dirname(fileURLToPath(import.meta.url));
+const pkg = JSON.parse(readFileSync(join(here, 'node_modules', `onnxruntime-${runtime}`, 'package.json'), 'utf8'));
+
+let session = null;
+let loaded = null;
+
+function send(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+function info() {
+  const out = {
+    runtime: `onnxruntime-${runtime}`,
+    version: pkg.version,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    loaded,
+  };
+  if (runtime === 'web') {
+    out.wasm = {
+      numThreads: ort.env.wasm.numThreads,
+      simd: ort.env.wasm.simd,
+      proxy: ort.env.wasm.proxy,
+    };
+    out.ortEnvVersions = ort.env.versions;
+  }
+  return out;
+}
+
+async function load(req) {
+  if (session) {
+    await session.release();
+    session = null;
+  }
+  const backend = req.backend || (runtime === 'web' ? 'wasm' : 'cpu');
+  const threads = req.threads || 1;
+  const options = { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+  if (runtime === 'web') {
+    if (backend !== 'wasm') {
+      throw new Error(`backend ${backend} is not available in Node (only wasm); use the browser runner`);
+    }
+    ort.env.wasm.numThreads = threads;
+    ort.env.logLevel = 'error';
+  } else {
+    if (backend !== 'cpu') throw new Error(`onnxruntime-node runs backend 'cpu' here, not ${backend}`);
+    options.intraOpNumThreads = threads;
+    options.interOpNumThreads = 1;
+  }
+  if (req.freeDimensionOverrides) options.freeDimensionOverrides = req.freeDimensionOverrides;
+  const bytes = readFileSync(req.model);
+  const t0 = performance.now();
+  session = await ort.InferenceSession.create(bytes, options);
+  const missing = (req.outputs || []).filter((n) => !session.outputNames.includes(n));
+  if (missing.length) throw new Error(`model has no outputs ${JSON.stringify(missing.slice(0, 3))}`);
+  loaded = {
+    model: req.model,
+    requestedBackend: backend,
+    executionProviders: options.executionProviders,
+    threads: runtime === 'web' ? ort.env.wasm.numThreads : threads,
+    inputNames: session.inputNames,
+    outputs: req.outputs && req.outputs.length ? req.outputs : session.outputNames,
+    loadMs: performance.now() - t0,
+  };
+  return { info: info() };
+}
+
+async function run(req) {
+  if (!session) throw new Error('no model loaded');
+  const buf = readFileSync(req.input);
+  const data = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const expected = req.dims.reduce((a, b) => a * b, 1);
+  if (data.length !== expected) throw new Error(`input holds ${data.length} floats, dims ask ${expected}`);
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, req.dims) };
+  const t0 = performance.now();
+  const results = await session.run(feeds, loaded.outputs);
+  const ms = performance.now() - t0;
+  const outputs = loaded.outputs.map((name, i) => {
+    const t = results[name];
+    if (t.type !== 'float32') throw new Error(`output ${name} is ${t.type}, not float32`);
+    const file = join(req.outDir, `${i}.f32`);
+    writeFileSync(file, Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    return { name, file, dims: t.dims };
+  });
+  return { outputs, ms };
+}
+
+const handlers = { load, run, info: async () => ({ info: info() }) };
+
+const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  let req;
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    send({ id: null, ok: false, error: `bad request: ${e.message}` });
+    continue;
+  }
+  if (req.cmd === 'close') {
+    send({ id: req.id, ok: true });
+    break;
+  }
+  const handler = handlers[req.cmd];
+  if (!handler) {
+    send({ id: req.id, ok: false, error: `unknown command ${req.cmd}` });
+    continue;
+  }
+  try {
+    send({ id: req.id, ok: true, ...(await handler(req)) });
+  } catch (e) {
+    send({ id: req.id, ok: false, error: String(e && e.message ? e.message : e) });
+  }
+}
+if (session) await session.release();
+process.exit(0);

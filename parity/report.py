@@ -1,0 +1,177 @@
+"""Reports of a gate run: JSON (everything) and JUnit XML (one test case per stage and runner)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ser_export.io import atomic_write_text
+
+from .compare import StageResult
+
+#: Gate exit codes.
+PASSED, FAILED, NOT_CHECKED = 0, 1, 2
+
+
+@dataclasses.dataclass
+class ModelReport:
+    arch: str
+    file: str
+    sha256_expected: str | None = None
+    sha256_actual: str | None = None
+    results: list[StageResult] = dataclasses.field(default_factory=list)
+    localization: list[dict] = dataclasses.field(default_factory=list)
+    counterexamples: list[dict] = dataclasses.field(default_factory=list)
+    timings: dict = dataclasses.field(default_factory=dict)
+    error: str | None = None  # could not be checked
+
+    @property
+    def checksum_ok(self) -> bool:
+        return self.sha256_expected is None or self.sha256_expected == self.sha256_actual
+
+    @property
+    def failures(self) -> list[StageResult]:
+        return [r for r in self.results if not r.passed]
+
+    def to_dict(self) -> dict:
+        return {"arch": self.arch, "file": self.file,
+                "checksum": {"expected": self.sha256_expected, "actual": self.sha256_actual, "ok": self.checksum_ok},
+                "passed": self.error is None and self.checksum_ok and not self.failures,
+                "error": self.error, "results": [r.to_dict() for r in self.results],
+                "localization": self.localization, "counterexamples": self.counterexamples, "timings": self.timings}
+
+
+@dataclasses.dataclass
+class GateReport:
+    release_dir: str
+    config: dict
+    runners: dict = dataclasses.field(default_factory=dict)
+    models: list[ModelReport] = dataclasses.field(default_factory=list)
+    error: str | None = None
+    wall_s: float = 0.0
+    cases_checked: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        if self.error or any(m.error for m in self.models):
+            return NOT_CHECKED
+        if any(m.failures or not m.checksum_ok for m in self.models):
+            return FAILED
+        return PASSED
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for m in self.models:
+            if not m.checksum_ok:
+                lines.append(f"FAILED: {m.file}: sha256 {m.sha256_actual} does not match the manifest's "
+                             f"{m.sha256_expected}")
+            if m.error:
+                lines.append(f"NOT CHECKED: {m.file}: {m.error}")
+            lines += [r.message() for r in m.failures]
+            for loc in m.localization:
+                where = loc.get("node") or loc.get("module")
+                if where:
+                    lines.append(f"  first divergence ({loc['between']}): {where} "
+                                 f"({loc.get('op_type', 'module')}), relative error {loc['relative_error']:.3g}")
+            for ce in m.counterexamples:
+                lines.append(f"  minimal failing input: {ce['case']} (saved to {ce.get('saved', 'n/a')})")
+        if self.error:
+            lines.append(f"NOT CHECKED: {self.error}")
+        return lines
+
+    def to_dict(self) -> dict:
+        rate = self.cases_checked / self.wall_s if self.wall_s else 0.0
+        return {"release_dir": self.release_dir, "config": self.config, "runners": self.runners,
+                "exit_code": self.exit_code,
+                "verdict": {PASSED: "passed", FAILED: "failed", NOT_CHECKED: "not checked"}[self.exit_code],
+                "error": self.error, "wall_s": round(self.wall_s, 2), "cases_checked": self.cases_checked,
+                "cases_per_second": round(rate, 2), "models": [m.to_dict() for m in self.models]}
+
+
+def _json_default(obj):
+    if isinstance(obj, float) and (math.isinf(obj) or math.isnan(obj)):
+        return str(obj)
+    raise TypeError(type(obj))
+
+
+def write_json(report: GateReport, path: str | Path) -> None:
+    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, default=_json_default, allow_nan=True)
+    atomic_write_text(path, text.replace("Infinity", '"inf"').replace("NaN", '"nan"') + "\n")
+
+
+def write_junit(report: GateReport, path: str | Path) -> None:
+    suites = ET.Element("testsuites", name="ser_export parity", time=f"{report.wall_s:.2f}")
+    for m in report.models:
+        cases = [("checksum", m.checksum_ok, f"sha256 {m.sha256_actual} != manifest {m.sha256_expected}", None)]
+        if m.error:
+            cases.append(("run", None, m.error, None))
+        cases += [(r.name, r.passed, r.message(), r) for r in m.results]
+        suite = ET.SubElement(suites, "testsuite", name=m.file, tests=str(len(cases)),
+                              failures=str(sum(1 for c in cases if c[1] is False)),
+                              errors=str(sum(1 for c in cases if c[1] is None)))
+        for name, ok, message, result in cases:
+            case = ET.SubElement(suite, "testcase", classname=f"parity.{m.arch}", name=name)
+            if result is not None:
+                ET.SubElement(case, "system-out").text = result.message()
+            if ok is False:
+                ET.SubElement(case, "failure", message=message[:500]).text = message
+            elif ok is None:
+                ET.SubElement(case, "error", message=message[:500]).text = message
+    if report.error:
+        suite = ET.SubElement(suites, "testsuite", name="gate", tests="1", failures="0", errors="1")
+        case = ET.SubElement(suite, "testcase", classname="parity", name="run")
+        ET.SubElement(case, "error", message=report.error[:500]).text = report.error
+    ET.indent(suites)
+    atomic_write_text(path, ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n")
+
+
+def summary_table(report: GateReport) -> list[str]:
+    """Per model and runner: log-mel vs librosa, logits/top-1 vs PyTorch, time per case."""
+    lines = []
+    for m in report.models:
+        if not m.results:
+            continue
+        lines.append(f"{m.file} ({m.arch}):")
+        runners = sorted({r.runner for r in m.results if r.runner != "metadata"},
+                         key=lambda n: list(report.runners).index(n) if n in report.runners else 99)
+        lines.append(f"  {'runner':<22} {'logmel vs librosa dB':>21} {'above floor':>12} "
+                     f"{'|logit| vs torch':>17} {'top-1':>7} {'ms/case':>8}")
+        for name in runners:
+            def get(stage, attr="max_abs"):
+                r = next((r for r in m.results if r.runner == name and r.stage == stage), None)
+                return r, (getattr(r, attr) if r else None)
+
+            _, all_bins = get("logmel_vs_librosa[all_bins]")
+            _, above = get("logmel_vs_librosa[above_floor]")
+            _, logits = get("logits")
+            top1, _ = get("top1")
+            agree = top1.detail.split(";")[0].replace("agreement ", "") if top1 else "-"
+            ms = m.timings.get("runners", {}).get(name, {}).get("ms_per_case")
+            fmt = lambda v: "-" if v is None else f"{v:.2e}"  # noqa: E731
+            lines.append(f"  {name:<22} {fmt(all_bins):>21} {fmt(above):>12} {fmt(logits):>17} {agree:>7} "
+                         f"{'-' if ms is None else f'{ms:.1f}':>8}")
+    return lines
+
+
+def model_figures(m: ModelReport) -> dict:
+    """Key figures per runner, for the manifest."""
+    out: dict = {"passed": not m.failures and m.error is None, "runners": {}}
+    for name in dict.fromkeys(r.runner for r in m.results if r.runner != "metadata"):
+        def val(stage):
+            r = next((r for r in m.results if r.runner == name and r.stage == stage), None)
+            return None if r is None else float(f"{r.max_abs:.4g}")
+
+        top1 = next((r for r in m.results if r.runner == name and r.stage == "top1"), None)
+        out["runners"][name] = {
+            "logmel_vs_librosa_max_abs_db": val("logmel_vs_librosa[all_bins]"),
+            "logmel_vs_librosa_above_floor_max_abs_db": val("logmel_vs_librosa[above_floor]"),
+            "logits_vs_pytorch_max_abs": val("logits"),
+            "probabilities_vs_pytorch_max_abs": val("probabilities"),
+            "golden_logits_max_abs": val("golden_logits"),
+            "top1_agreement": float(top1.detail.split(";")[0].split()[-1]) if top1 else None,
+            "ms_per_case": m.timings.get("runners", {}).get(name, {}).get("ms_per_case"),
+        }
+    out["cases"] = max((r.n_cases for r in m.results if r.stage.startswith("logmel_vs_librosa")), default=0)
+    return out

@@ -1,0 +1,177 @@
+"""Runners in Node: onnxruntime-web (wasm backend) and onnxruntime-node, via ``js_harness/runner.mjs``.
+
+One long-lived node process per runner: the model is loaded once and every call
+sends a whole batch (as a float32 file) over a JSON-lines protocol.  Every
+request has a deadline; a harness that hangs or dies raises :class:`RunnerError`
+(the gate exits 2), it never hangs the caller.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ser_export.errors import ToolMissingError
+from ser_export.jsenv import HARNESS_DIR, find_node, harness_installed
+
+from .base import Runner, RunnerError
+
+DEFAULT_TIMEOUT_S = float(os.environ.get("SER_EXPORT_HARNESS_TIMEOUT", "300"))
+
+
+class NodeHarnessRunner(Runner):
+    """A ``runner.mjs`` process for ``runtime`` ``"web"`` (onnxruntime-web) or ``"node"``."""
+
+    def __init__(self, runtime: str, backend: str, threads: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 harness: Path = HARNESS_DIR):
+        self.runtime, self.backend, self.threads = runtime, backend, threads
+        self.timeout_s = timeout_s
+        self.harness = harness
+        self.proc: subprocess.Popen | None = None
+        self._info: dict = {}
+        self._next_id = 0
+        self._buf = b""
+        self._tmp = tempfile.TemporaryDirectory(prefix="ser_export_node_")
+
+    # -- process -------------------------------------------------------------
+    def _start(self) -> None:
+        try:
+            tool = find_node()
+        except ToolMissingError as exc:
+            raise RunnerError(f"{self.name}: {exc}") from exc
+        if not harness_installed(self.harness):
+            raise RunnerError(f"{self.name}: the JS harness is not installed in {self.harness} "
+                              f"(run `python -m ser_export setup-js`)")
+        self.node = tool
+        self.proc = subprocess.Popen(
+            [tool.node, str(self.harness / "runner.mjs"), "--runtime", self.runtime],
+            cwd=self.harness, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+
+    def _request(self, payload: dict, timeout_s: float | None = None) -> dict:
+        if self.proc is None:
+            self._start()
+        self._next_id += 1
+        payload = dict(payload, id=self._next_id)
+        try:
+            self.proc.stdin.write((json.dumps(payload) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise RunnerError(f"{self.name}: the harness died ({self._stderr_tail()})") from None
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                raise RunnerError(f"{self.name}: the harness did not answer {payload['cmd']!r} within "
+                                  f"{timeout_s or self.timeout_s:.0f} s (killed)")
+            if not self._selector.select(timeout=min(remaining, 1.0)):
+                if self.proc.poll() is not None:
+                    raise RunnerError(f"{self.name}: the harness exited with {self.proc.returncode} "
+                                      f"({self._stderr_tail()})")
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                self.proc.wait(timeout=5)
+                raise RunnerError(f"{self.name}: the harness exited with {self.proc.returncode} "
+                                  f"({self._stderr_tail()})")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except json.JSONDecodeError:
+            raise RunnerError(f"{self.name}: the harness answered garbage: {line[:200]!r}") from None
+        if reply.get("id") != payload["id"]:
+            raise RunnerError(f"{self.name}: reply {reply.get('id')} to request {payload['id']}")
+        if not reply.get("ok"):
+            raise RunnerError(f"{self.name}: {reply.get('error', 'unknown error')}")
+        return reply
+
+    def _stderr_tail(self) -> str:
+        if self.proc is None or self.proc.poll() is None:
+            return "still running"
+        err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+        return " | ".join(err[-3:]) or f"exit code {self.proc.returncode}"
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    # -- Runner --------------------------------------------------------------
+    def activate(self, model_path: Path, outputs: list[str],
+                 free_dimension_overrides: dict | None = None) -> None:
+        request = {"cmd": "load", "model": str(Path(model_path).resolve()), "backend": self.backend,
+                   "threads": self.threads, "outputs": outputs}
+        if free_dimension_overrides:
+            request["freeDimensionOverrides"] = free_dimension_overrides
+        reply = self._request(request)
+        info = reply["info"]
+        loaded = info.get("loaded") or {}
+        if loaded.get("requestedBackend") != self.backend:
+            raise RunnerError(f"{self.name}: asked for backend {self.backend}, "
+                              f"the harness loaded {loaded.get('requestedBackend')}")
+        if self.runtime == "web" and info.get("wasm", {}).get("numThreads") != self.threads:
+            raise RunnerError(f"{self.name}: asked for {self.threads} threads, "
+                              f"onnxruntime-web uses {info.get('wasm', {}).get('numThreads')}")
+        self._info = info
+        self.outputs = outputs
+
+    def infer(self, waveforms: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.ascontiguousarray(waveforms, dtype="<f4")
+        tmp = Path(self._tmp.name)
+        inp = tmp / "input.f32"
+        x.tofile(inp)
+        out_dir = tmp / "out"
+        out_dir.mkdir(exist_ok=True)
+        reply = self._request({"cmd": "run", "input": str(inp), "dims": list(x.shape), "outDir": str(out_dir)})
+        self.last_ms = float(reply.get("ms", float("nan")))
+        result = {}
+        for item in reply["outputs"]:
+            data = np.fromfile(item["file"], dtype="<f4")
+            result[item["name"]] = data.reshape(item["dims"]).astype(np.float32)
+        return result
+
+    def info(self) -> dict:
+        loaded = self._info.get("loaded") or {}
+        return {"runtime": self._info.get("runtime", f"onnxruntime-{self.runtime}"),
+                "version": self._info.get("version"), "backend": loaded.get("requestedBackend", self.backend),
+                "execution_providers": loaded.get("executionProviders"), "threads": loaded.get("threads"),
+                "node": self._info.get("node"), "node_source": getattr(getattr(self, "node", None), "source", None),
+                "wasm": self._info.get("wasm")}
+
+    def deactivate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self._request({"cmd": "close"}, timeout_s=10)
+            except RunnerError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._kill()
+        self.proc = None
+        self._buf = b""
+        self._tmp.cleanup()
+        self._tmp = tempfile.TemporaryDirectory(prefix="ser_export_node_")
+
+
+class OrtWebWasmRunner(NodeHarnessRunner):
+    name = "onnxruntime-web-wasm"
+
+    def __init__(self, threads: int = 1, **kw):
+        super().__init__("web", "wasm", threads, **kw)
+
+
+class OrtNodeRunner(NodeHarnessRunner):
+    name = "onnxruntime-node"
+
+    def __init__(self, threads: int = 1, **kw):
+        super().__init__("node", "cpu", threads, **kw)
