@@ -55,7 +55,8 @@ def _stats(err: np.ndarray) -> tuple[float, float, tuple[int, ...]]:
     flat = int(np.nanargmax(err)) if np.isfinite(err).all() else int(np.flatnonzero(~np.isfinite(err))[0])
     idx = np.unravel_index(flat, err.shape)
     worst = float(err[idx]) if np.isfinite(err[idx]) else float("inf")
-    return worst, float(np.percentile(np.nan_to_num(err, nan=np.inf, posinf=np.inf), 99)), tuple(int(i) for i in idx)
+    finite = np.where(np.isfinite(err), err, np.finfo(np.float64).max)
+    return worst, float(np.percentile(finite, 99)), tuple(int(i) for i in idx)
 
 
 def _errors(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:

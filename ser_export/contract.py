@@ -84,6 +84,11 @@ class FrontendParams:
         Dynamic range kept below each example's maximum, in dB.
     ref : str
         Reference of the dB scale: ``"max_per_example"``, the maximum of each clip.
+    implementation : {"conv2d", "fft"}
+        How the STFT is computed: the Conv2d DFT basis (the reference) or the
+        four-step FFT.  Both give the same log-mel (the parity suite checks it).
+    fft_n1 : int
+        First-stage size of the four-step FFT (``n_fft = fft_n1 * n2``).
     """
 
     sr: int = SAMPLE_RATE
@@ -100,6 +105,7 @@ class FrontendParams:
     top_db: float = 80.0
     ref: str = "max_per_example"
     implementation: str = "conv2d"
+    fft_n1: int = 32
 
     def __post_init__(self) -> None:
         if self.pad_mode not in ("constant", "reflect"):

@@ -1,6 +1,7 @@
 """Log-mel front-ends that export to ONNX: waveform -> (batch, 1, n_mels, n_frames) dB.
 
-- :mod:`.stft`: the STFT (Conv2d with the windowed DFT basis) and power spectrogram.
+- :mod:`.stft`: the reference STFT (Conv2d with the windowed DFT basis) and power spectrogram.
+- :mod:`.fft`: the fast STFT (four-step FFT from MatMul/Mul/Add), same log-mel.
 - :mod:`.mel`: the mel filterbank and per-example power-to-dB.
 - :mod:`.reference`: the librosa float64 reference the front-ends are tested against.
 """
@@ -9,11 +10,12 @@ from __future__ import annotations
 from torch import nn
 
 from ..contract import FrontendParams
+from .fft import FftSpectrogram
 from .mel import LogmelFilterBank, mel_filterbank, power_to_db
 from .stft import STFT, Spectrogram, dft_basis, hann_window
 
 #: Front-end implementations by name (``FrontendParams.implementation``).
-IMPLEMENTATIONS = ("conv2d",)
+IMPLEMENTATIONS = ("conv2d", "fft")
 
 
 def build_frontend(params: FrontendParams | None = None) -> nn.Sequential:
@@ -28,15 +30,20 @@ def build_frontend(params: FrontendParams | None = None) -> nn.Sequential:
             f"unknown front-end implementation {params.implementation!r}; "
             f"choose one of {IMPLEMENTATIONS}"
         )
+    mel = dict(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax_hz,
+               amin=params.amin, top_db=params.top_db)
+    if params.implementation == "fft":
+        spec = FftSpectrogram(n_fft=params.n_fft, hop_length=params.hop_length, center=params.center,
+                              pad_mode=params.pad_mode, n1=params.fft_n1)
+        return nn.Sequential(spec, LogmelFilterBank(**mel, column_bins=spec.column_bins))
     return nn.Sequential(
         Spectrogram(n_fft=params.n_fft, hop_length=params.hop_length, center=params.center,
                     pad_mode=params.pad_mode),
-        LogmelFilterBank(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels, fmin=params.fmin,
-                         fmax=params.fmax_hz, amin=params.amin, top_db=params.top_db),
+        LogmelFilterBank(**mel),
     )
 
 
 __all__ = [
-    "IMPLEMENTATIONS", "STFT", "Spectrogram", "LogmelFilterBank", "build_frontend", "dft_basis",
+    "IMPLEMENTATIONS", "STFT", "Spectrogram", "FftSpectrogram", "LogmelFilterBank", "build_frontend", "dft_basis",
     "hann_window", "mel_filterbank", "power_to_db",
 ]

@@ -71,23 +71,39 @@ def power_to_db(power: torch.Tensor, amin: float = 1e-10, top_db: float | None =
 class LogmelFilterBank(nn.Module):
     """Mel projection of a power spectrogram followed by per-example dB.
 
-    Input ``(batch, 1 + n_fft // 2, n_frames)`` power; output
-    ``(batch, 1, n_mels, n_frames)`` log-mel in dB relative to each example's
-    maximum, floored at ``-top_db``.
+    Input: ``(batch, 1 + n_fft // 2, n_frames)`` power; or, with ``column_bins``,
+    ``(batch, n_frames, n_columns)`` where column ``c`` holds a non-negative part of
+    the power of bin ``column_bins[c]`` (``-1``: ignored), e.g. the squared real and
+    imaginary parts that :class:`ser_export.frontend.fft.FftSpectrogram` returns.
+    Output: ``(batch, 1, n_mels, n_frames)`` log-mel in dB relative to each
+    example's maximum, floored at ``-top_db``.
 
     The filterbank is derived from the parameters and kept in a non-persistent
     buffer (not trained, not saved in checkpoints).
     """
 
     def __init__(self, sr: int = 22050, n_fft: int = 2048, n_mels: int = 128, fmin: float = 0.0,
-                 fmax: float | None = None, amin: float = 1e-10, top_db: float | None = 80.0):
+                 fmax: float | None = None, amin: float = 1e-10, top_db: float | None = 80.0,
+                 column_bins: np.ndarray | None = None):
         super().__init__()
         fmax = float(sr) / 2.0 if fmax is None else float(fmax)
         self.amin = float(amin)
         self.top_db = None if top_db is None else float(top_db)
-        basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax).astype(np.float32)
-        self.register_buffer("melW", torch.from_numpy(basis), persistent=False)
+        basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+        self.time_major = column_bins is not None
+        if self.time_major:
+            column_bins = np.asarray(column_bins)
+            if column_bins.max() >= basis.shape[1]:
+                raise ValueError("column_bins refers to bins beyond 1 + n_fft // 2")
+            permuted = np.zeros((column_bins.size, n_mels))
+            valid = column_bins >= 0
+            permuted[valid] = basis[:, column_bins[valid]].T
+            basis = permuted  # (n_columns, n_mels)
+        self.register_buffer("melW", torch.from_numpy(basis.astype(np.float32)), persistent=False)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:
-        mel = torch.matmul(self.melW, power)
+        if self.time_major:
+            mel = torch.matmul(power, self.melW).transpose(1, 2)
+        else:
+            mel = torch.matmul(self.melW, power)
         return power_to_db(mel, amin=self.amin, top_db=self.top_db).unsqueeze(1)

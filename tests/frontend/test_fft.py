@@ -1,0 +1,77 @@
+"""The four-step FFT front-end: exact against numpy's FFT, same log-mel as the Conv2d reference."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from ser_export import tolerances
+from ser_export.contract import FrontendParams
+from ser_export.export.check import logmel_errors
+from ser_export.frontend import FftSpectrogram, build_frontend
+from ser_export.frontend.fft import four_step_constants
+from ser_export.frontend.reference import logmel_reference
+from tests.strategies import waveforms
+
+
+@given(st.sampled_from([(16, 4), (64, 8), (2048, 32), (2048, 64), (1024, 32)]), st.integers(0, 2**31 - 1))
+def test_four_step_matches_rfft_in_float64(sizes, seed):
+    n_fft, n1 = sizes
+    n2 = n_fft // n1
+    c = four_step_constants(n_fft, n1)
+    x = np.random.default_rng(seed).standard_normal(n_fft)
+    xm = x.reshape(n1, n2)
+    a_re, a_im = c["c1"] @ xm, c["s1"] @ xm
+    b = np.concatenate([a_re, a_im], 1) * c["tw_u"] + np.concatenate([a_im, a_re], 1) * c["tw_v"]
+    y = (b @ c["f2"]).reshape(-1)
+    expected = np.fft.rfft(x)
+    k2 = n2 // 2 + 1
+    bins = c["column_bins"]
+    for col, k in enumerate(bins):
+        if k < 0:
+            continue
+        part = expected[k].real if (col % (2 * k2)) < k2 else expected[k].imag
+        assert abs(y[col] - part) < 1e-9 * n_fft
+    assert set(bins[bins >= 0]) == set(range(n_fft // 2 + 1))
+
+
+def test_frames_equal_librosa_frames(rng):
+    import librosa
+
+    y = rng.standard_normal(46305).astype(np.float32)
+    spec = FftSpectrogram()
+    with torch.no_grad():
+        frames = spec.frames(torch.from_numpy(y)[None])[0].numpy()
+    padded = np.pad(y, 1024)
+    ref = librosa.util.frame(padded, frame_length=2048, hop_length=512).T * spec.window.numpy()
+    np.testing.assert_array_equal(frames, ref.astype(np.float32))
+
+
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+@settings(max_examples=15)
+@given(y=waveforms(normalised=False))
+def test_fft_logmel_matches_librosa(pad_mode, y):
+    params = FrontendParams(pad_mode=pad_mode, implementation="fft")
+    tol = tolerances.for_stage("logmel_db", "pytorch")
+    with torch.no_grad():
+        ours = build_frontend(params)(torch.from_numpy(y)[None]).numpy()
+    err = logmel_errors(ours, logmel_reference(y, params), tol["floor_margin_db"], params.top_db)
+    assert err["max_abs_all_bins"] <= tol["all_bins"] and err["max_abs_above_floor"] <= tol["above_floor"]
+
+
+def test_front_ends_hold_no_state_and_share_checkpoints():
+    from ser_export.models import VoiceEmotionCnn
+
+    torch.manual_seed(0)
+    conv = VoiceEmotionCnn("alexnet", frontend=FrontendParams(implementation="conv2d")).eval()
+    fft = VoiceEmotionCnn("alexnet", frontend=FrontendParams(implementation="fft")).eval()
+    fft.load_state_dict(conv.state_dict())  # the same keys: trained weights fit either front-end
+    x = torch.randn(2, 46305)
+    with torch.no_grad():
+        torch.testing.assert_close(fft(x), conv(x), atol=1e-3, rtol=1e-3)
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ValueError, match="multiple of hop_length"):
+        FftSpectrogram(n_fft=2048, hop_length=500)
+    with pytest.raises(ValueError, match="does not divide"):
+        four_step_constants(2048, 48)
