@@ -9,8 +9,11 @@
 //   {"id": 1, "cmd": "load", "model": "/abs/m.onnx", "backend": "wasm", "threads": 1,
 //    "outputs": ["output", "..."], "freeDimensionOverrides": {"batch": 1}}
 //   {"id": 2, "cmd": "run", "input": "/abs/x.f32", "dims": [n, 46305], "outDir": "/abs/dir"}
-//   {"id": 3, "cmd": "info"}
-//   {"id": 4, "cmd": "close"}
+//   {"id": 3, "cmd": "bench", "input": "/abs/x.f32", "dims": [1, 46305], "warmup": 3, "repeat": 20}
+//   {"id": 4, "cmd": "preprocess", "input": "/abs/rec.f32", "channels": 2, "sampleRate": 44100,
+//    "contract": {...}, "outDir": "/abs/dir"}    (lib/preprocess.mjs on a planar recording)
+//   {"id": 4, "cmd": "info"}
+//   {"id": 5, "cmd": "close"}
 // Responses: {"id": ..., "ok": true, ...} or {"id": ..., "ok": false, "error": "..."}.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -113,7 +116,45 @@ async function run(req) {
   return { outputs, ms };
 }
 
-const handlers = { load, run, info: async () => ({ info: info() }) };
+// Timing inside node: `repeat` runs of the same batch after `warmup` runs; returns each run's ms.
+async function bench(req) {
+  if (!session) throw new Error('no model loaded');
+  const buf = readFileSync(req.input);
+  const data = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, req.dims) };
+  for (let i = 0; i < (req.warmup ?? 3); i++) await session.run(feeds, loaded.outputs);
+  const ms = [];
+  for (let i = 0; i < (req.repeat ?? 20); i++) {
+    const t0 = performance.now();
+    await session.run(feeds, loaded.outputs);
+    ms.push(performance.now() - t0);
+  }
+  return { ms };
+}
+
+// The shipped preprocessing (lib/preprocess.mjs) on a recording: planar float32 channels.
+async function preprocess(req) {
+  const { toModelInputs } = await import('./lib/preprocess.mjs');
+  const buf = readFileSync(req.input);
+  const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const n = all.length / req.channels;
+  if (!Number.isInteger(n)) throw new Error('input length is not a multiple of the channel count');
+  const channels = Array.from({ length: req.channels }, (_, c) => all.subarray(c * n, (c + 1) * n));
+  const t0 = performance.now();
+  const result = toModelInputs(channels, req.sampleRate, req.contract);
+  const ms = performance.now() - t0;
+  const windows = result.windows.map((w, i) => {
+    let file = null;
+    if (w.samples) {
+      file = join(req.outDir, `w${i}.f32`);
+      writeFileSync(file, Buffer.from(w.samples.buffer, w.samples.byteOffset, w.samples.byteLength));
+    }
+    return { start: w.start, startSeconds: w.startSeconds, silent: w.samples === null, rms: w.rms, file };
+  });
+  return { windows, durationSeconds: result.durationSeconds, ms };
+}
+
+const handlers = { load, run, bench, preprocess, info: async () => ({ info: info() }) };
 
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 for await (const line of lines) {

@@ -75,7 +75,7 @@ def make_runners(cfg: GateConfig) -> dict[str, Runner]:
     for name in cfg.runtimes:
         factory = RUNNERS[name]
         kwargs = {"threads": cfg.threads}
-        if name in ("onnxruntime-web-wasm", "onnxruntime-node"):
+        if name != "pytorch" and name != "onnxruntime-python":
             kwargs["timeout_s"] = cfg.timeout_s
         out[name] = factory(**kwargs)
     return out
@@ -263,6 +263,8 @@ def check_model(model_path: Path, arch: str, runners: Mapping[str, Runner], cfg:
         report.results += check.judge(cases, outputs, reference)
         report.results += check.determinism_and_invariance(cases, outputs)
         report.results += check.golden(expected.get("golden") if expected else None)
+        if "onnxruntime-web-wasm" in runners:  # the shipped JS preprocessing, run by the same node
+            report.results += _js_preprocessing(check, runners["onnxruntime-web-wasm"])
         failing = check.case_failures(cases, outputs, reference)
         if failing.any() and cfg.shrink:
             report.counterexamples.append(_shrink(check, cases, failing, cfg))
@@ -272,6 +274,17 @@ def check_model(model_path: Path, arch: str, runners: Mapping[str, Runner], cfg:
     finally:
         check.close()
     return report
+
+
+def _js_preprocessing(check: ModelCheck, runner: Runner) -> list[compare.StageResult]:
+    import onnxruntime as ort
+
+    from .preprocessing import check_js_preprocessing
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(check.path), opts, providers=["CPUExecutionProvider"])
+    return check_js_preprocessing(runner, session, check.arch, check.meta, check.tolerance("js_preprocessing", None))
 
 
 def _shrink(check: ModelCheck, cases: Cases, failing: np.ndarray, cfg: GateConfig) -> dict:

@@ -130,12 +130,31 @@ def load_audio(path: str | os.PathLike, sr: int = contract.SAMPLE_RATE) -> np.nd
         raise AudioError(f"{path}: not a readable audio file ({detail})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: audio file holds no samples")
-    y = check_finite(data, f"{path}").mean(axis=1)
+    return to_mono(check_finite(data, f"{path}"), file_sr, sr)
+
+
+def to_mono(frames: np.ndarray, file_sr: int, sr: int = contract.SAMPLE_RATE) -> np.ndarray:
+    """Average ``(n_samples, n_channels)`` frames to mono and resample from ``file_sr`` to ``sr`` (soxr_hq)."""
+    y = np.asarray(frames, dtype=np.float32).mean(axis=1)
     if file_sr != sr:
         import librosa
 
         y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def model_windows(y: np.ndarray, n_samples: int = contract.N_SAMPLES, rms_level: float = contract.RMS_LEVEL_DB,
+                  min_rms: float = contract.MIN_RMS) -> tuple[list[int], list[np.ndarray | None]]:
+    """The model inputs of a mono recording: window starts and RMS-normalised windows
+    (``None`` for a silent window), by the rule of :func:`windows`."""
+    starts, out = [], []
+    for start, window in windows(y, n_samples=n_samples):
+        starts.append(start)
+        try:
+            out.append(rms_normalize(window, rms_level=rms_level, min_rms=min_rms))
+        except SilentAudioError:
+            out.append(None)
+    return starts, out
 
 
 def windows(y: np.ndarray, n_samples: int = contract.N_SAMPLES,

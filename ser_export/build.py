@@ -24,7 +24,7 @@ from .export.check import check_release
 from .export.lint import lint_model, require_compatible
 from .export.metadata import build_metadata
 from .export.model_card import render_model_card
-from .export.onnx_export import export_onnx, frontend_output_name, serialize, set_metadata
+from .export.onnx_export import export_onnx, serialize, set_metadata
 from .export.recover import require_recoverable
 from .export.optables import BACKENDS, load_tables
 from parity.golden import golden_record
@@ -55,7 +55,7 @@ class BuildOptions:
     label_set: str = contract.DEFAULT_LABEL_SET
     opset: int = contract.DEFAULT_OPSET
     pad_mode: str = "constant"
-    frontend: str = "conv2d"
+    frontend: str = "fft"
     backends: tuple[str, ...] = BACKENDS
     verify_examples: int | None = None  # parity cases per model before release (None: the profile's)
     verify_runtimes: tuple[str, ...] | None = None  # None: all
@@ -213,7 +213,7 @@ def run_build(opts: BuildOptions) -> dict:
             t0 = time.perf_counter()
             proto = export_onnx(result.model, opset=opts.opset)
             set_metadata(proto, build_metadata(arch, labels, opts.label_set, frontend, data_desc["name"],
-                                               features_output=frontend_output_name(proto)))
+                                               features_output=contract.FEATURES_NAME))
             require_recoverable(proto, result.model)
             lint = lint_model(proto, opts.backends, tables)
             require_compatible(lint, opts.backends, what=f"{arch} (opset {opts.opset})")

@@ -28,6 +28,8 @@ def _add_build(sub) -> None:
     p.add_argument("--label-set", default=contract.DEFAULT_LABEL_SET, choices=sorted(contract.LABEL_SETS))
     p.add_argument("--opset", type=int, default=contract.DEFAULT_OPSET)
     p.add_argument("--pad-mode", default="constant", choices=["constant", "reflect"])
+    p.add_argument("--frontend", default="fft", choices=["fft", "conv2d"],
+                   help="STFT implementation in the graph (default fft: faster, smaller; conv2d: the reference)")
     p.add_argument("--backend", action="append", choices=list(BACKENDS),
                    help="onnxruntime-web backend the release must run on (repeatable; default: all)")
     p.add_argument("--verify-examples", type=int, default=None,
@@ -47,7 +49,7 @@ def _run_build(args) -> int:
     opts = BuildOptions(
         out_dir=args.out, archs=tuple(args.arch or ("alexnet", "resnet18")),
         profile="quick" if args.quick else "default", seed=args.seed, data=parse_data_args(args.data),
-        label_set=args.label_set, opset=args.opset, pad_mode=args.pad_mode,
+        label_set=args.label_set, opset=args.opset, pad_mode=args.pad_mode, frontend=args.frontend,
         backends=tuple(args.backend or BACKENDS), verify_examples=args.verify_examples,
         augment_copies=args.augment_copies, workers=args.workers,
         cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
@@ -119,18 +121,70 @@ def _run_verify(args) -> int:
     return report.exit_code
 
 
+def _run_export(args) -> int:
+    from .export.reexport import reexport
+
+    summary = reexport(args.model, args.out, frontend=args.frontend, opset=args.opset, backends=args.backend)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_bench(args) -> int:
+    from .bench import format_bench, run_bench, write_bench
+
+    report = run_bench(args.release_dir, threads=tuple(args.threads), repeat=args.repeat, warmup=args.warmup,
+                       archs=tuple(args.arch or ("alexnet", "resnet18")))
+    print(format_bench(report))
+    if args.json:
+        write_bench(report, args.json)
+        print(f"written to {args.json}")
+    return 0
+
+
+def _run_check_browser(args) -> int:
+    import subprocess
+
+    from parity.runners.base import RunnerError
+    from parity.runners.node import find_chromium
+
+    try:
+        path = find_chromium()
+    except RunnerError as exc:
+        raise SerExportError(str(exc)) from None
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SerExportError(f"chromium at {path} does not run: {exc}") from None
+    print(f"chromium: {path} ({version or 'version unknown'})")
+    return 0
+
+
+def _run_demo(args) -> int:
+    import subprocess
+
+    from .jsenv import HARNESS_DIR, setup_harness
+
+    tool = setup_harness(quiet=True)
+    models = args.models.resolve()
+    if not (models / "manifest.json").exists():
+        raise SerExportError(f"{models}: no manifest.json (build a release first)")
+    cmd = [tool.node, str(HARNESS_DIR / "serve.mjs"), "--port", str(args.port), "--models", str(models)]
+    print("serving the demo; open the URL below (Ctrl-C stops it)", flush=True)
+    return subprocess.call(cmd, cwd=HARNESS_DIR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser_export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
+    from .export.optables import BACKENDS
+
     p = sub.add_parser("predict", help="print the emotions in an audio file (WAV/FLAC, any rate, any length)")
     p.add_argument("file", type=Path)
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: saved_models/voice_emotion_cnn.onnx)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("lint", help="check an ONNX model against onnxruntime-web's backends")
     p.add_argument("model", type=Path)
-    from .export.optables import BACKENDS
-
     p.add_argument("--backend", action="append", choices=list(BACKENDS))
     p = sub.add_parser("verify", help="the release gate: checksums and parity of every runtime (exit 0/1/2)",
                        description="Re-check each model's sha256 against the manifest and run the parity suite. "
@@ -149,13 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases with hypothesis")
     p.add_argument("--counterexamples", type=Path, default=Path("parity-out") / "counterexamples",
                    help="where minimal failing inputs are saved as .npy")
+    p = sub.add_parser("export", help="re-export a release model with another front-end or opset (no retraining)")
+    p.add_argument("model", type=Path, help="a ser_export release model (.onnx)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--frontend", choices=["fft", "conv2d"], required=True)
+    p.add_argument("--opset", type=int, default=contract.DEFAULT_OPSET)
+    p.add_argument("--backend", action="append", choices=list(BACKENDS))
+    p = sub.add_parser("bench", help="latency of librosa, each front-end and each model in every runtime")
+    p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--arch", action="append", choices=["alexnet", "resnet18"])
+    p.add_argument("--json", type=Path, default=Path("parity-out") / "bench.json")
+    p = sub.add_parser("demo", help="serve the demo page (pick or record audio, see the emotions) on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--models", type=Path, default=Path("saved_models"))
+    sub.add_parser("check-browser", help="say whether a Chromium for the browser runners is installed")
     p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
     p.add_argument("--force", action="store_true")
     return parser
 
 
 COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
-            "verify": _run_verify}
+            "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
+            "check-browser": _run_check_browser}
 
 
 def main(argv: list[str] | None = None) -> int:

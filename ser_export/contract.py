@@ -33,6 +33,10 @@ MIN_RMS = 1e-6
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
+#: A second graph output: the log-mel features ``(batch, 1, n_mels, n_frames)`` the
+#: CNN sees (for display, e.g. the demo page, and for the parity suite).
+FEATURES_NAME = "logmel"
+
 #: Default ONNX opset for the release (the highest the legacy exporter writes
 #: without ``LayerNormalization``, which onnxruntime-web's WebGL backend lacks).
 DEFAULT_OPSET = 13
@@ -89,6 +93,12 @@ class FrontendParams:
         four-step FFT.  Both give the same log-mel (the parity suite checks it).
     fft_n1 : int
         First-stage size of the four-step FFT (``n_fft = fft_n1 * n2``).
+    mel_groups : int
+        The FFT front-end projects onto the mel bands in this many groups, each
+        over only the bins its bands cover (the same numbers as one dense matrix).
+        4, not 8: onnxruntime-web 1.30's WebGPU backend returns wrong values for the
+        narrow ``MatMul`` (16 output columns) that 8 groups need (found by the parity
+        suite's chromium-webgpu runner; 32 columns are right).
     """
 
     sr: int = SAMPLE_RATE
@@ -105,7 +115,8 @@ class FrontendParams:
     top_db: float = 80.0
     ref: str = "max_per_example"
     implementation: str = "conv2d"
-    fft_n1: int = 32
+    fft_n1: int = 64
+    mel_groups: int = 4
 
     def __post_init__(self) -> None:
         if self.pad_mode not in ("constant", "reflect"):
@@ -178,7 +189,9 @@ def input_contract(frontend: FrontendParams | None = None) -> dict:
         "output_name": OUTPUT_NAME,
         "output_shape": ["batch", "n_labels"],
         "output_kind": "logits",
+        "features_name": FEATURES_NAME,
         "features_shape": ["batch", 1, frontend.n_mels, frontend.n_frames(N_SAMPLES)],
+        "features_unit": "dB relative to each example's maximum, in [-top_db, 0]",
     }
 
 

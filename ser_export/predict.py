@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import contract
-from .audio import load_audio, rms_normalize, windows
+from .audio import load_audio, model_windows
 from .errors import AudioError, SerExportError, SilentAudioError
 from .export.check import softmax
 
@@ -83,12 +83,12 @@ def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | 
     norm = meta["normalization"]
     y = load_audio(audio_path, sr=sr)
     batch, starts, silent = [], [], []
-    for start, window in windows(y, n_samples=n):
-        try:
-            batch.append(rms_normalize(window, rms_level=norm["rms_level_db"], min_rms=norm["min_rms"]))
-            starts.append(round(start / sr, 3))
-        except SilentAudioError:
+    for start, window in zip(*model_windows(y, n, norm["rms_level_db"], norm["min_rms"])):
+        if window is None:
             silent.append(round(start / sr, 3))
+        else:
+            batch.append(window)
+            starts.append(round(start / sr, 3))
     if not batch:
         raise SilentAudioError(
             f"{audio_path}: silent: every {n / sr:.1f} s window has RMS below {norm['min_rms']:g} "

@@ -3,8 +3,9 @@
 The front-end is fixed DSP, so training runs the body alone
 (:meth:`VoiceEmotionCnn.classify`) on features the front-end computed once
 (:mod:`ser_export.data.dataset`).  Early stopping watches the validation loss on
-held-out speakers; the reported accuracy comes from a third, untouched set of
-test speakers.
+held-out speakers (counted only after the learning-rate warm-up); the reported
+accuracy comes from a third, untouched set of test speakers.  The first
+convolution gets a data-dependent initialisation (:func:`init_first_conv`).
 
 Batch-norm recalibration: AlexNet applies ``Dropout2d(p=0.7)`` right before
 ``bnorm1`` (and ``p=0.6`` before ``bnorm2``), so the running variance learned in
@@ -43,6 +44,7 @@ class TrainConfig:
     warmup_fraction: float = 0.25
     recalibrate_bn: bool = False
     recalibration_samples: int = 512
+    max_grad_norm: float = 5.0
     seed: int = 0
 
 
@@ -115,6 +117,26 @@ def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
     model.eval()
 
 
+def init_first_conv(model: VoiceEmotionCnn, features: torch.Tensor) -> None:
+    """Data-dependent initialisation of the body's first convolution (no layer added).
+
+    The body receives log-mel in dB (about -80..0, far from zero mean).  AlexNet's
+    first convolution has a bias and no batch norm after it, so its initial
+    pre-activations sit far off centre and training stalls or diverges depending on
+    tiny differences in the features.  Scaling the kernels so the pre-activations
+    have unit variance on a training batch and setting the bias to centre them
+    starts every run in the same well-conditioned place.  A first convolution
+    without a bias (ResNet18's, followed by batch norm) is only rescaled.
+    """
+    conv = next(m for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and not n.startswith("melspec"))
+    with torch.no_grad():
+        out = F.conv2d(features, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+        std = out.std(dim=(0, 2, 3)).clamp_min(1e-6)
+        conv.weight.div_(std.view(-1, 1, 1, 1))
+        if conv.bias is not None:
+            conv.bias.copy_(-(out.mean(dim=(0, 2, 3)) / std))
+
+
 def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
                 progress: bool = True, log: bool = True) -> TrainResult:
     """Train ``arch`` on ``dataset`` with ``config``; returns the early-stopped model.
@@ -136,6 +158,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
     gen = torch.Generator().manual_seed(config.seed)
     recal_idx = torch.randperm(len(train), generator=gen)[:config.recalibration_samples]
     x_recal = x_train[recal_idx.sort().values]
+    init_first_conv(model, x_recal)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(train) // config.batch_size)
@@ -144,6 +167,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
         pct_start=config.warmup_fraction)
 
     history: list[dict] = []
+    warmup_epochs = int(round(config.warmup_fraction * config.epochs))
     best = (float("inf"), -1, None)  # (val loss, epoch, state)
     stale = 0
     start = time.perf_counter()
@@ -160,6 +184,8 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             loss = F.cross_entropy(logits, y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             total_loss += float(loss.detach()) * len(idx)
@@ -185,7 +211,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
         if val_loss < best[0]:
             best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
             stale = 0
-        else:
+        elif epoch > warmup_epochs:  # the loss spikes while the rate rises: no stopping then
             stale += 1
             if stale >= config.patience:
                 stopped_early = True

@@ -42,3 +42,20 @@ def quick_release(tmp_path_factory):
     proc = run_cli("build", "--quick", "--out", str(out), "--cache-dir", str(cache), "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"out": out, "cache": cache, "stderr": proc.stderr, "stdout": proc.stdout}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need Chromium: skipped without it, unless SER_EXPORT_REQUIRE_BROWSER=1 (CI)."""
+    if os.environ.get("SER_EXPORT_REQUIRE_BROWSER") == "1":
+        return
+    from parity.runners.base import RunnerError
+    from parity.runners.node import find_chromium
+
+    try:
+        find_chromium()
+        return
+    except RunnerError as exc:
+        reason = str(exc)
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))

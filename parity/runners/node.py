@@ -40,6 +40,9 @@ class NodeHarnessRunner(Runner):
         self._tmp = tempfile.TemporaryDirectory(prefix="ser_export_node_")
 
     # -- process -------------------------------------------------------------
+    def _command(self, node: str) -> list[str]:
+        return [node, str(self.harness / "runner.mjs"), "--runtime", self.runtime]
+
     def _start(self) -> None:
         try:
             tool = find_node()
@@ -49,9 +52,8 @@ class NodeHarnessRunner(Runner):
             raise RunnerError(f"{self.name}: the JS harness is not installed in {self.harness} "
                               f"(run `python -m ser_export setup-js`)")
         self.node = tool
-        self.proc = subprocess.Popen(
-            [tool.node, str(self.harness / "runner.mjs"), "--runtime", self.runtime],
-            cwd=self.harness, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(self._command(tool.node), cwd=self.harness, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
 
@@ -121,6 +123,7 @@ class NodeHarnessRunner(Runner):
         if self.runtime == "web" and info.get("wasm", {}).get("numThreads") != self.threads:
             raise RunnerError(f"{self.name}: asked for {self.threads} threads, "
                               f"onnxruntime-web uses {info.get('wasm', {}).get('numThreads')}")
+        self._check_placement(loaded.get("placement"))
         self._info = info
         self.outputs = outputs
 
@@ -139,13 +142,31 @@ class NodeHarnessRunner(Runner):
             result[item["name"]] = data.reshape(item["dims"]).astype(np.float32)
         return result
 
+    def _check_placement(self, placement: dict | None) -> None:
+        """Node runners have one provider: nothing to check."""
+
+    def bench(self, waveforms: np.ndarray, warmup: int = 3, repeat: int = 20) -> list[float]:
+        """Milliseconds of each of ``repeat`` runs of the same batch, timed inside node."""
+        x = np.ascontiguousarray(waveforms, dtype="<f4")
+        inp = Path(self._tmp.name) / "bench.f32"
+        x.tofile(inp)
+        reply = self._request({"cmd": "bench", "input": str(inp), "dims": list(x.shape), "warmup": warmup,
+                               "repeat": repeat})
+        return [float(v) for v in reply["ms"]]
+
     def info(self) -> dict:
         loaded = self._info.get("loaded") or {}
-        return {"runtime": self._info.get("runtime", f"onnxruntime-{self.runtime}"),
-                "version": self._info.get("version"), "backend": loaded.get("requestedBackend", self.backend),
-                "execution_providers": loaded.get("executionProviders"), "threads": loaded.get("threads"),
-                "node": self._info.get("node"), "node_source": getattr(getattr(self, "node", None), "source", None),
-                "wasm": self._info.get("wasm")}
+        out = {"runtime": self._info.get("runtime", f"onnxruntime-{self.runtime}"),
+               "version": self._info.get("version"), "backend": loaded.get("requestedBackend", self.backend),
+               "execution_providers": loaded.get("executionProviders"), "threads": loaded.get("threads"),
+               "node": self._info.get("node"), "node_source": getattr(getattr(self, "node", None), "source", None),
+               "wasm": self._info.get("wasm")}
+        for key in ("browser", "userAgent", "webglRenderer", "webgpuAdapter", "crossOriginIsolated"):
+            if key in self._info:
+                out[key] = self._info[key]
+        if loaded.get("placement"):
+            out["placement"] = loaded["placement"]
+        return out
 
     def deactivate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -175,3 +196,64 @@ class OrtNodeRunner(NodeHarnessRunner):
 
     def __init__(self, threads: int = 1, **kw):
         super().__init__("node", "cpu", threads, **kw)
+
+
+def find_chromium() -> str:
+    """``$SER_EXPORT_CHROMIUM`` or a Chromium/Chrome on PATH; :class:`RunnerError` with the fix if none."""
+    import shutil
+
+    env = os.environ.get("SER_EXPORT_CHROMIUM")
+    candidates = [env] if env else []
+    candidates += [shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")]
+    for path in candidates:
+        if path and Path(path).exists():
+            return path
+    raise RunnerError("chromium not found: install it with `apt-get install -y chromium` (Debian/Ubuntu) "
+                      "or set SER_EXPORT_CHROMIUM=/path/to/chromium")
+
+
+#: The onnxruntime provider that must run every node, per browser backend.
+EXPECTED_PROVIDER = {"wasm": "CPUExecutionProvider", "webgpu": "JsExecutionProvider", "webgl": "webgl"}
+
+
+class BrowserRunner(NodeHarnessRunner):
+    """onnxruntime-web in headless Chromium (``js_harness/browser_runner.mjs``), one page per runner."""
+
+    def __init__(self, backend: str, threads: int = 1, **kw):
+        super().__init__("web", backend, threads, **kw)
+        self.name = f"chromium-{backend}"
+
+    def _command(self, node: str) -> list[str]:
+        return [node, str(self.harness / "browser_runner.mjs"), "--backend", self.backend,
+                "--chromium", find_chromium()]
+
+    def _check_placement(self, placement: dict | None) -> None:
+        """Every node on the requested backend's provider: a silent fallback is a failure."""
+        expected = EXPECTED_PROVIDER[self.backend]
+        providers = (placement or {}).get("providers") or {}
+        others = {p: n for p, n in providers.items() if p != expected}
+        if not providers or expected not in providers:
+            raise RunnerError(f"{self.name}: cannot prove the nodes ran on {expected} (placement: {placement})")
+        if others:
+            raise RunnerError(f"{self.name}: nodes fell back from {expected} to {others}")
+
+
+class ChromiumWasmRunner(BrowserRunner):
+    name = "chromium-wasm"
+
+    def __init__(self, threads: int = 1, **kw):
+        super().__init__("wasm", threads, **kw)
+
+
+class ChromiumWebglRunner(BrowserRunner):
+    name = "chromium-webgl"
+
+    def __init__(self, threads: int = 1, **kw):
+        super().__init__("webgl", threads, **kw)
+
+
+class ChromiumWebgpuRunner(BrowserRunner):
+    name = "chromium-webgpu"
+
+    def __init__(self, threads: int = 1, **kw):
+        super().__init__("webgpu", threads, **kw)

@@ -12,9 +12,10 @@ Two kinds of checks, per backend:
      given, so the clamp is skipped silently (error);
    - an empty optional input (``''``) on a node: "unrecognized input ''" at load (error);
    - int64 constants outside the int32 range: "int64 is not supported" (error);
-   - a symbolic (dynamic) input dimension: WebGL checks input shapes literally, so a
-     session there must pin it with ``freeDimensionOverrides`` (a requirement
-     recorded in the manifest, not an error).
+   - a symbolic (dynamic) input dimension: WebGL checks input shapes literally and
+     ignores ``freeDimensionOverrides``, so the model bytes must have it pinned before
+     a WebGL session is created (``pinDimensions`` in ``js_harness/lib/onnx_model.mjs``;
+     a requirement recorded in the manifest, not an error).
 
 A :class:`LintReport` lists every finding with the nodes concerned; the export
 fails when a target backend has an error.
@@ -169,9 +170,10 @@ def lint_model(model: onnx.ModelProto, backends: Iterable[str] = BACKENDS,
         if dynamic:
             dims = sorted({d for v in dynamic.values() for d in v})
             findings.append(Finding("webgl", "requirement", "dynamic-input-dims",
-                                    f"symbolic input dims {dims}: pin them with freeDimensionOverrides",
+                                    f"symbolic input dims {dims}: WebGL ignores freeDimensionOverrides; pin them "
+                                    f"in the model bytes (js_harness/lib/onnx_model.mjs pinDimensions)",
                                     tuple(dynamic)))
-            session_options["webgl"] = {"freeDimensionOverrides": {d: 1 for d in dims}}
+            session_options["webgl"] = {"pin_dimensions": {d: 1 for d in dims}}
 
     return LintReport(opset=opset, ops=op_counts(model), findings=findings,
                       table_sources={b: tables[b].source for b in backends},

@@ -14,6 +14,7 @@ suite run PyTorch on the committed models.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 
@@ -72,28 +73,6 @@ def attach_missing_parameters(proto: onnx.ModelProto, model: torch.nn.Module) ->
     return added
 
 
-def frontend_output_name(proto: onnx.ModelProto, n_mels: int = 128, n_frames: int = 91,
-                         scope: str = "/melspec_extractor/") -> str:
-    """The tensor the front-end hands to the CNN: log-mel ``(batch, 1, n_mels, n_frames)``.
-
-    It is the tensor made by a node of the front-end's scope, used by a node outside
-    it, whose inferred shape ends in ``(1, n_mels, n_frames)`` (scope names alone are
-    not enough: the simplifier renames some nodes).
-    """
-    inferred = onnx.shape_inference.infer_shapes(proto)
-    shapes = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-    inside = {o for n in proto.graph.node if n.name.startswith(scope) for o in n.output}
-    crossing = {i for n in proto.graph.node if not n.name.startswith(scope) for i in n.input if i in inside}
-    names = sorted(t for t in crossing if shapes.get(t, ())[-3:] == (1, n_mels, n_frames))
-    if len(names) != 1:
-        raise ExportError(f"expected one front-end output tensor of shape (batch, 1, {n_mels}, {n_frames}), "
-                          f"found {names or 'none'}")
-    return names[0]
-
-
 def drop_trailing_empty_inputs(model: onnx.ModelProto) -> int:
     """Remove trailing ``''`` inputs (e.g. ``Pad(x, pads, '')``); returns how many."""
     dropped = 0
@@ -104,12 +83,31 @@ def drop_trailing_empty_inputs(model: onnx.ModelProto) -> int:
     return dropped
 
 
+@contextlib.contextmanager
+def _also_returning_features(model: torch.nn.Module):
+    """Make ``model(x)`` return ``(logits, logmel)`` while exporting (names stay the same)."""
+    if not hasattr(model, "features") or not hasattr(model, "classify"):
+        yield False
+        return
+
+    def forward(x):
+        feats = model.features(x)
+        return model.classify(feats), feats
+
+    model.forward = forward
+    try:
+        yield True
+    finally:
+        del model.forward
+
+
 def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
                 simplify: bool = True) -> onnx.ModelProto:
     """Export ``model`` (waveform ``(batch, N_SAMPLES)`` -> logits) to a checked ONNX model.
 
     The graph input is ``input`` ``(batch, 46305)`` float32 with a symbolic batch
-    axis and the output is ``output`` ``(batch, n_labels)``.
+    axis; the outputs are ``output`` ``(batch, n_labels)`` logits and, for a
+    ``VoiceEmotionCnn``, ``logmel`` ``(batch, 1, n_mels, n_frames)`` features.
     """
     if not 7 <= opset <= MAX_LEGACY_OPSET:
         raise ExportError(f"opset {opset} is not supported by the legacy exporter (7..{MAX_LEGACY_OPSET})")
@@ -118,13 +116,14 @@ def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
     dummy[:, ::97] = 1.0
     buf = io.BytesIO()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _also_returning_features(model) as two:
             warnings.simplefilter("ignore")
+            outputs = [contract.OUTPUT_NAME] + ([contract.FEATURES_NAME] if two else [])
             torch.onnx.export(
                 model, (dummy,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
                 training=torch.onnx.TrainingMode.PRESERVE,
-                input_names=[contract.INPUT_NAME], output_names=[contract.OUTPUT_NAME],
-                dynamic_axes={contract.INPUT_NAME: {0: "batch"}, contract.OUTPUT_NAME: {0: "batch"}},
+                input_names=[contract.INPUT_NAME], output_names=outputs,
+                dynamic_axes={name: {0: "batch"} for name in [contract.INPUT_NAME, *outputs]},
             )
     except Exception as exc:  # the exporter raises many types
         raise ExportError(f"torch.onnx.export failed at opset {opset}: {exc}") from exc

@@ -35,7 +35,7 @@ def build_frontend(params: FrontendParams | None = None) -> nn.Sequential:
     if params.implementation == "fft":
         spec = FftSpectrogram(n_fft=params.n_fft, hop_length=params.hop_length, center=params.center,
                               pad_mode=params.pad_mode, n1=params.fft_n1)
-        return nn.Sequential(spec, LogmelFilterBank(**mel, column_bins=spec.column_bins))
+        return nn.Sequential(spec, LogmelFilterBank(**mel, column_bins=spec.column_bins, mel_groups=params.mel_groups))
     return nn.Sequential(
         Spectrogram(n_fft=params.n_fft, hop_length=params.hop_length, center=params.center,
                     pad_mode=params.pad_mode),

@@ -5,22 +5,27 @@ basis (4.2 M multiply-adds per frame, 16.8 MB of constants).  This module factor
 the DFT of size ``N = N1 * N2`` (Cooley-Tukey four-step) into
 
 1. ``N1``-point real DFTs over the rows of the frame seen as an ``(N1, N2)`` matrix
-   (``x[N2 * n1 + n2]``): two ``MatMul`` with ``(N1, N1)`` cosine/sine matrices;
-2. twiddle factors ``exp(-2 pi i n2 k1 / N)``: two ``Mul`` and an ``Add``;
-3. ``N2``-point complex DFTs over the columns, keeping only ``k2 <= N2 / 2``
-   (bins above ``N / 2`` of a real signal are redundant): one ``MatMul`` with a
-   ``(2 N2, 2 K2)`` matrix.
+   (``x[N2 * n1 + n2]``), only for ``k1 <= N1 / 2`` (the rest are complex conjugates
+   for a real frame): one ``MatMul`` with the stacked cosine and sine matrix, all
+   frames at once;
+2. ``N2``-point complex DFTs with the twiddle factors ``exp(-2 pi i n2 k1 / N)``
+   folded into one ``(2 N2, 2 N2)`` matrix per ``k1`` (a batched ``MatMul``); an
+   output above ``N / 2`` is the mirror image of a bin that step 1 skipped;
+3. the power ``Xr**2 + Xi**2`` (``Mul``, ``Slice``, ``Add``: WebGL has no opset-13
+   ``ReduceSum``) and a ``Transpose``; the mel projection then ``Gather``s, per group
+   of mel bands, just the columns holding the bins those bands cover
+   (:class:`ser_export.frontend.mel.LogmelFilterBank` with ``column_bins`` and
+   ``mel_groups``).
 
-Bin ``k = k1 + N1 * k2`` of the result sits in column ``k1 * 2 K2 + k2`` (real part)
-and ``k1 * 2 K2 + K2 + k2`` (imaginary part).  The front-end squares those columns
-and hands them to the mel projection, whose matrix is permuted to this layout
-(:class:`ser_export.frontend.mel.LogmelFilterBank` with ``column_bins``), so no
-reordering op is needed.  Frames are built from hop-sized blocks with ``Slice``
-and ``Concat`` (``n_fft`` must be a multiple of ``hop_length``), with no basis at all.
+Frames are built from hop-sized blocks with ``Slice`` and ``Concat`` (``n_fft``
+must be a multiple of ``hop_length``), with no basis at all.
 
-For ``n_fft = 2048 = 32 * 64``: about 0.41 M multiply-adds per frame for the FFT and
-0.6 MB of constants (plus the permuted mel matrix).  Every operator is in the
-WebGL, WebGPU and wasm tables of onnxruntime-web.
+For ``n_fft = 2048 = 64 * 32``: about 0.27 M multiply-adds per frame for the FFT
+(the Conv2d basis: 4.2 M), 33 K for the mel projection in 4 band-limited groups
+(131 K dense), and 1.0 MB of constants.  (With 8 groups the mel projection needs
+``MatMul``s with 16 output columns, which onnxruntime-web 1.30's WebGPU backend
+computes wrongly; the parity suite's chromium-webgpu runner caught it.)  Every operator is in the WebGL, WebGPU and wasm tables of
+onnxruntime-web.
 """
 from __future__ import annotations
 
@@ -40,32 +45,58 @@ def _angles(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 def four_step_constants(n_fft: int, n1: int) -> dict[str, np.ndarray]:
     """The float64 matrices of the four-step real FFT of size ``n_fft = n1 * n2``.
 
+    A real frame's first-stage output is conjugate-symmetric (``A[n1 - k1] =
+    conj(A[k1])``), so only rows ``k1 = 0 .. n1/2`` are computed.  Row ``k1``'s second
+    stage gives ``X[k1 + n1 j]`` for every ``j``; an index above ``n_fft / 2`` is the
+    mirror of bin ``n_fft - k`` (``|X[n_fft - k]| = |X[k]|`` for real input), which
+    supplies the bins of the rows that were not computed.
+
     Returns
     -------
     dict with
-        ``c1``, ``s1``: ``(n1, n1)`` first-stage cosine and minus-sine matrices;
-        ``tw_u``, ``tw_v``: ``(n1, 2 n2)`` twiddle multipliers for ``[Ar|Ai]`` and ``[Ai|Ar]``;
-        ``f2``: ``(2 n2, 2 k2)`` second-stage matrix mapping ``[Br|Bi]`` to ``[Xr|Xi]``;
-        ``column_bins``: ``(n1 * 2 k2,)`` the bin of each output column (-1: discarded).
+        ``w1``: ``(2 r, n1)`` first stage for ``r = n1/2 + 1`` rows, cosine rows then
+        minus-sine rows (``[Ar; Ai] = w1 @ x`` for ``x[n1, n2]``);
+        ``h``: ``(r, 2 n2, 2 n2)`` second stage with the twiddles folded in, one matrix
+        per ``k1``: ``[Xr | Xi] = [Ar | Ai] @ h[k1]`` where ``X[k1 + n1 j] = sum_n2
+        A[k1, n2] exp(-2 pi i n2 (k1 + n1 j) / n_fft)``;
+        ``gather``: ``(n_fft/2 + 1,)`` for each bin, its column in the ``(k1, j)``
+        layout (``column = k1 * n2 + j``).
     """
-    if n_fft % n1:
-        raise ValueError(f"n1={n1} does not divide n_fft={n_fft}")
+    if n_fft % n1 or n1 % 2:
+        raise ValueError(f"n1={n1} must be even and divide n_fft={n_fft}")
     n2 = n_fft // n1
-    k2 = n2 // 2 + 1
-    k1_idx = np.arange(n1)[:, None]
-    a1 = _angles(k1_idx, np.arange(n1)[None, :], n1)
-    c1, s1 = np.cos(a1), -np.sin(a1)
-    at = _angles(k1_idx, np.arange(n2)[None, :], n_fft)  # (k1, n2)
-    tc, ts = np.cos(at), -np.sin(at)
-    tw_u = np.concatenate([tc, tc], axis=1)
-    tw_v = np.concatenate([-ts, ts], axis=1)
-    a2 = _angles(np.arange(n2)[:, None], np.arange(k2)[None, :], n2)  # (n2, k2)
-    f2c, f2s = np.cos(a2), -np.sin(a2)
-    f2 = np.block([[f2c, f2s], [-f2s, f2c]])
-    bins = np.arange(n1)[:, None] + n1 * np.arange(k2)[None, :]  # (k1, k2)
-    bins = np.where(bins <= n_fft // 2, bins, -1)
-    column_bins = np.concatenate([bins, bins], axis=1).reshape(-1)
-    return {"c1": c1, "s1": s1, "tw_u": tw_u, "tw_v": tw_v, "f2": f2, "column_bins": column_bins}
+    rows = n1 // 2 + 1
+    a1 = _angles(np.arange(rows)[:, None], np.arange(n1)[None, :], n1)
+    w1 = np.concatenate([np.cos(a1), -np.sin(a1)], axis=0)
+    h = np.empty((rows, 2 * n2, 2 * n2))
+    n2_idx = np.arange(n2)[:, None]
+    gather = np.full(n_fft // 2 + 1, -1, dtype=np.int64)
+    for k1 in range(rows):
+        ks = k1 + n1 * np.arange(n2)
+        ang = _angles(n2_idx, ks[None, :], n_fft)  # (n2, j)
+        hc, hs = np.cos(ang), -np.sin(ang)
+        h[k1] = np.block([[hc, hs], [-hs, hc]])
+        for j, k in enumerate(ks):
+            b = k if k <= n_fft // 2 else n_fft - k
+            if gather[b] < 0:
+                gather[b] = k1 * n2 + j
+    if (gather < 0).any():
+        raise AssertionError("four-step layout misses a bin")  # cannot happen for even n1
+    return {"w1": w1, "h": h, "gather": gather}
+
+
+def four_step_power(frame: np.ndarray, consts: dict[str, np.ndarray]) -> np.ndarray:
+    """The power spectrum of one frame computed as the module does, in numpy (float64).
+
+    For tests and documentation: ``four_step_power(x, four_step_constants(N, n1))``
+    equals ``abs(np.fft.rfft(x)) ** 2``.
+    """
+    w1, h, gather = consts["w1"], consts["h"], consts["gather"]
+    rows, n1, n2 = h.shape[0], w1.shape[1], h.shape[1] // 2
+    a = w1 @ frame.reshape(n1, n2)                                 # (2 rows, n2)
+    y = np.stack([np.concatenate([a[k], a[rows + k]]) @ h[k] for k in range(rows)])
+    power = y[:, :n2] ** 2 + y[:, n2:] ** 2                         # (rows, j)
+    return power.reshape(-1)[gather]
 
 
 def _buffer(module: nn.Module, name: str, value: np.ndarray) -> None:
@@ -73,7 +104,7 @@ def _buffer(module: nn.Module, name: str, value: np.ndarray) -> None:
 
 
 class FftSpectrogram(nn.Module):
-    """Squared real and imaginary STFT parts by a four-step FFT, time-major.
+    """Power spectrogram by a four-step FFT, time-major.
 
     Parameters
     ----------
@@ -84,14 +115,12 @@ class FftSpectrogram(nn.Module):
 
     Notes
     -----
-    Input ``(batch, n_samples)``; output ``(batch, n_frames, n1 * 2 * k2)`` where
-    column ``c`` holds the squared real or imaginary part of bin ``column_bins[c]``
-    (``-1``: a redundant bin above ``n_fft / 2``).  Summing a bin's two columns gives
-    the power spectrogram.
+    Input ``(batch, n_samples)``; output ``(batch, n_frames, (n1/2 + 1) * n2)`` power,
+    column ``c`` holding bin ``column_bins[c]`` (``-1``: a duplicate, ignored).
     """
 
     def __init__(self, n_fft: int = 2048, hop_length: int = 512, center: bool = True,
-                 pad_mode: str = "constant", n1: int = 32):
+                 pad_mode: str = "constant", n1: int = 64):
         super().__init__()
         if pad_mode not in ("constant", "reflect"):
             raise ValueError(f"pad_mode must be 'constant' or 'reflect', not {pad_mode!r}")
@@ -100,10 +129,13 @@ class FftSpectrogram(nn.Module):
         self.n_fft, self.hop_length, self.center, self.pad_mode = n_fft, hop_length, center, pad_mode
         self.n1, self.n2 = n1, n_fft // n1
         consts = four_step_constants(n_fft, n1)
-        self.column_bins = consts.pop("column_bins")
-        for name, value in consts.items():
-            _buffer(self, name, value)
+        _buffer(self, "w1", consts["w1"])
+        _buffer(self, "h", consts["h"])
         _buffer(self, "window", hann_window(n_fft))
+        #: The bin each output column holds (-1: a duplicate of another column's bin).
+        bins = np.full(consts["h"].shape[0] * self.n2, -1, dtype=np.int64)
+        bins[consts["gather"]] = np.arange(consts["gather"].size)
+        self.column_bins = bins
 
     def frames(self, waveform: torch.Tensor) -> torch.Tensor:
         """Windowed frames ``(batch, n_frames, n_fft)``."""
@@ -123,13 +155,14 @@ class FftSpectrogram(nn.Module):
         return frames * self.window
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        frames = self.frames(waveform)
-        x = frames.reshape(-1, frames.shape[1], self.n1, self.n2)       # x[n1, n2]
-        a_re = torch.matmul(self.c1, x)                                   # (…, k1, n2)
-        a_im = torch.matmul(self.s1, x)
-        u = torch.cat([a_re, a_im], dim=-1)                               # [Ar | Ai]
-        v = torch.cat([a_im, a_re], dim=-1)                               # [Ai | Ar]
-        b = u * self.tw_u + v * self.tw_v                                 # [Br | Bi]
-        y = torch.matmul(b, self.f2)                                      # [Xr | Xi], (…, k1, 2 k2)
-        y = y * y
-        return y.reshape(-1, frames.shape[1], y.shape[-2] * y.shape[-1])
+        frames = self.frames(waveform)                                        # (B, T, N)
+        n_frames = frames.shape[1]
+        n1, n2 = self.n1, self.n2
+        rows = self.h.shape[0]
+        x = frames.reshape(-1, n_frames, n1, n2).transpose(1, 2)              # (B, n1, T, n2)
+        a = torch.matmul(self.w1, x.reshape(-1, n1, n_frames * n2))           # (B, 2 rows, T n2): [Ar; Ai]
+        a = a.reshape(-1, 2, rows, n_frames, n2).permute(0, 2, 3, 1, 4)       # (B, k1, T, 2, n2)
+        y = torch.matmul(a.reshape(-1, rows, n_frames, 2 * n2), self.h)       # (B, k1, T, [Xr | Xi])
+        sq = y * y
+        power = sq[..., :n2] + sq[..., n2:2 * n2]                             # (B, k1, T, j)
+        return power.permute(0, 2, 1, 3).reshape(-1, n_frames, rows * n2)     # (B, T, k1 * n2 + j)

@@ -72,9 +72,11 @@ class LogmelFilterBank(nn.Module):
     """Mel projection of a power spectrogram followed by per-example dB.
 
     Input: ``(batch, 1 + n_fft // 2, n_frames)`` power; or, with ``column_bins``,
-    ``(batch, n_frames, n_columns)`` where column ``c`` holds a non-negative part of
-    the power of bin ``column_bins[c]`` (``-1``: ignored), e.g. the squared real and
-    imaginary parts that :class:`ser_export.frontend.fft.FftSpectrogram` returns.
+    ``(batch, n_frames, n_columns)`` where column ``c`` holds the power of bin
+    ``column_bins[c]`` (``-1``: ignored), as
+    :class:`ser_export.frontend.fft.FftSpectrogram` returns it.  With ``mel_groups``,
+    the bands are projected in that many groups, each gathering only the columns of
+    the bins its bands cover (33 K instead of 131 K multiply-adds per frame for 4 groups).
     Output: ``(batch, 1, n_mels, n_frames)`` log-mel in dB relative to each
     example's maximum, floored at ``-top_db``.
 
@@ -84,13 +86,34 @@ class LogmelFilterBank(nn.Module):
 
     def __init__(self, sr: int = 22050, n_fft: int = 2048, n_mels: int = 128, fmin: float = 0.0,
                  fmax: float | None = None, amin: float = 1e-10, top_db: float | None = 80.0,
-                 column_bins: np.ndarray | None = None):
+                 column_bins: np.ndarray | None = None, mel_groups: int | None = None):
         super().__init__()
         fmax = float(sr) / 2.0 if fmax is None else float(fmax)
         self.amin = float(amin)
         self.top_db = None if top_db is None else float(top_db)
-        basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+        basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)  # (n_mels, n_freqs)
         self.time_major = column_bins is not None
+        self.n_groups = 0
+        if mel_groups:
+            if not self.time_major or mel_groups < 1 or n_mels % mel_groups:
+                raise ValueError("mel_groups needs column_bins and must divide n_mels")
+            column_bins = np.asarray(column_bins)
+            column_of_bin = np.full(basis.shape[1], -1, dtype=np.int64)
+            for col in range(column_bins.size - 1, -1, -1):  # the first column holding each bin
+                if column_bins[col] >= 0:
+                    column_of_bin[column_bins[col]] = col
+            if (column_of_bin < 0).any():
+                raise ValueError("column_bins does not hold every bin")
+            size = n_mels // mel_groups
+            for g in range(mel_groups):
+                weights = basis[g * size:(g + 1) * size]  # (size, n_freqs)
+                nonzero = np.flatnonzero(np.abs(weights).sum(axis=0) > 0)
+                lo, hi = int(nonzero.min()), int(nonzero.max()) + 1
+                self.register_buffer(f"cols_{g}", torch.from_numpy(column_of_bin[lo:hi]), persistent=False)
+                self.register_buffer(f"melW_{g}", torch.from_numpy(weights[:, lo:hi].T.astype(np.float32)),
+                                     persistent=False)
+            self.n_groups = mel_groups
+            return
         if self.time_major:
             column_bins = np.asarray(column_bins)
             if column_bins.max() >= basis.shape[1]:
@@ -102,7 +125,11 @@ class LogmelFilterBank(nn.Module):
         self.register_buffer("melW", torch.from_numpy(basis.astype(np.float32)), persistent=False)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:
-        if self.time_major:
+        if self.n_groups:  # band-limited: each group of mel bands gathers only its bins
+            mel = torch.cat([torch.matmul(power.index_select(2, getattr(self, f"cols_{g}")),
+                                          getattr(self, f"melW_{g}")) for g in range(self.n_groups)],
+                            dim=-1).transpose(1, 2)
+        elif self.time_major:
             mel = torch.matmul(power, self.melW).transpose(1, 2)
         else:
             mel = torch.matmul(self.melW, power)

@@ -64,7 +64,7 @@ def test_dynamic_batch_is_a_webgl_requirement_not_an_error():
     m = _model([helper.make_node("Relu", ["x"], ["y"])], dynamic=True)
     report = lint_model(m)
     assert report.compatible("webgl")
-    assert report.session_options["webgl"] == {"freeDimensionOverrides": {"batch": 1}}
+    assert report.session_options["webgl"] == {"pin_dimensions": {"batch": 1}}
 
 
 def test_layernormalization_at_opset_17_fails_webgl():

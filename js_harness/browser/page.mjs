@@ -1,0 +1,133 @@
+// The in-page half of browser_runner.mjs: onnxruntime-web sessions and a small API on window.harness.
+import * as ort from '/ort/ort.all.min.mjs';
+import { pinDimensions } from '/lib/onnx_model.mjs';
+
+ort.env.wasm.wasmPaths = '/ort/';
+
+let modelBytes = null;
+let state = null;
+const sessions = new Map();
+
+function toBase64(f32) {
+  const u8 = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+  let s = '';
+  for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+// WebGL checks input shapes literally and ignores freeDimensionOverrides, so its model
+// gets the symbolic dims pinned per batch size (one session per size, see
+// lib/onnx_model.mjs); wasm and webgpu take any batch in one session.
+async function session(batch, verbose = false) {
+  const key = state.backend === 'webgl' ? batch : 'any';
+  if (!sessions.has(key)) {
+    const options = { executionProviders: [state.backend], graphOptimizationLevel: 'all',
+      logSeverityLevel: verbose ? 0 : 3, logVerbosityLevel: 0 };
+    let bytes = modelBytes;
+    if (state.backend === 'webgl') {
+      const names = Object.keys(state.overrides || { batch: 1 });
+      bytes = pinDimensions(modelBytes, Object.fromEntries(names.map((n) => [n, batch])));
+    }
+    sessions.set(key, await ort.InferenceSession.create(bytes, options));
+  }
+  return sessions.get(key);
+}
+
+async function fetchFloats(url) {
+  return new Float32Array(await (await fetch(url)).arrayBuffer());
+}
+
+async function readOutput(tensor) {
+  return tensor.location && tensor.location !== 'cpu' ? await tensor.getData() : tensor.data;
+}
+
+function webglRenderer() {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl2') || document.createElement('canvas').getContext('webgl');
+    if (!gl) return null;
+    const ext = gl.getExtension('WEBGL_debug_renderer_info');
+    return ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+  } catch (e) {
+    return `error: ${e.message}`;
+  }
+}
+
+async function webgpuAdapter() {
+  if (!navigator.gpu) return null;
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return { available: false };
+    const info = adapter.info || (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : {});
+    return { available: true, vendor: info.vendor, architecture: info.architecture, device: info.device,
+      description: info.description };
+  } catch (e) {
+    return { available: false, error: e.message };
+  }
+}
+
+// onnxruntime logs "Node placements ... placed on [Provider]. Number of nodes: N" at verbose
+// level when a session is created; browser_runner.mjs reads it from the page's console
+// (the wasm module binds console.log when it loads, so the page cannot capture it itself).
+async function verboseSession(batch) {
+  const previous = ort.env.logLevel;
+  ort.env.logLevel = 'verbose';
+  try {
+    return await session(batch, true);
+  } finally {
+    ort.env.logLevel = previous;
+  }
+}
+
+window.harness = {
+  async load({ modelUrl, backend, threads, outputs, freeDimensionOverrides }) {
+    for (const s of sessions.values()) await s.release();
+    sessions.clear();
+    ort.env.wasm.numThreads = threads;
+    modelBytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+    state = { backend, outputs, overrides: freeDimensionOverrides };
+    const t0 = performance.now();
+    await verboseSession(1);
+    const s = await session(1);
+    state.outputs = outputs && outputs.length ? outputs : s.outputNames;
+    const missing = state.outputs.filter((n) => !s.outputNames.includes(n));
+    if (missing.length) throw new Error(`model has no outputs ${JSON.stringify(missing)}`);
+    return { outputs: state.outputs, loadMs: performance.now() - t0 };
+  },
+
+  async run({ inputUrl, dims }) {
+    const data = await fetchFloats(inputUrl);
+    const s = await session(dims[0]);
+    const t0 = performance.now();
+    const res = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', data, dims) }, state.outputs);
+    const outputs = [];
+    for (const name of state.outputs) {
+      const t = res[name];
+      outputs.push({ name, dims: t.dims, b64: toBase64(await readOutput(t)) });
+    }
+    return { outputs, ms: performance.now() - t0 };
+  },
+
+  async bench({ inputUrl, dims, warmup, repeat }) {
+    const data = await fetchFloats(inputUrl);
+    const s = await session(dims[0]);
+    const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', data, dims) };
+    const once = async () => {
+      const res = await s.run(feeds, state.outputs);
+      for (const name of state.outputs) await readOutput(res[name]);
+    };
+    for (let i = 0; i < warmup; i++) await once();
+    const ms = [];
+    for (let i = 0; i < repeat; i++) {
+      const t0 = performance.now();
+      await once();
+      ms.push(performance.now() - t0);
+    }
+    return { ms };
+  },
+
+  async info() {
+    return { userAgent: navigator.userAgent, webglRenderer: webglRenderer(), webgpuAdapter: await webgpuAdapter(),
+      crossOriginIsolated: self.crossOriginIsolated, wasm: { numThreads: ort.env.wasm.numThreads },
+      ortEnvVersions: ort.env.versions };
+  },
+};

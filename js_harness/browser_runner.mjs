@@ -1,0 +1,157 @@
+// onnxruntime-web in headless Chromium (wasm, webgl or webgpu), for the ser_export parity suite.
+//
+//   node browser_runner.mjs --backend webgl [--chromium /usr/bin/chromium]
+//
+// Same JSON-lines protocol as runner.mjs (load, run, bench, info, close).  Node serves the
+// page, onnxruntime-web's dist/ and the model and input files on 127.0.0.1 (with COOP/COEP
+// so wasm threads may use SharedArrayBuffer), and drives Chromium with playwright-core.
+// A batch of cases costs one page call; the page is loaded once.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
+
+import { startServer } from './lib/static_server.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const opt = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
+const backend = opt('--backend', 'wasm');
+const chromiumPath = opt('--chromium', process.env.SER_EXPORT_CHROMIUM || '/usr/bin/chromium');
+if (!['wasm', 'webgl', 'webgpu'].includes(backend)) {
+  process.stderr.write(`unknown backend ${backend}\n`);
+  process.exit(2);
+}
+if (!existsSync(chromiumPath)) {
+  process.stderr.write(`chromium not found at ${chromiumPath}\n`);
+  process.exit(3);
+}
+
+const { chromium } = await import('playwright-core');
+const ortPkg = JSON.parse(readFileSync(join(here, 'node_modules', 'onnxruntime-web', 'package.json'), 'utf8'));
+
+// ---------------------------------------------------------------- server ---
+const served = new Map(); // url path -> absolute file (models and inputs, added per request)
+const { server, origin } = await startServer({
+  '/ort/': join(here, 'node_modules', 'onnxruntime-web', 'dist'),
+  '/page/': join(here, 'browser'),
+  '/lib/': join(here, 'lib'),
+}, served);
+
+// --------------------------------------------------------------- browser ---
+const args = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-default-apps'];
+if (backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
+if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
+const userDataDir = mkdtempSync(join(tmpdir(), 'ser_export_chromium_'));
+const context = await chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath, headless: true, args });
+const page = context.pages()[0] || (await context.newPage());
+const consoleLines = [];
+page.on('console', (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
+page.on('pageerror', (err) => consoleLines.push(`pageerror: ${err.message}`));
+await page.goto(`${origin}/page/page.html`);
+await page.waitForFunction(() => window.harness !== undefined, null, { timeout: 60000 });
+
+function send(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+let loaded = null;
+let fileCounter = 0;
+
+function serve(absPath) {
+  const url = `/files/${++fileCounter}${extname(absPath)}`;
+  served.set(url, absPath);
+  return url;
+}
+
+async function info() {
+  const pageInfo = await page.evaluate(() => window.harness.info());
+  return { runtime: 'onnxruntime-web (chromium)', version: ortPkg.version, node: process.version,
+    browser: `chromium ${context.browser() ? context.browser().version() : ''}`.trim(),
+    chromiumPath, backend, loaded, ...pageInfo };
+}
+
+async function load(req) {
+  if (req.backend && req.backend !== backend) throw new Error(`this runner drives ${backend}, not ${req.backend}`);
+  const url = serve(req.model);
+  consoleLines.length = 0;
+  const result = await page.evaluate((a) => window.harness.load(a), {
+    modelUrl: url, backend, threads: req.threads || 1, outputs: req.outputs || null,
+    freeDimensionOverrides: req.freeDimensionOverrides || null,
+  });
+  loaded = { model: req.model, requestedBackend: backend, executionProviders: [backend], threads: req.threads || 1,
+    outputs: result.outputs, loadMs: result.loadMs, placement: placementFromConsole() };
+  return { info: await info() };
+}
+
+// "Node placements ... All nodes placed on [JsExecutionProvider]. Number of nodes: 53", or one
+// line per provider when some nodes fell back.  WebGL runs on the onnxjs engine, which has no
+// per-node fallback (an unsupported operator fails the load) and prints no such log.
+function placementFromConsole() {
+  if (backend === 'webgl') {
+    return { providers: { webgl: 'all' },
+      source: 'onnxjs WebGL engine: no per-node fallback; an unsupported operator fails the load' };
+  }
+  const providers = {};
+  for (const line of consoleLines) {
+    for (const m of line.matchAll(/placed on \[(\w+)\]\. Number of nodes: (\d+)/g)) {
+      providers[m[1]] = (providers[m[1]] || 0) + Number(m[2]);
+    }
+  }
+  return Object.keys(providers).length ? { providers, source: 'onnxruntime verbose log (Node placements)' } : null;
+}
+
+async function run(req) {
+  const url = serve(req.input);
+  const result = await page.evaluate((a) => window.harness.run(a), { inputUrl: url, dims: req.dims });
+  const outputs = result.outputs.map((o, i) => {
+    const file = join(req.outDir, `${i}.f32`);
+    writeFileSync(file, Buffer.from(o.b64, 'base64'));
+    return { name: o.name, file, dims: o.dims };
+  });
+  return { outputs, ms: result.ms };
+}
+
+async function bench(req) {
+  const url = serve(req.input);
+  const result = await page.evaluate((a) => window.harness.bench(a), {
+    inputUrl: url, dims: req.dims, warmup: req.warmup ?? 3, repeat: req.repeat ?? 20,
+  });
+  return { ms: result.ms };
+}
+
+const handlers = { load, run, bench, info: async () => ({ info: await info() }),
+  console: async () => ({ lines: consoleLines.slice(-200) }) };
+
+const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  let req;
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    send({ id: null, ok: false, error: `bad request: ${e.message}` });
+    continue;
+  }
+  if (req.cmd === 'close') {
+    send({ id: req.id, ok: true });
+    break;
+  }
+  const handler = handlers[req.cmd];
+  if (!handler) {
+    send({ id: req.id, ok: false, error: `unknown command ${req.cmd}` });
+    continue;
+  }
+  try {
+    send({ id: req.id, ok: true, ...(await handler(req)) });
+  } catch (e) {
+    const msg = String(e && e.message ? e.message : e).split('\n')[0];
+    const tail = consoleLines.filter((l) => l.startsWith('error') || l.startsWith('pageerror')).slice(-3);
+    send({ id: req.id, ok: false, error: msg + (tail.length ? ` [console: ${tail.join(' | ')}]` : '') });
+  }
+}
+await context.close();
+server.close();
+process.exit(0);

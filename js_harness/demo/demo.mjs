@@ -1,0 +1,202 @@
+// The ser_export demo: a released model in the browser, with the shipped preprocessing.
+import * as ort from '/ort/ort.all.min.mjs';
+import { pinDimensions, readContract } from '/lib/onnx_model.mjs';
+import { softmax, toModelInputs } from '/lib/preprocess.mjs';
+
+ort.env.wasm.wasmPaths = '/ort/';
+ort.env.logLevel = 'error';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const sessions = new Map();
+let current = null; // {url, backend, session, contract}
+
+function setState(state, message = '') {
+  document.body.dataset.state = state;
+  if (state === 'error') $('error').textContent = message;
+  else {
+    $('error').textContent = '';
+    if (message) $('status').textContent = message;
+  }
+}
+
+async function listModels() {
+  const select = $('model');
+  const res = await fetch('/models/manifest.json');
+  if (!res.ok) throw new Error('no release found at /models/manifest.json (build one with `python -m ser_export build`)');
+  const manifest = await res.json();
+  for (const [arch, m] of Object.entries(manifest.models)) {
+    const opt = document.createElement('option');
+    opt.value = `/models/${m.file}`;
+    const acc = m.held_out?.test?.accuracy;
+    opt.textContent = `${arch} (${(m.bytes / 1e6).toFixed(1)} MB${acc !== undefined ? `, ${(100 * acc).toFixed(0)} % on held-out synthetic speakers` : ''})`;
+    select.append(opt);
+  }
+  if (params.get('model')) select.value = params.get('model');
+  if (params.get('backend')) $('backend').value = params.get('backend');
+}
+
+async function loadModel() {
+  const url = $('model').value;
+  const backend = $('backend').value;
+  const key = `${url}|${backend}`;
+  if (!sessions.has(key)) {
+    setState('loading', `Loading ${url} on ${backend}...`);
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const contract = readContract(bytes);
+    // WebGL checks input shapes literally and ignores freeDimensionOverrides: pin the batch.
+    const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 }) : bytes;
+    const session = await ort.InferenceSession.create(modelBytes, { executionProviders: [backend] });
+    sessions.set(key, { url, backend, session, contract });
+  }
+  current = sessions.get(key);
+  const c = current.contract;
+  $('contract').textContent = `Model input: ${c.inputLength} samples at ${c.sampleRate} Hz, RMS-normalised to ` +
+    `${c.normalization.rms_level_db} dB; labels ${c.labels.join(', ')}; front-end ${c.frontend?.implementation ?? '?'}.`;
+  setState('ready', `Ready: ${current.url.split('/').pop()} on ${backend}. Choose a file or record.`);
+  return current;
+}
+
+function wavSampleRate(bytes) {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const tag = (o) => String.fromCharCode(...bytes.subarray(o, o + 4));
+  if (bytes.length < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return null;
+  for (let o = 12; o + 8 <= bytes.length;) {
+    const size = v.getUint32(o + 4, true);
+    if (tag(o) === 'fmt ' && o + 16 <= bytes.length) return v.getUint32(o + 12, true);
+    o += 8 + size + (size % 2);
+  }
+  return null;
+}
+
+// Decode at the file's own rate when it is known (WAV), so the shipped resampler, which the
+// parity suite checks against Python, does the resampling; otherwise the browser decodes
+// at the model's rate.
+async function decode(arrayBuffer, rateHint) {
+  const rate = rateHint ?? current.contract.sampleRate;
+  const ctx = new OfflineAudioContext(1, 1, rate);
+  const audio = await ctx.decodeAudioData(arrayBuffer);
+  const channels = Array.from({ length: audio.numberOfChannels }, (_, c) => audio.getChannelData(c));
+  return { channels, sampleRate: audio.sampleRate };
+}
+
+const STOPS = [[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]];
+function colour(t) {
+  const x = Math.min(Math.max(t, 0), 1) * (STOPS.length - 1);
+  const i = Math.min(Math.floor(x), STOPS.length - 2);
+  const f = x - i;
+  return STOPS[i].map((a, k) => Math.round(a + f * (STOPS[i + 1][k] - a)));
+}
+
+function drawSpectrogram(logmel, dims, topDb) {
+  const [, , nMels, nFrames] = dims;
+  const canvas = $('spectrogram');
+  canvas.width = nFrames;
+  canvas.height = nMels;
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(nFrames, nMels);
+  for (let m = 0; m < nMels; m++) {
+    for (let t = 0; t < nFrames; t++) {
+      const [r, g, b] = colour(1 + logmel[m * nFrames + t] / topDb);
+      const p = ((nMels - 1 - m) * nFrames + t) * 4; // low bands at the bottom
+      img.data.set([r, g, b, 255], p);
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function drawBars(labels, probs) {
+  const bars = $('bars');
+  bars.textContent = '';
+  const top = probs.indexOf(Math.max(...probs));
+  labels.forEach((label, i) => {
+    const row = document.createElement('div');
+    row.className = `bar-row${i === top ? ' top' : ''}`;
+    row.dataset.label = label;
+    row.dataset.prob = String(probs[i]);
+    row.innerHTML = `<span>${label}</span><div class="bar-track"><div class="bar-fill" style="width:${(100 * probs[i]).toFixed(1)}%"></div></div><span class="bar-value">${(100 * probs[i]).toFixed(1)} %</span>`;
+    bars.append(row);
+  });
+  $('top').textContent = labels[top];
+}
+
+async function analyse(arrayBuffer, name) {
+  try {
+    const model = await loadModel();
+    setState('running', `Analysing ${name}...`);
+    const bytes = new Uint8Array(arrayBuffer);
+    const { channels, sampleRate } = await decode(arrayBuffer.slice(0), wavSampleRate(bytes));
+    const { windows, durationSeconds } = toModelInputs(channels, sampleRate, model.contract);
+    const { session, contract } = model;
+    const wantLogmel = session.outputNames.includes('logmel');
+    const perWindow = [];
+    let loudest = null;
+    const t0 = performance.now();
+    for (const w of windows) {
+      if (!w.samples) continue;
+      const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', w.samples, [1, contract.inputLength]) };
+      const out = await session.run(feeds);
+      const logits = out.output.data;
+      perWindow.push({ startSeconds: w.startSeconds, probabilities: softmax(logits) });
+      if (wantLogmel && (!loudest || w.rms > loudest.rms)) loudest = { rms: w.rms, t: w.startSeconds, data: out.logmel.data.slice(), dims: out.logmel.dims };
+    }
+    const ms = performance.now() - t0;
+    const probs = contract.labels.map((_, i) => perWindow.reduce((s, w) => s + w.probabilities[i], 0) / perWindow.length);
+    drawBars(contract.labels, probs);
+    if (loudest) {
+      drawSpectrogram(loudest.data, loudest.dims, contract.frontend?.top_db ?? 80);
+      $('spec-caption').textContent = `(window at ${loudest.t.toFixed(1)} s)`;
+    }
+    const silent = windows.length - perWindow.length;
+    window.demoResult = { file: name, backend: model.backend, model: model.url, labels: contract.labels,
+      probabilities: probs, top: $('top').textContent, windows: perWindow, silentWindows: silent, ms };
+    setState('done', `${name}: ${durationSeconds.toFixed(2)} s, ${perWindow.length} window(s)` +
+      `${silent ? `, ${silent} silent skipped` : ''}; ${model.backend} took ${ms.toFixed(0)} ms.`);
+  } catch (e) {
+    window.demoResult = { error: String(e.message || e) };
+    setState('error', `Could not analyse ${name}: ${e.message || e}`);
+  }
+}
+
+$('file').addEventListener('change', async (ev) => {
+  const file = ev.target.files[0];
+  if (file) await analyse(await file.arrayBuffer(), file.name);
+});
+
+$('model').addEventListener('change', () => loadModel().catch((e) => setState('error', e.message)));
+$('backend').addEventListener('change', () => loadModel().catch((e) => setState('error', e.message)));
+
+let recorder = null;
+$('record').addEventListener('click', async () => {
+  if (recorder) {
+    recorder.stop();
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = async () => {
+      stream.getTracks().forEach((t) => t.stop());
+      recorder = null;
+      $('record').classList.remove('recording');
+      $('record').textContent = 'Record from microphone';
+      await analyse(await new Blob(chunks).arrayBuffer(), 'recording');
+    };
+    recorder.start();
+    $('record').classList.add('recording');
+    $('record').textContent = 'Stop recording';
+    setState('recording', 'Recording... click again to stop (2.1 s or more works best).');
+  } catch (e) {
+    setState('error', `Microphone unavailable: ${e.message || e}`);
+  }
+});
+
+try {
+  await listModels();
+  await loadModel();
+} catch (e) {
+  setState('error', e.message || String(e));
+}
+window.demoReady = true;

@@ -1,0 +1,136 @@
+// Captured audio -> model inputs, as the input contract demands (the same steps as
+// ser_export.audio in Python; the parity suite checks that both agree).
+//
+//   import { toModelInputs } from './preprocess.mjs';
+//   const { windows } = toModelInputs([left, right], 44100, contract);  // contract: readContract(bytes)
+//   // windows[i].samples: Float32Array(contract.inputLength) RMS-normalised, or null if silent
+//
+// Steps: average the channels to mono; resample to contract.sampleRate (windowed-sinc,
+// Kaiser window); cut consecutive windows of contract.inputLength samples (the last,
+// partial one zero-padded if it holds at least a quarter of a window, or if it is the
+// only one); RMS-normalise each to contract.normalization.rms_level_db; a window whose
+// RMS is below contract.normalization.min_rms is silence and is refused (samples null),
+// never divided by almost zero.
+
+export function mixToMono(channels) {
+  if (!channels.length) throw new Error('no audio channels');
+  const n = channels[0].length;
+  if (channels.some((c) => c.length !== n)) throw new Error('channels differ in length');
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let sum = 0;
+    for (const c of channels) sum += c[i];
+    out[i] = sum / channels.length;
+  }
+  return out;
+}
+
+export function checkFinite(x, what = 'audio') {
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) throw new Error(`${what} has a non-finite sample (NaN/Inf) at index ${i}`);
+  }
+  return x;
+}
+
+function besselI0(x) {
+  let sum = 1;
+  let term = 1;
+  for (let k = 1; k < 50; k++) {
+    term *= (x / (2 * k)) ** 2;
+    sum += term;
+    if (term < 1e-12 * sum) break;
+  }
+  return sum;
+}
+
+/**
+ * Band-limited resampling by a Kaiser-windowed sinc (beta 8.6, `zeros` zero crossings on
+ * each side), low-pass at `rolloff` times the lower Nyquist frequency.
+ */
+export function resample(x, fromRate, toRate, { zeros = 32, rolloff = 0.945, beta = 8.6 } = {}) {
+  if (!(fromRate > 0 && toRate > 0)) throw new Error(`bad sample rates ${fromRate} -> ${toRate}`);
+  if (fromRate === toRate) return Float32Array.from(x);
+  const ratio = toRate / fromRate;
+  const cutoff = rolloff * Math.min(1, ratio); // in cycles per input sample * 2
+  const half = Math.ceil(zeros / cutoff);
+  const nOut = Math.round(x.length * ratio);
+  const out = new Float32Array(nOut);
+  const i0beta = besselI0(beta);
+  for (let j = 0; j < nOut; j++) {
+    const t = j / ratio; // position in input samples
+    const centre = Math.floor(t);
+    let acc = 0;
+    for (let k = centre - half + 1; k <= centre + half; k++) {
+      if (k < 0 || k >= x.length) continue;
+      const d = t - k;
+      const u = d / half;
+      if (Math.abs(u) >= 1) continue;
+      const arg = Math.PI * cutoff * d;
+      const sinc = arg === 0 ? 1 : Math.sin(arg) / arg;
+      const w = besselI0(beta * Math.sqrt(1 - u * u)) / i0beta;
+      acc += x[k] * cutoff * sinc * w;
+    }
+    out[j] = acc;
+  }
+  return out;
+}
+
+export function rms(x) {
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += x[i] * x[i];
+  return x.length ? Math.sqrt(sum / x.length) : 0;
+}
+
+/** {samples, rms}: samples null when the window is silent (rms < minRms). */
+export function rmsNormalize(x, { rms_level_db: level = 0, min_rms: minRms = 1e-6 } = {}) {
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += x[i] * x[i];
+  const r = x.length ? Math.sqrt(sum / x.length) : 0;
+  if (r < minRms) return { samples: null, rms: r };
+  const target = 10 ** (level / 10);
+  const gain = Math.sqrt((x.length * target * target) / sum);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] * gain;
+  return { samples: out, rms: r };
+}
+
+/** Consecutive windows of `n` samples: [{start, samples}] (same rule as ser_export.audio.windows). */
+export function windows(x, n, minFraction = 0.25) {
+  const out = [];
+  const count = Math.max(1, Math.ceil(x.length / n));
+  for (let i = 0; i < count; i++) {
+    const start = i * n;
+    const chunk = x.subarray(start, start + n);
+    if (chunk.length < n && i > 0 && chunk.length < minFraction * n) break;
+    const w = new Float32Array(n);
+    w.set(chunk);
+    out.push({ start, samples: w });
+  }
+  return out;
+}
+
+/**
+ * Model inputs for a recording: `channels` (Float32Array per channel) at `sampleRate`.
+ * Returns {windows: [{start, startSeconds, samples (null if silent), rms}], durationSeconds}.
+ */
+export function toModelInputs(channels, sampleRate, contract) {
+  const mono = checkFinite(mixToMono(channels));
+  if (!mono.length) throw new Error('the recording is empty (0 samples)');
+  const y = resample(mono, sampleRate, contract.sampleRate);
+  const result = windows(y, contract.inputLength).map(({ start, samples }) => {
+    const norm = rmsNormalize(samples, contract.normalization);
+    return { start, startSeconds: start / contract.sampleRate, samples: norm.samples, rms: norm.rms };
+  });
+  if (result.every((w) => w.samples === null)) {
+    throw new Error(`silent: every ${(contract.inputLength / contract.sampleRate).toFixed(1)} s window has RMS below ${contract.normalization.min_rms}`);
+  }
+  return { windows: result, durationSeconds: y.length / contract.sampleRate };
+}
+
+/** Softmax of logits (Float32Array or Array) as a plain Array. */
+export function softmax(logits) {
+  const m = Math.max(...logits);
+  const e = Array.from(logits, (v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}

@@ -1,0 +1,49 @@
+// Drive the demo page in headless Chromium: load a WAV through the file input, wait for
+// the result, print what the page shows (JSON) and save a screenshot.
+//   node test/demo_e2e.mjs --url http://127.0.0.1:PORT/demo/?backend=wasm --file a.wav --screenshot out.png
+import { chromium } from 'playwright-core';
+
+const argv = process.argv.slice(2);
+const opt = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
+const url = opt('--url');
+const file = opt('--file');
+const shot = opt('--screenshot');
+const executablePath = opt('--chromium', process.env.SER_EXPORT_CHROMIUM || '/usr/bin/chromium');
+const backend = new URL(url).searchParams.get('backend') || 'wasm';
+const args = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-default-apps'];
+if (backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
+if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
+
+const browser = await chromium.launch({ executablePath, headless: true, args });
+try {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });
+  const console_ = [];
+  page.on('console', (m) => console_.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => console_.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  await page.waitForFunction(() => window.demoReady === true, null, { timeout: 120000 });
+  const state = await page.evaluate(() => document.body.dataset.state);
+  if (state === 'error') throw new Error(await page.evaluate(() => document.getElementById('error').textContent));
+  await page.setInputFiles('#file', file);
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 300000 });
+  const result = await page.evaluate(() => window.demoResult);
+  result.shown = await page.evaluate(() => ({
+    top: document.getElementById('top').textContent,
+    status: document.getElementById('status').textContent,
+    error: document.getElementById('error').textContent,
+    bars: [...document.querySelectorAll('.bar-row')].map((r) => ({ label: r.dataset.label, prob: Number(r.dataset.prob) })),
+    spectrogram: (() => {
+      const c = document.getElementById('spectrogram');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let lit = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
+      return { width: c.width, height: c.height, litPixels: lit };
+    })(),
+  }));
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  result.console = console_.slice(-10);
+  process.stdout.write(JSON.stringify(result) + '\n');
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,208 @@
+"""``python -m ser_export bench``: front-end and model latency, side by side in one run.
+
+Median milliseconds per clip (batch 1) at 1 and 2 threads for librosa's mel
+spectrogram, each front-end (Conv2d STFT, four-step FFT) and each full model with
+each front-end, in PyTorch, onnxruntime-python and onnxruntime-web (wasm, in
+Node), plus file sizes and the ratios front-end/librosa and
+onnxruntime-web/onnxruntime-python.  Every timing comes from this one run on this
+one machine; compare ratios, not absolute numbers, across machines.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import contract
+from .export.onnx_export import export_onnx, serialize
+from .export.recover import model_from_onnx
+from .frontend import IMPLEMENTATIONS, build_frontend
+from .io import atomic_write_text
+from .models import VoiceEmotionCnn
+
+RUNTIMES = ("pytorch", "onnxruntime-python", "onnxruntime-web-wasm")
+
+
+def _median_ms(fn, warmup: int, repeat: int) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(1000.0 * (time.perf_counter() - t0))
+    return statistics.median(times), times
+
+
+def _time_librosa(y: np.ndarray, params, threads: int, warmup: int, repeat: int) -> float:
+    import librosa
+    from threadpoolctl import threadpool_limits
+
+    def run():
+        mel = librosa.feature.melspectrogram(y=y, sr=params.sr, n_fft=params.n_fft, hop_length=params.hop_length,
+                                             n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax_hz,
+                                             center=params.center, pad_mode=params.pad_mode)
+        librosa.power_to_db(mel, ref=np.max, amin=params.amin, top_db=params.top_db)
+
+    with threadpool_limits(threads):
+        return _median_ms(run, warmup, repeat)[0]
+
+
+def _time_torch(module: torch.nn.Module, x: np.ndarray, threads: int, warmup: int, repeat: int) -> float:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    xt = torch.from_numpy(x)
+    try:
+        with torch.no_grad():
+            return _median_ms(lambda: module(xt), warmup, repeat)[0]
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _time_ort(path: Path, x: np.ndarray, threads: int, warmup: int, repeat: int) -> float:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feeds = {session.get_inputs()[0].name: x}
+    return _median_ms(lambda: session.run(None, feeds), warmup, repeat)[0]
+
+
+def _time_web(runner, path: Path, x: np.ndarray, warmup: int, repeat: int) -> float:
+    runner.activate(path, [contract.OUTPUT_NAME])
+    return statistics.median(runner.bench(x, warmup=warmup, repeat=repeat))
+
+
+@dataclasses.dataclass
+class Subject:
+    """Something to time: a torch module and its exported file."""
+
+    name: str        # e.g. "frontend/fft" or "alexnet/conv2d"
+    kind: str        # "frontend" or "model"
+    frontend: str
+    module: torch.nn.Module
+    path: Path
+
+
+def make_subjects(release_dir: Path, work: Path, archs: Sequence[str]) -> list[Subject]:
+    """Front-ends alone and the release models re-exported with every front-end."""
+    subjects = []
+    models = {}
+    for arch in archs:
+        path = release_dir / contract.MODEL_FILES[arch]
+        models[arch] = model_from_onnx(path)
+    base_params = next(iter(models.values())).frontend_params
+    for impl in IMPLEMENTATIONS:
+        params = dataclasses.replace(base_params, implementation=impl)
+        fe = build_frontend(params).eval()
+        out = work / f"frontend_{impl}.onnx"
+        out.write_bytes(serialize(export_onnx(fe)))
+        subjects.append(Subject(f"frontend/{impl}", "frontend", impl, fe, out))
+        for arch, trained in models.items():
+            net = VoiceEmotionCnn(arch, trained.labels, params).eval()
+            net.load_state_dict(trained.state_dict())
+            out = work / f"{arch}_{impl}.onnx"
+            out.write_bytes(serialize(export_onnx(net)))
+            subjects.append(Subject(f"{arch}/{impl}", "model", impl, net, out))
+    return subjects
+
+
+def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] = (1, 2),
+              runtimes: Sequence[str] = RUNTIMES, archs: Sequence[str] = ("alexnet", "resnet18"),
+              warmup: int = 10, repeat: int = 20, progress: bool = True) -> dict:
+    from parity.cases import golden_specs, render
+    from parity.runners.node import OrtWebWasmRunner
+
+    x = render(golden_specs()[0])[None]  # one synthetic-speech clip, RMS-normalised
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="ser_export_bench_") as tmp:
+        subjects = make_subjects(Path(release_dir), Path(tmp), archs)
+        params = model_from_onnx(Path(release_dir) / contract.MODEL_FILES[archs[0]]).frontend_params
+        for t in threads:
+            ms = _time_librosa(x[0], params, t, warmup, repeat)
+            results.append({"subject": "librosa", "kind": "reference", "frontend": "numpy", "runtime": "librosa",
+                            "threads": t, "median_ms": round(ms, 3)})
+            web = OrtWebWasmRunner(threads=t) if "onnxruntime-web-wasm" in runtimes else None
+            try:
+                for s in subjects:
+                    for runtime in runtimes:
+                        if runtime == "pytorch":
+                            ms = _time_torch(s.module, x, t, warmup, repeat)
+                        elif runtime == "onnxruntime-python":
+                            ms = _time_ort(s.path, x, t, warmup, repeat)
+                        else:
+                            ms = _time_web(web, s.path, x, warmup, repeat)
+                        results.append({"subject": s.name, "kind": s.kind, "frontend": s.frontend,
+                                        "runtime": runtime, "threads": t, "median_ms": round(ms, 3)})
+                        if progress:
+                            print(f"  {s.name:<20} {runtime:<22} {t} thread(s): {ms:8.2f} ms", file=sys.stderr)
+                web_info = web.info() if web else None
+            finally:
+                if web:
+                    web.deactivate()
+        sizes = {s.name: s.path.stat().st_size for s in subjects}
+    return {"machine": {"platform": platform.platform(), "python": platform.python_version(),
+                        "cpus": __import__("os").cpu_count()},
+            "clip": "parity.cases.golden_specs()[0] (synthetic speech, RMS 1), batch 1",
+            "warmup": warmup, "repeat": repeat, "results": results, "file_bytes": sizes,
+            "onnxruntime_web": web_info, "ratios": ratios(results)}
+
+
+def ratios(results: list[dict]) -> list[dict]:
+    """Front-end / librosa, and onnxruntime-web / onnxruntime-python, per subject and threads."""
+    by = {(r["subject"], r["runtime"], r["threads"]): r["median_ms"] for r in results}
+    out = []
+    for (subject, runtime, t), ms in sorted(by.items()):
+        if subject.startswith("frontend/"):
+            lib = by.get(("librosa", "librosa", t))
+            if lib:
+                out.append({"ratio": "frontend/librosa", "subject": subject, "runtime": runtime, "threads": t,
+                            "value": round(ms / lib, 3)})
+        if runtime == "onnxruntime-web-wasm":
+            py = by.get((subject, "onnxruntime-python", t))
+            if py:
+                out.append({"ratio": "onnxruntime-web/onnxruntime-python", "subject": subject, "runtime": runtime,
+                            "threads": t, "value": round(ms / py, 3)})
+    return out
+
+
+def format_bench(report: dict) -> str:
+    res = report["results"]
+    threads = sorted({r["threads"] for r in res})
+    runtimes = [r for r in RUNTIMES if any(x["runtime"] == r for x in res)]
+    lines = [f"median ms per clip (batch 1), {report['repeat']} runs after {report['warmup']} warm-up; "
+             f"{report['machine']['cpus']} CPUs"]
+    header = f"{'subject':<20}" + "".join(f"{rt[:18] + f' {t}t':>24}" for t in threads for rt in runtimes)
+    lines.append(header)
+    lib = "".join(f"{next(r['median_ms'] for r in res if r['subject'] == 'librosa' and r['threads'] == t):>24.2f}"
+                  + " " * 24 * (len(runtimes) - 1) for t in threads)
+    lines.append(f"{'librosa (numpy)':<20}" + lib)
+    for subject in dict.fromkeys(r["subject"] for r in res if r["subject"] != "librosa"):
+        row = f"{subject:<20}"
+        for t in threads:
+            for rt in runtimes:
+                v = next((r["median_ms"] for r in res if r["subject"] == subject and r["runtime"] == rt
+                          and r["threads"] == t), None)
+                row += f"{'-' if v is None else f'{v:.2f}':>24}"
+        lines.append(row)
+    lines.append("file sizes: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in report["file_bytes"].items()))
+    lines.append("ratios:")
+    for r in report["ratios"]:
+        lines.append(f"  {r['ratio']:<36} {r['subject']:<20} {r['runtime']:<22} {r['threads']}t  {r['value']:.2f}")
+    return "\n".join(lines)
+
+
+def write_bench(report: dict, path: Path) -> None:
+    atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")

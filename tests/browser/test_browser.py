@@ -1,0 +1,97 @@
+"""onnxruntime-web in headless Chromium: the parity runners and the demo page."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_export.data.synthetic import clip_rng, make_speakers, synthesize
+from ser_export.jsenv import HARNESS_DIR, find_node
+from ser_export.predict import predict_file
+from tests.conftest import write_wav
+from tests.e2e import ROOT, run_cli
+
+pytestmark = pytest.mark.browser
+
+BACKENDS = ["wasm", "webgl", "webgpu"]
+
+
+def test_browser_runners_pass_the_gate_and_prove_their_backend(quick_release, tmp_path):
+    report = tmp_path / "report.json"
+    proc = run_cli("verify", str(quick_release["out"]), "--runtimes",
+                   "pytorch,chromium-wasm,chromium-webgl,chromium-webgpu", "--examples", "4", "--no-shrink",
+                   "--report", str(report))
+    data = json.loads(report.read_text())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    info = data["runners"]
+    assert info["chromium-webgpu"]["placement"]["providers"] == {
+        "JsExecutionProvider": info["chromium-webgpu"]["placement"]["providers"]["JsExecutionProvider"]}
+    assert info["chromium-wasm"]["placement"]["providers"].keys() == {"CPUExecutionProvider"}
+    assert "SwiftShader" in info["chromium-webgl"]["webglRenderer"]
+    assert info["chromium-webgpu"]["webgpuAdapter"]["available"] is True
+    assert info["chromium-wasm"]["browser"].startswith("chromium")
+    stages = {(r["stage"], r["runner"]) for m in data["models"] for r in m["results"]}
+    for backend in BACKENDS:
+        assert ("logmel_vs_librosa[above_floor]", f"chromium-{backend}") in stages
+        assert ("logits", f"chromium-{backend}") in stages
+
+
+@pytest.fixture(scope="module")
+def demo_server(quick_release):
+    node = find_node().node
+    proc = subprocess.Popen([node, str(HARNESS_DIR / "serve.mjs"), "--models", str(quick_release["out"])],
+                            cwd=HARNESS_DIR, stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:"), url
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory):
+    speaker = make_speakers(2, 5)[0]
+    y = np.concatenate([synthesize(speaker, "angry", clip_rng(5, 0, 3, 0)), synthesize(speaker, "sad", clip_rng(5, 0, 2, 1))])
+    return write_wav(tmp_path_factory.mktemp("wav") / "speech.wav", 0.2 * y, sr=22050, subtype="FLOAT")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, quick_release, speech_wav, backend, tmp_path):
+    model = "voice_emotion_cnn.onnx"
+    shot_dir = Path(os.environ.get("SER_EXPORT_SCREENSHOTS", tmp_path))
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    shot = shot_dir / f"demo-{backend}.png"
+    proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",
+                           f"{demo_server}?backend={backend}&model=/models/{model}", "--file", str(speech_wav),
+                           "--screenshot", str(shot)], capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shown = json.loads(proc.stdout)
+    assert "error" not in shown, shown
+    expected = predict_file(speech_wav, quick_release["out"] / model)
+    probs = {b["label"]: b["prob"] for b in shown["shown"]["bars"]}
+    assert list(probs) == list(expected.labels)
+    tol = 1e-4 if backend == "wasm" else 2e-3  # GPU backends: float32 shader arithmetic (SwiftShader)
+    np.testing.assert_allclose([probs[l] for l in expected.labels], expected.probabilities, atol=tol)
+    assert shown["shown"]["top"] == expected.top and shown["backend"] == backend
+    assert len(shown["windows"]) == len(expected.window_starts_s)
+    spec = shown["shown"]["spectrogram"]
+    assert (spec["width"], spec["height"]) == (91, 128) and spec["litPixels"] > 1000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_browser_names_chromium():
+    proc = run_cli("check-browser")
+    assert proc.returncode == 0 and proc.stdout.startswith("chromium: ")
+
+
+def test_check_browser_without_chromium_says_how_to_install(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path), SER_EXPORT_CHROMIUM=str(tmp_path / "none"))
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ser_export", "check-browser"], capture_output=True, text=True,
+                          env=env, cwd=ROOT)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "apt-get install -y chromium" in lines[0]

@@ -1,0 +1,116 @@
+"""The shipped JS modules (js_harness/lib), run in Node from pytest."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from ser_export.jsenv import HARNESS_DIR, find_node
+
+pytestmark = pytest.mark.node
+
+
+def node_eval(code: str) -> dict:
+    """Run an ES-module snippet in the harness directory; it must print one JSON line."""
+    proc = subprocess.run([find_node().node, "--input-type=module", "-e", code], capture_output=True, text=True,
+                          cwd=HARNESS_DIR, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_resampler_keeps_a_tone_and_removes_what_cannot_be_represented():
+    out = node_eval("""
+import { resample } from './lib/preprocess.mjs';
+const fs = 44100, n = 44100;
+const tone = (f) => Float32Array.from({length: n}, (_, i) => Math.sin(2 * Math.PI * f * i / fs));
+const a = resample(tone(1000), fs, 22050);
+const b = resample(tone(15000), fs, 22050);  // above the new Nyquist: must vanish
+const rmsOf = (x) => Math.sqrt(x.slice(2000, -2000).reduce((s, v) => s + v * v, 0) / (x.length - 4000));
+let err = 0;
+for (let j = 2000; j < a.length - 2000; j++) err = Math.max(err, Math.abs(a[j] - Math.sin(2 * Math.PI * 1000 * j / 22050)));
+console.log(JSON.stringify({len: a.length, err, alias: rmsOf(b)}));
+""")
+    assert out["len"] == 22050
+    assert out["err"] < 2e-3          # passband: the tone comes through
+    assert out["alias"] < 1e-3        # stopband: no aliasing of 15 kHz into 7.05 kHz
+
+
+@pytest.mark.parametrize("case, message", [
+    ("silent", "silent"), ("nan", "non-finite"), ("empty", "empty"), ("mismatch", "differ in length"),
+])
+def test_preprocess_refuses_bad_audio(case, message):
+    inputs = {"silent": "[new Float32Array(50000)]", "nan": "[Float32Array.from([0.1, NaN, 0.2])]",
+              "empty": "[new Float32Array(0)]", "mismatch": "[new Float32Array(5), new Float32Array(6)]"}[case]
+    out = node_eval(f"""
+import {{ toModelInputs }} from './lib/preprocess.mjs';
+const contract = {{sampleRate: 22050, inputLength: 46305, normalization: {{rms_level_db: 0, min_rms: 1e-6}}}};
+try {{ toModelInputs({inputs}, 22050, contract); console.log(JSON.stringify({{ok: true}})); }}
+catch (e) {{ console.log(JSON.stringify({{ok: false, error: e.message}})); }}
+""")
+    assert out["ok"] is False and message in out["error"]
+
+
+def test_short_clip_gives_one_normalised_window():
+    out = node_eval("""
+import { toModelInputs, rms } from './lib/preprocess.mjs';
+const contract = {sampleRate: 22050, inputLength: 46305, normalization: {rms_level_db: 0, min_rms: 1e-6}};
+const x = Float32Array.from({length: 11025}, (_, i) => 0.01 * Math.sin(i / 7));
+const r = toModelInputs([x], 22050, contract);
+console.log(JSON.stringify({n: r.windows.length, len: r.windows[0].samples.length, rms: rms(r.windows[0].samples)}));
+""")
+    assert out == {"n": 1, "len": 46305, "rms": pytest.approx(1.0, rel=1e-5)}
+
+
+def test_read_contract_matches_python_metadata(quick_release):
+    from ser_export.export.metadata import read_metadata
+
+    path = quick_release["out"] / "voice_emotion_cnn.onnx"
+    out = node_eval(f"""
+import {{ readFileSync }} from 'node:fs';
+import {{ readContract }} from './lib/onnx_model.mjs';
+const c = readContract(readFileSync({json.dumps(str(path))}));
+console.log(JSON.stringify({{labels: c.labels, sampleRate: c.sampleRate, inputLength: c.inputLength, norm: c.normalization, meta: c.metadata}}));
+""")
+    meta = read_metadata(path)
+    assert out["labels"] == meta["labels"] and out["sampleRate"] == 22050 and out["inputLength"] == 46305
+    assert out["norm"] == meta["normalization"] and set(out["meta"]) == set(meta)
+
+
+def test_read_contract_refuses_a_foreign_model(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    out = node_eval(f"""
+import {{ readFileSync }} from 'node:fs';
+import {{ readContract, pinDimensions }} from './lib/onnx_model.mjs';
+const b = readFileSync({json.dumps(str(path))});
+const errors = [];
+for (const f of [() => readContract(b), () => pinDimensions(b, {{batch: 1}})]) {{
+  try {{ f(); errors.push(null); }} catch (e) {{ errors.push(e.message); }}
+}}
+console.log(JSON.stringify({{errors}}));
+""")
+    assert "not a ser_export model" in out["errors"][0] and "no symbolic dimension" in out["errors"][1]
+
+
+def test_pinned_model_loads_with_fixed_batch(quick_release, tmp_path):
+    import onnxruntime as ort
+
+    src = quick_release["out"] / "voice_emotion_cnn.onnx"
+    dst = tmp_path / "pinned.onnx"
+    node_eval(f"""
+import {{ readFileSync, writeFileSync }} from 'node:fs';
+import {{ pinDimensions }} from './lib/onnx_model.mjs';
+writeFileSync({json.dumps(str(dst))}, pinDimensions(readFileSync({json.dumps(str(src))}), {{batch: 2}}));
+console.log(JSON.stringify({{ok: true}}));
+""")
+    s = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    assert s.get_inputs()[0].shape == [2, 46305]
+    ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 46305)).astype(np.float32)
+    np.testing.assert_array_equal(s.run(["output"], {"input": x})[0], ref.run(["output"], {"input": x})[0])

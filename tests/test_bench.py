@@ -1,0 +1,25 @@
+"""The benchmark command prints and writes every figure (no timing assertions: machines are noisy)."""
+import json
+
+import pytest
+
+from tests.e2e import run_cli
+
+
+@pytest.mark.node
+def test_bench_reports_every_subject_runtime_and_ratio(quick_release, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_cli("bench", str(quick_release["out"]), "--threads", "1", "--repeat", "2", "--warmup", "1",
+                   "--arch", "alexnet", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    subjects = {(r["subject"], r["runtime"]) for r in report["results"]}
+    for s in ("frontend/conv2d", "frontend/fft", "alexnet/conv2d", "alexnet/fft"):
+        for rt in ("pytorch", "onnxruntime-python", "onnxruntime-web-wasm"):
+            assert (s, rt) in subjects
+    assert ("librosa", "librosa") in subjects
+    kinds = {r["ratio"] for r in report["ratios"]}
+    assert kinds == {"frontend/librosa", "onnxruntime-web/onnxruntime-python"}
+    assert all(r["median_ms"] > 0 for r in report["results"])
+    assert report["file_bytes"]["alexnet/fft"] < report["file_bytes"]["alexnet/conv2d"]
+    assert "ratios:" in proc.stdout
