@@ -8,10 +8,10 @@
 // A batch of cases costs one page call; the page is loaded once.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 
+import { serveRequests } from './lib/jsonl.mjs';
 import { startServer } from './lib/static_server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -53,9 +53,6 @@ page.on('pageerror', (err) => consoleLines.push(`pageerror: ${err.message}`));
 await page.goto(`${origin}/page/page.html`);
 await page.waitForFunction(() => window.harness !== undefined, null, { timeout: 60000 });
 
-function send(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
 
 let loaded = null;
 let fileCounter = 0;
@@ -125,33 +122,11 @@ async function bench(req) {
 const handlers = { load, run, bench, info: async () => ({ info: await info() }),
   console: async () => ({ lines: consoleLines.slice(-200) }) };
 
-const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-for await (const line of lines) {
-  if (!line.trim()) continue;
-  let req;
-  try {
-    req = JSON.parse(line);
-  } catch (e) {
-    send({ id: null, ok: false, error: `bad request: ${e.message}` });
-    continue;
-  }
-  if (req.cmd === 'close') {
-    send({ id: req.id, ok: true });
-    break;
-  }
-  const handler = handlers[req.cmd];
-  if (!handler) {
-    send({ id: req.id, ok: false, error: `unknown command ${req.cmd}` });
-    continue;
-  }
-  try {
-    send({ id: req.id, ok: true, ...(await handler(req)) });
-  } catch (e) {
-    const msg = String(e && e.message ? e.message : e).split('\n')[0];
-    const tail = consoleLines.filter((l) => l.startsWith('error') || l.startsWith('pageerror')).slice(-3);
-    send({ id: req.id, ok: false, error: msg + (tail.length ? ` [console: ${tail.join(' | ')}]` : '') });
-  }
-}
+await serveRequests(handlers, (e) => {
+  const msg = String(e && e.message ? e.message : e).split('\n')[0];
+  const tail = consoleLines.filter((l) => l.startsWith('error') || l.startsWith('pageerror')).slice(-3);
+  return msg + (tail.length ? ` [console: ${tail.join(' | ')}]` : '');
+});
 await context.close();
 server.close();
 process.exit(0);

@@ -18,8 +18,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
+
+import { serveRequests } from './lib/jsonl.mjs';
 
 const require = createRequire(import.meta.url);
 const argv = process.argv.slice(2);
@@ -36,9 +37,6 @@ const pkg = JSON.parse(readFileSync(join(here, 'node_modules', `onnxruntime-${ru
 let session = null;
 let loaded = null;
 
-function send(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
 
 function info() {
   const out = {
@@ -156,30 +154,6 @@ async function preprocess(req) {
 
 const handlers = { load, run, bench, preprocess, info: async () => ({ info: info() }) };
 
-const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-for await (const line of lines) {
-  if (!line.trim()) continue;
-  let req;
-  try {
-    req = JSON.parse(line);
-  } catch (e) {
-    send({ id: null, ok: false, error: `bad request: ${e.message}` });
-    continue;
-  }
-  if (req.cmd === 'close') {
-    send({ id: req.id, ok: true });
-    break;
-  }
-  const handler = handlers[req.cmd];
-  if (!handler) {
-    send({ id: req.id, ok: false, error: `unknown command ${req.cmd}` });
-    continue;
-  }
-  try {
-    send({ id: req.id, ok: true, ...(await handler(req)) });
-  } catch (e) {
-    send({ id: req.id, ok: false, error: String(e && e.message ? e.message : e) });
-  }
-}
+await serveRequests(handlers);
 if (session) await session.release();
 process.exit(0);

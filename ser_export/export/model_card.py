@@ -62,6 +62,11 @@ def render_model_card(manifest: dict) -> str:
             f"## `{m['file']}` ({arch}: {m['description']})",
             "",
             f"- {m['bytes'] / 1e6:.1f} MB, opset {m['opset']}, sha256 `{m['sha256']}`.",
+            f"- Front-end in the graph: `{m['frontend']['implementation']}` STFT "
+            f"({'four-step FFT' if m['frontend']['implementation'] == 'fft' else 'Conv2d DFT basis'}), "
+            f"n_fft {m['frontend']['n_fft']}, hop {m['frontend']['hop_length']}, "
+            f"pad_mode `{m['frontend']['pad_mode']}`, {m['frontend']['n_mels']} Slaney mel bands, "
+            f"dB relative to each clip's maximum, floor -{m['frontend']['top_db']:g} dB.",
             f"- Held-out-speaker test accuracy **{_pct(test['accuracy'])}** (macro F1 "
             f"{test['macro_f1']:.3f}, {test['n']} clips; chance {_pct(1 / len(labels))}); "
             f"validation accuracy {_pct(m['held_out']['val']['accuracy'])}.",
@@ -97,7 +102,8 @@ def render_model_card(manifest: dict) -> str:
         "- Synthetic training data (see above) unless rebuilt on real corpora; emotions are acted",
         "  prototypes, and one clip is 2.1 s.",
         "- AlexNet keeps the original's heavy dropout (0.7 and 0.6 before batch norm); its",
-        "  batch-norm statistics are recalibrated after training, and it trails ResNet18.",
+        "  batch-norm statistics are recalibrated before each validation and its first convolution",
+        "  gets a data-dependent initialisation (its input is dB, far from zero mean); it trails ResNet18.",
         "- Accuracy figures come from a handful of held-out speakers and vary with the split.",
         "",
     ]

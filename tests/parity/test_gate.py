@@ -38,6 +38,8 @@ def test_good_release_passes_on_all_runners(quick_release, tmp_path):
     assert info["onnxruntime-node"]["version"] == "1.30.0"
     stages = {r["stage"] for m in data["models"] for r in m["results"]}
     assert {"golden_logits", "top1", "batch_invariance[logmel]", "determinism[logits]"} <= stages
+    pre = [s for s in stages if s.startswith("js_preprocessing[")]
+    assert len(pre) == 6  # every generated recording through the shipped JS preprocessing
     assert "<testsuites" in (tmp_path / "r" / "junit.xml").read_text()
 
 
