@@ -60,7 +60,7 @@ def speech_wav(tmp_path_factory):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, quick_release, speech_wav, backend, tmp_path):
     model = "voice_emotion_cnn.onnx"
-    shot_dir = Path(os.environ.get("SER_EXPORT_SCREENSHOTS", tmp_path))
+    shot_dir = Path(os.environ.get("SER_EXPORT_SCREENSHOTS", tmp_path)).resolve()
     shot_dir.mkdir(parents=True, exist_ok=True)
     shot = shot_dir / f"demo-{backend}.png"
     proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",

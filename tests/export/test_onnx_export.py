@@ -20,8 +20,9 @@ def alexnet_reflect():
 
 def test_graph_interface_and_clean_up(alexnet_reflect):
     _, proto = alexnet_reflect
-    (inp,), (out,) = proto.graph.input, proto.graph.output
-    assert inp.name == "input" and out.name == "output"
+    (inp,), (out, logmel) = proto.graph.input, proto.graph.output
+    assert inp.name == "input" and out.name == "output" and logmel.name == "logmel"
+    assert [d.dim_param or d.dim_value for d in logmel.type.tensor_type.shape.dim] == ["batch", 1, 128, 91]
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and dims[1].dim_value == 46305
     assert proto.opset_import[0].version == 13
@@ -37,7 +38,10 @@ def test_onnxruntime_matches_pytorch_for_any_batch(alexnet_reflect, rng):
         x = rng.standard_normal((batch, 46305)).astype(np.float32)
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
-        np.testing.assert_allclose(session.run(None, {"input": x})[0], ref, atol=1e-4, rtol=1e-4)
+        logits, feats = session.run(None, {"input": x})
+        np.testing.assert_allclose(logits, ref, atol=1e-4, rtol=1e-4)
+        with torch.no_grad():
+            np.testing.assert_allclose(feats, model.features(torch.from_numpy(x)).numpy(), atol=1e-3)
 
 
 def test_export_is_byte_deterministic(alexnet_reflect):
