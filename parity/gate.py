@@ -189,7 +189,6 @@ class ModelCheck:
         results = []
         k = min(self.cfg.invariance_cases, len(cases.specs))
         first = cases.waveforms[: min(self.cfg.batch_size, len(cases.specs))]
-        det_tol = self.tolerance("determinism", None)["max_abs"]
         for name, runner in self.runners.items():
             self.activate(name)
             again = runner.infer(first)
@@ -205,7 +204,6 @@ class ModelCheck:
                     self.arch, name, f"batch_invariance[{what}]", alone[key], outputs[name][key][:k],
                     cases.labels, self.tolerance("batch_invariance", name)[what],
                     detail=f"each of the first {k} cases alone vs inside a batch of {first.shape[0]}"))
-        del det_tol
         return results
 
     def golden(self, expected: Mapping | None) -> list[compare.StageResult]:

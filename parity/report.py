@@ -152,6 +152,21 @@ def summary_table(report: GateReport) -> list[str]:
             fmt = lambda v: "-" if v is None else f"{v:.2e}"  # noqa: E731
             lines.append(f"  {name:<22} {fmt(all_bins):>21} {fmt(above):>12} {fmt(logits):>17} {agree:>7} "
                          f"{'-' if ms is None else f'{ms:.1f}':>8}")
+    for name, info in report.runners.items():
+        extra = []
+        if info.get("browser"):
+            extra.append(info["browser"])
+        if name.endswith("webgl") and info.get("webglRenderer"):
+            extra.append(f"renderer {info['webglRenderer']}")
+        if name.endswith("webgpu") and info.get("webgpuAdapter"):
+            a = info["webgpuAdapter"]
+            extra.append(f"adapter {a.get('vendor')}/{a.get('architecture')}")
+        if info.get("placement"):
+            extra.append("placement " + ", ".join(f"{k}: {v}" for k, v in info["placement"]["providers"].items()))
+        if info.get("node"):
+            extra.append(f"node {info['node']}")
+        lines.append(f"  {name}: {info.get('runtime')} {info.get('version')}, backend {info.get('backend')}, "
+                     f"threads {info.get('threads')}" + (f"; {'; '.join(extra)}" if extra else ""))
     return lines
 
 
