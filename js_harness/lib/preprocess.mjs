@@ -47,7 +47,7 @@ function besselI0(x) {
  * Band-limited resampling by a Kaiser-windowed sinc (beta 8.6, `zeros` zero crossings on
  * each side), low-pass at `rolloff` times the lower Nyquist frequency.
  */
-export function resample(x, fromRate, toRate, { zeros = 32, rolloff = 0.945, beta = 8.6 } = {}) {
+export function resample(x, fromRate, toRate, { zeros = 32, rolloff = 0.97, beta = 8.6 } = {}) {
   if (!(fromRate > 0 && toRate > 0)) throw new Error(`bad sample rates ${fromRate} -> ${toRate}`);
   if (fromRate === toRate) return Float32Array.from(x);
   const ratio = toRate / fromRate;

@@ -5,9 +5,10 @@ Values are strings; structured values are canonical JSON.  Keys:
 ``labels`` (JSON list, logit order), ``label_set``, ``arch``, ``sample_rate``,
 ``input_length``, ``normalization`` (JSON), ``frontend`` (JSON, librosa's
 parameter names), ``contract`` (JSON: the whole input/output contract),
-``features_output`` (the graph tensor holding the log-mel features, which the
-parity suite exposes as an extra output), ``training_data`` and
-``ser_export_version``.
+``features_output`` (the graph output holding the log-mel features),
+``training_data``, ``ser_export_version`` and, when needed, ``state_dict_extras``
+(how to restore ``state_dict`` tensors the simplifier merged: aliases of identical
+initializers and constant fills).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import onnx
 from .. import __version__, contract
 from ..contract import FrontendParams
 
-JSON_KEYS = ("labels", "normalization", "frontend", "contract")
+JSON_KEYS = ("labels", "normalization", "frontend", "contract", "state_dict_extras")
 
 
 def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend: FrontendParams,

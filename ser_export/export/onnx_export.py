@@ -4,7 +4,8 @@ Only the legacy TorchScript exporter (``dynamo=False``) writes opset 13 in torch
 2.13; the dynamo exporter starts at opset 18, and from opset 17 ``LayerNorm``
 becomes one ``LayerNormalization`` node, which WebGL lacks.
 
-The release graph keeps every trained tensor under its ``state_dict`` name: the
+The release graph keeps every trained tensor under its ``state_dict`` name (or, for the
+few the simplifier merges, records in the metadata how to restore them): the
 model is exported in eval mode without the exporter's Conv+BatchNorm fusion
 (``TrainingMode.PRESERVE``) and onnxsim's (``skip_fuse_bn``).  onnxruntime fuses
 them again when it loads the model, so nothing is lost at run time, and the exact
@@ -17,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+
+import numpy as np
 
 import onnx
 import torch
@@ -55,22 +58,43 @@ def constants_to_initializers(model: onnx.ModelProto) -> int:
     return moved
 
 
-def attach_missing_parameters(proto: onnx.ModelProto, model: torch.nn.Module) -> list[str]:
-    """Add ``state_dict`` tensors the simplifier removed (identity affines, duplicates).
+#: Metadata key describing ``state_dict`` tensors the graph does not hold by name.
+STATE_EXTRAS_KEY = "state_dict_extras"
 
-    They are not used by any node (onnxruntime drops them at load); they let the
-    PyTorch model be rebuilt from the file.  Returns the names added.
+
+def record_missing_parameters(proto: onnx.ModelProto, model: torch.nn.Module) -> dict:
+    """Make every ``state_dict`` tensor recoverable from the file without unused initializers.
+
+    The simplifier drops tensors it does not need by name: exact duplicates (e.g. a
+    ResNet downsample BN bias, which receives the same gradients as the ``bn2`` bias
+    beside it and so stays equal to it) and identity values (untrained affines).
+    Each missing tensor is recorded in the metadata as an alias of an identical
+    initializer or as a constant fill; only a tensor that is neither is attached as
+    an (unused) initializer, which onnxruntime would warn about at load.
     """
     from onnx import numpy_helper
 
-    present = {t.name for t in proto.graph.initializer}
-    added = []
+    present = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    by_shape: dict[tuple, list[str]] = {}
+    for name, value in present.items():
+        by_shape.setdefault((value.dtype.str, value.shape), []).append(name)
+    extras: dict = {"aliases": {}, "fills": {}}
     for name, tensor in model.state_dict().items():
         if name.endswith("num_batches_tracked") or name in present:
             continue
-        proto.graph.initializer.append(numpy_helper.from_array(tensor.detach().cpu().numpy(), name))
-        added.append(name)
-    return added
+        value = tensor.detach().cpu().numpy()
+        twin = next((n for n in by_shape.get((value.dtype.str, value.shape), [])
+                     if np.array_equal(present[n], value)), None)
+        if twin is not None:
+            extras["aliases"][name] = twin
+        elif value.size and np.all(value == value.flat[0]):
+            extras["fills"][name] = {"value": float(value.flat[0]), "shape": list(value.shape)}
+        else:
+            proto.graph.initializer.append(numpy_helper.from_array(value, name))
+    if extras["aliases"] or extras["fills"]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = STATE_EXTRAS_KEY, contract.dumps_canonical(extras)
+    return extras
 
 
 def drop_trailing_empty_inputs(model: onnx.ModelProto) -> int:
@@ -140,7 +164,7 @@ def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
         proto = simplified
     constants_to_initializers(proto)
     drop_trailing_empty_inputs(proto)
-    attach_missing_parameters(proto, model)
+    record_missing_parameters(proto, model)
     _sort_initializers(proto)
     proto.producer_name = "ser_export"
     from .. import __version__
@@ -165,11 +189,13 @@ def _sort_initializers(model: onnx.ModelProto) -> None:
 
 
 def set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
-    """Replace the model's ``metadata_props`` with ``metadata`` (sorted by key)."""
+    """Set ``metadata`` in the model's ``metadata_props`` (other keys kept; sorted by key)."""
+    merged = {e.key: e.value for e in model.metadata_props}
+    merged.update({k: str(v) for k, v in metadata.items()})
     del model.metadata_props[:]
-    for key in sorted(metadata):
+    for key in sorted(merged):
         entry = model.metadata_props.add()
-        entry.key, entry.value = key, str(metadata[key])
+        entry.key, entry.value = key, merged[key]
 
 
 def serialize(model: onnx.ModelProto) -> bytes:

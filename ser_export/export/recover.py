@@ -26,13 +26,18 @@ def model_from_onnx(model: onnx.ModelProto | str | os.PathLike) -> VoiceEmotionC
             raise ExportError(f"model metadata has no {key!r}: not a ser_export release model")
     net = VoiceEmotionCnn(meta["arch"], labels=meta["labels"], frontend=frontend_from_metadata(meta))
     inits = {t.name: t for t in model.graph.initializer}
+    extras = meta.get("state_dict_extras") or {}
+    aliases, fills = extras.get("aliases", {}), extras.get("fills", {})
     state = {}
     missing = []
     for name, current in net.state_dict().items():
+        source = aliases.get(name, name)
         if name.endswith("num_batches_tracked"):
             state[name] = current
-        elif name in inits:
-            state[name] = torch.from_numpy(numpy_helper.to_array(inits[name]).copy())
+        elif source in inits:
+            state[name] = torch.from_numpy(numpy_helper.to_array(inits[source]).copy())
+        elif name in fills:
+            state[name] = torch.full(fills[name]["shape"], fills[name]["value"], dtype=current.dtype)
         else:
             missing.append(name)
     if missing:
