@@ -146,18 +146,22 @@ class ModelCheck:
                 results += compare.compare_logmel(
                     self.arch, name, base, feats, outputs[base][self.features_name], labels,
                     self.tolerance("logmel_between_runtimes", name), top_db, f"logmel_vs_{base}")
-                if norm.any():
+                if norm.any():  # end-to-end stages: normalised cases only
                     sel = np.flatnonzero(norm)
                     sel_labels = [labels[i] for i in sel]
                     ours, ref = out[self.logits_name][sel], outputs[base][self.logits_name][sel]
                     tol_logits = self.tolerance("logits", name)["max_abs"]
-                    results.append(compare.compare_logits(self.arch, name, base, ours, ref, sel_labels,
-                                                          self.classes, tol_logits))
-                    results.append(compare.compare_probabilities(
-                        self.arch, name, base, ours, ref, sel_labels, self.classes,
-                        self.tolerance("probabilities", name)["max_abs"]))
-                    results.append(compare.compare_top1(self.arch, name, base, ours, ref, sel_labels, self.classes,
-                                                        tol_logits))
+                    subset = [
+                        compare.compare_logits(self.arch, name, base, ours, ref, sel_labels, self.classes,
+                                               tol_logits),
+                        compare.compare_probabilities(self.arch, name, base, ours, ref, sel_labels, self.classes,
+                                                      self.tolerance("probabilities", name)["max_abs"]),
+                        compare.compare_top1(self.arch, name, base, ours, ref, sel_labels, self.classes, tol_logits),
+                    ]
+                    for r in subset:  # report case numbers of the whole case list
+                        if "case" in r.where:
+                            r.where["case"] = int(sel[r.where["case"]])
+                    results += subset
         return results
 
     def case_failures(self, cases: Cases, outputs: Mapping[str, Mapping[str, np.ndarray]],

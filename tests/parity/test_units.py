@@ -114,3 +114,23 @@ def test_localization_names_the_first_diverging_node(quick_release):
     x = render(golden_specs()[0])
     found = first_divergence(path, x, OnnxruntimePythonRunner(), bad, relative_tol=1e-3)
     assert found["node"] == conv.name and found["op_type"] == "Conv"
+
+
+def test_end_to_end_stages_report_case_numbers_of_the_whole_case_list():
+    """Logits are judged on the normalised cases only; the reported case must still index all cases."""
+    from parity.cases import CaseSpec
+    from parity.gate import Cases, ModelCheck
+
+    specs = [CaseSpec("noise", 1e-3, 0.0, 1, 1, False), CaseSpec("tone", 440.0, 0.0, 1, 2, True),
+             CaseSpec("tone", 880.0, 0.0, 1, 3, True)]
+    cases = Cases.from_specs(specs)
+    check = ModelCheck.__new__(ModelCheck)  # only judge() is exercised
+    check.arch, check.classes, check.logits_name, check.features_name = "m", ["a", "b"], "output", "logmel"
+    check.tol = __import__("ser_export.tolerances", fromlist=["load"]).load()
+    check.params = __import__("ser_export.contract", fromlist=["FrontendParams"]).FrontendParams()
+    feats = np.zeros((3, 1, 128, 91), dtype=np.float32)
+    base = {"output": np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]], np.float32), "logmel": feats}
+    other = {"output": np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 5.0]], np.float32), "logmel": feats}
+    results = check.judge(cases, {"pytorch": base, "x": other}, feats.astype(np.float64))
+    logits = next(r for r in results if r.stage == "logits" and r.runner == "x")
+    assert not logits.passed and logits.where["case"] == 2 and logits.where["input"] == specs[2].label()
