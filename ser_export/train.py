@@ -13,6 +13,11 @@ training mode is that of dropped-and-rescaled activations, which eval mode never
 sees.  Before each validation the BN running statistics are re-estimated over a
 fixed subset of training features with dropout off (the architecture stays
 exactly as printed; only its statistics are corrected).
+
+Memory layout: training runs in ``torch.channels_last`` (NHWC), which oneDNN's
+CPU convolutions run faster (measured on 2 cores, one training step of batch 64:
+AlexNet 446 -> 389 ms, ResNet18 1674 -> 1122 ms).  The returned model is back in
+the default contiguous layout, the one that is exported and evaluated.
 """
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ class TrainConfig:
 #: 10-minute budget of a 2-core machine; ``quick`` is for CI and tests.
 PROFILES: Mapping[str, Mapping[str, TrainConfig]] = {
     "default": {
-        "alexnet": TrainConfig(epochs=16, lr=3e-3, patience=6, recalibrate_bn=True),
+        "alexnet": TrainConfig(epochs=24, lr=1e-3, patience=6, recalibrate_bn=True),
         "resnet18": TrainConfig(epochs=8, lr=1e-3, patience=4),
     },
     "quick": {
@@ -83,22 +88,26 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=False)
 
 
-def _batches(x: torch.Tensor, size: int):
+#: Layout of the weights and inputs while training (see the module docstring).
+TRAIN_MEMORY_FORMAT = torch.channels_last
+
+
+def _batches(x: torch.Tensor, size: int, memory_format=torch.contiguous_format):
     for i in range(0, x.shape[0], size):
-        yield x[i:i + size]
+        yield x[i:i + size].contiguous(memory_format=memory_format)
 
 
 def _evaluate(model: VoiceEmotionCnn, x: torch.Tensor, y: torch.Tensor,
-              batch_size: int = 256) -> tuple[float, np.ndarray]:
+              batch_size: int = 256, memory_format=torch.contiguous_format) -> tuple[float, np.ndarray]:
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model.classify(b) for b in _batches(x, batch_size)])
+        logits = torch.cat([model.classify(b) for b in _batches(x, batch_size, memory_format)])
     loss = float(F.cross_entropy(logits, y)) if y.numel() else float("nan")
     return loss, logits.argmax(1).numpy()
 
 
 def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
-                          batch_size: int = 256) -> None:
+                          batch_size: int = 256, memory_format=torch.contiguous_format) -> None:
     """Re-estimate BN running statistics on ``features`` with dropout off (eval mode)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -110,7 +119,7 @@ def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
         m.momentum = None  # cumulative average over all batches
         m.train()
     with torch.no_grad():
-        for batch in _batches(features, batch_size):
+        for batch in _batches(features, batch_size, memory_format):
             classify(batch)
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
@@ -159,6 +168,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
     recal_idx = torch.randperm(len(train), generator=gen)[:config.recalibration_samples]
     x_recal = x_train[recal_idx.sort().values]
     init_first_conv(model, x_recal)
+    model.to(memory_format=TRAIN_MEMORY_FORMAT)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(train) // config.batch_size)
@@ -180,7 +190,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
                    unit="batch", disable=not progress, leave=False)
         for i in bar:
             idx = order[i:i + config.batch_size]
-            logits = model.classify(x_train[idx])
+            logits = model.classify(x_train[idx].contiguous(memory_format=TRAIN_MEMORY_FORMAT))
             loss = F.cross_entropy(logits, y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -192,8 +202,8 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             correct += int((logits.argmax(1) == y_train[idx]).sum())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         if config.recalibrate_bn:
-            recalibrate_batchnorm(model, x_recal, model.classify)
-        val_loss, val_pred = _evaluate(model, x_val, y_val)
+            recalibrate_batchnorm(model, x_recal, model.classify, memory_format=TRAIN_MEMORY_FORMAT)
+        val_loss, val_pred = _evaluate(model, x_val, y_val, memory_format=TRAIN_MEMORY_FORMAT)
         record = {
             "epoch": epoch,
             "train_loss": round(total_loss / len(train), 5),
@@ -217,6 +227,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
                 stopped_early = True
                 break
     model.load_state_dict(best[2])
+    model.to(memory_format=torch.contiguous_format)
     model.eval()
     _, val_pred = _evaluate(model, x_val, y_val)
     x_test, y_test = torch.from_numpy(test.features), torch.from_numpy(test.targets)

@@ -43,6 +43,8 @@ try {
   }));
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   result.console = console_.slice(-10);
+  // Any console error or uncaught exception fails the test (a 404, a failed fetch, a script error).
+  result.consoleErrors = console_.filter((line) => line.startsWith('error:') || line.startsWith('pageerror:'));
   process.stdout.write(JSON.stringify(result) + '\n');
 } finally {
   await browser.close();

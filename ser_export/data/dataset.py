@@ -127,6 +127,48 @@ def _fingerprint(data: Mapping) -> str:
     return hashlib.sha256(contract.dumps_canonical(data).encode()).hexdigest()[:20]
 
 
+#: Modules whose code decides the cached features: a change to any of them must miss the cache.
+_PIPELINE_MODULES = ("ser_export.audio", "ser_export.contract", "ser_export.data.augment",
+                     "ser_export.data.synthetic", "ser_export.data.dataset", "ser_export.frontend",
+                     "ser_export.frontend.stft", "ser_export.frontend.fft", "ser_export.frontend.mel")
+
+
+def pipeline_fingerprint(fe: torch.nn.Module) -> dict:
+    """What identifies the code and numbers that turn clips into features.
+
+    The parameters alone are not enough: a change to the front-end or
+    preprocessing code with the same parameters would otherwise reuse features
+    the new code no longer computes (a build would then not be reproducible
+    from a clean clone).  So the key holds a sha256 of the source of every
+    module of the pipeline, and of the front-end's output on a fixed probe
+    clip (which also catches another library build or CPU that rounds
+    differently).
+
+    Parameters
+    ----------
+    fe : torch.nn.Module
+        The front-end, ``(batch, n_samples) -> (batch, 1, n_mels, n_frames)``.
+
+    Returns
+    -------
+    dict
+        ``{"source": hex, "probe": hex}``.
+    """
+    import importlib
+    import inspect
+
+    src = hashlib.sha256()
+    for name in _PIPELINE_MODULES:
+        src.update(name.encode())
+        src.update(inspect.getsource(importlib.import_module(name)).encode())
+    t = np.arange(contract.N_SAMPLES, dtype=np.float64) / contract.SAMPLE_RATE
+    probe = (np.sin(2 * np.pi * 220.0 * t * (1.0 + t)) + 0.1 * np.sin(2 * np.pi * 3000.0 * t))
+    probe = (probe / np.sqrt(np.mean(probe ** 2))).astype(np.float32)[None]
+    with torch.no_grad():
+        out = fe.eval()(torch.from_numpy(probe)).numpy()
+    return {"source": src.hexdigest(), "probe": hashlib.sha256(out.tobytes()).hexdigest()}
+
+
 def _source_identity(u: Utterance) -> list:
     if u.corpus == "synthetic":
         return [u.source]
@@ -172,13 +214,14 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
             raise DataError(f"{u.source}: label {u.label!r} is not in the label set {labels}")
         if u.speaker_key not in assignment:
             raise DataError(f"speaker {u.speaker_key} has no split assignment")
+    fe = build_frontend(frontend).eval()
     key = _fingerprint({
         "version": DATASET_VERSION, "synth_version": synthetic.SYNTH_VERSION,
         "sources": [[u.corpus, u.speaker, u.label, *_source_identity(u)] for u in utterances],
         "assignment": dict(sorted(assignment.items())), "labels": labels,
         "frontend": frontend.to_dict(), "augment": dataclasses.asdict(augment_config),
         "seed": seed, "n_samples": contract.N_SAMPLES, "n_check": n_check,
-        "torch": torch.__version__,
+        "torch": torch.__version__, "pipeline": pipeline_fingerprint(fe),
     })
     cache_path = Path(cache_dir) / f"features-{key}.npz" if cache_dir else None
     if cache_path is not None and cache_path.exists():
@@ -213,7 +256,6 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
         except AudioError as exc:
             raise DataError(f"preprocessing failed: {exc}") from None
 
-    fe = build_frontend(frontend).eval()
     buckets: dict[str, dict[str, list]] = {s: {"x": [], "y": [], "spk": [], "aug": []} for s in SPLITS}
     check_w, check_y = [], []
     pending: list[tuple[str, np.ndarray, int, str, bool]] = []

@@ -162,6 +162,7 @@ def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
         if not ok:
             raise ExportError("onnxsim could not validate the simplified model")
         proto = simplified
+        drop_simplifier_metadata(proto)
     constants_to_initializers(proto)
     drop_trailing_empty_inputs(proto)
     record_missing_parameters(proto, model)
@@ -175,6 +176,18 @@ def export_onnx(model: torch.nn.Module, opset: int = contract.DEFAULT_OPSET,
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"onnx.checker rejected the exported model: {str(exc).splitlines()[0]}") from exc
     return proto
+
+
+def drop_simplifier_metadata(model: onnx.ModelProto) -> None:
+    """Remove the ``onnxsim.*`` ``metadata_props`` that onnxsim 0.8 writes about its own run.
+
+    They list the nodes it removed and its settings (about 5 KB): nothing a
+    runtime reads, and they change with the onnxsim version, so an unchanged
+    model would get new bytes.  The manifest records the onnxsim version instead.
+    """
+    keep = [e for e in model.metadata_props if not e.key.startswith("onnxsim.")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
 
 
 def _sort_initializers(model: onnx.ModelProto) -> None:

@@ -69,6 +69,7 @@ def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, quick_rel
     assert proc.returncode == 0, proc.stderr[-3000:]
     shown = json.loads(proc.stdout)
     assert "error" not in shown, shown
+    assert shown["consoleErrors"] == [], shown["consoleErrors"]
     expected = predict_file(speech_wav, quick_release["out"] / model)
     probs = {b["label"]: b["prob"] for b in shown["shown"]["bars"]}
     assert list(probs) == list(expected.labels)

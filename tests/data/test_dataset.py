@@ -1,0 +1,110 @@
+"""The feature cache: a hit gives the same features; anything that changes them misses."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from ser_export.contract import FrontendParams
+from ser_export.data import dataset as ds
+from ser_export.data.synthetic import SyntheticCorpusSpec
+from ser_export.frontend import build_frontend
+
+LABELS = ("neutral", "angry")
+
+
+def _corpus():
+    utterances, speakers = ds.synthetic_utterances(SyntheticCorpusSpec(n_speakers=3, takes=1, labels=LABELS))
+    ids = sorted(speakers)
+    assignment = {f"synthetic:{s}": split for s, split in zip(ids, ("train", "val", "test"))}
+    return utterances, speakers, assignment
+
+
+def _build(cache_dir, frontend=FrontendParams()):
+    utterances, speakers, assignment = _corpus()
+    assert {u.speaker_key for u in utterances} == set(assignment)
+    return ds.build_dataset(utterances, assignment, LABELS, frontend, speakers=speakers,
+                            augment_config=ds.AugmentConfig(copies=0), cache_dir=cache_dir, progress=False,
+                            n_check=2)
+
+
+def _cached(tmp_path):
+    return sorted((tmp_path / "c").glob("features-*.npz"))
+
+
+def test_cache_hit_gives_identical_features(tmp_path):
+    first = _build(tmp_path / "c")
+    second = _build(tmp_path / "c")
+    assert not first.cache_hit and second.cache_hit
+    for split in first.splits:
+        np.testing.assert_array_equal(first.splits[split].features, second.splits[split].features)
+        np.testing.assert_array_equal(first.splits[split].targets, second.splits[split].targets)
+    np.testing.assert_array_equal(first.check_waveforms, second.check_waveforms)
+    assert len(_cached(tmp_path)) == 1
+
+
+def test_a_change_to_pipeline_code_misses_the_cache(tmp_path, monkeypatch):
+    _build(tmp_path / "c")
+    real = inspect.getsource
+
+    def edited(obj):
+        text = real(obj)
+        return text + "\n# edited\n" if getattr(obj, "__name__", "") == "ser_export.frontend.fft" else text
+
+    monkeypatch.setattr(inspect, "getsource", edited)
+    again = _build(tmp_path / "c")
+    assert not again.cache_hit
+    assert len(_cached(tmp_path)) == 2
+
+
+def test_changed_frontend_numbers_miss_the_cache(tmp_path, monkeypatch):
+    """Same code and parameters, different arithmetic (another BLAS, another CPU): the probe catches it."""
+    fe = build_frontend(FrontendParams())
+    before = ds.pipeline_fingerprint(fe)
+    real_build = ds.build_frontend
+
+    def perturbed(params):
+        module = real_build(params)
+        module.register_forward_hook(lambda _m, _inp, out: out + 1e-4)
+        return module
+
+    after = ds.pipeline_fingerprint(perturbed(FrontendParams()))
+    assert after["source"] == before["source"] and after["probe"] != before["probe"]
+
+    _build(tmp_path / "c")
+    monkeypatch.setattr(ds, "build_frontend", perturbed)
+    again = _build(tmp_path / "c")
+    assert not again.cache_hit
+
+
+def test_the_other_frontend_implementation_misses_the_cache(tmp_path):
+    a = _build(tmp_path / "c", FrontendParams(implementation="fft"))
+    b = _build(tmp_path / "c", FrontendParams(implementation="conv2d"))
+    assert not a.cache_hit and not b.cache_hit
+    assert len(_cached(tmp_path)) == 2
+    # Both compute the same log-mel, to the front-ends' tolerance.
+    np.testing.assert_allclose(a.splits["train"].features, b.splits["train"].features, atol=0.05)
+
+
+def test_a_corrupt_cache_is_rebuilt(tmp_path):
+    first = _build(tmp_path / "c")
+    (path,) = _cached(tmp_path)
+    path.write_bytes(b"not an npz file")
+    again = _build(tmp_path / "c")
+    assert not again.cache_hit
+    np.testing.assert_array_equal(first.splits["train"].features, again.splits["train"].features)
+    assert ds._load_cache(path, LABELS, {}).cache_hit  # rewritten, readable
+
+
+@pytest.mark.parametrize("bad", ["label", "speaker"])
+def test_unknown_label_or_speaker_is_a_clear_error(bad):
+    utterances, speakers, assignment = _corpus()
+    if bad == "label":
+        labels = ("neutral",)
+    else:
+        labels = LABELS
+        assignment = dict(list(assignment.items())[1:])
+    with pytest.raises(ds.DataError, match="label set|no split assignment"):
+        ds.build_dataset(utterances, assignment, labels, FrontendParams(), speakers=speakers,
+                         augment_config=ds.AugmentConfig(copies=0), cache_dir=None, progress=False)
