@@ -29,8 +29,8 @@ def _build(cache_dir, frontend=FrontendParams()):
                             n_check=2)
 
 
-def _cached(tmp_path):
-    return sorted((tmp_path / "c").glob("features-*.npz"))
+def _cached(cache_dir):
+    return sorted(cache_dir.glob("features-*.npz"))
 
 
 def test_cache_hit_gives_identical_features(tmp_path):
@@ -41,7 +41,7 @@ def test_cache_hit_gives_identical_features(tmp_path):
         np.testing.assert_array_equal(first.splits[split].features, second.splits[split].features)
         np.testing.assert_array_equal(first.splits[split].targets, second.splits[split].targets)
     np.testing.assert_array_equal(first.check_waveforms, second.check_waveforms)
-    assert len(_cached(tmp_path)) == 1
+    assert len(_cached(tmp_path / "c")) == 1
 
 
 def test_a_change_to_pipeline_code_misses_the_cache(tmp_path, monkeypatch):
@@ -55,7 +55,7 @@ def test_a_change_to_pipeline_code_misses_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(inspect, "getsource", edited)
     again = _build(tmp_path / "c")
     assert not again.cache_hit
-    assert len(_cached(tmp_path)) == 2
+    assert len(_cached(tmp_path / "c")) == 2
 
 
 def test_changed_frontend_numbers_miss_the_cache(tmp_path, monkeypatch):
@@ -82,14 +82,14 @@ def test_the_other_frontend_implementation_misses_the_cache(tmp_path):
     a = _build(tmp_path / "c", FrontendParams(implementation="fft"))
     b = _build(tmp_path / "c", FrontendParams(implementation="conv2d"))
     assert not a.cache_hit and not b.cache_hit
-    assert len(_cached(tmp_path)) == 2
+    assert len(_cached(tmp_path / "c")) == 2
     # Both compute the same log-mel, to the front-ends' tolerance.
     np.testing.assert_allclose(a.splits["train"].features, b.splits["train"].features, atol=0.05)
 
 
 def test_a_corrupt_cache_is_rebuilt(tmp_path):
     first = _build(tmp_path / "c")
-    (path,) = _cached(tmp_path)
+    (path,) = _cached(tmp_path / "c")
     path.write_bytes(b"not an npz file")
     again = _build(tmp_path / "c")
     assert not again.cache_hit
