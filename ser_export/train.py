@@ -22,8 +22,9 @@ the default contiguous layout, the one that is exported and evaluated.
 from __future__ import annotations
 
 import copy
-import sys
 import dataclasses
+import math
+import sys
 import time
 from typing import Mapping
 
@@ -33,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data.dataset import Dataset
+from .errors import DataError
 from .metrics import classification_report
 from .models import VoiceEmotionCnn
 
@@ -51,6 +53,14 @@ class TrainConfig:
     recalibration_samples: int = 512
     max_grad_norm: float = 5.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.patience < 1 or self.recalibration_samples < 1:
+            raise ValueError("patience and recalibration_samples must be at least 1")
 
 
 #: Training profiles per architecture.  ``default`` fits both models in the
@@ -79,6 +89,82 @@ class TrainResult:
     val_report: dict
     config: TrainConfig
     seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class OneCycleSchedule:
+    """The one-cycle learning-rate and momentum schedule, valid for any number of steps.
+
+    The same curve as ``torch.optim.lr_scheduler.OneCycleLR`` (cosine annealing,
+    ``cycle_momentum`` on Adam's ``beta1``), evaluated with the same float
+    operations, so the two agree exactly wherever torch's is defined.  Torch's
+    warm-up phase ends at step ``warmup_fraction * total_steps - 1``; when that is
+    not after step 0 (fewer than ``1 / warmup_fraction + 1`` steps: a tiny corpus),
+    torch divides by zero or starts near the final rate, and this schedule instead
+    skips the warm-up and anneals from ``max_lr`` at step 0.
+
+    Parameters
+    ----------
+    total_steps : int
+        Optimiser steps in the whole run (at least 1).
+    max_lr : float
+        Peak learning rate.
+    warmup_fraction : float
+        Share of the steps spent rising from ``max_lr / div_factor`` to ``max_lr``, in [0, 1).
+    div_factor, final_div_factor : float
+        Initial rate ``max_lr / div_factor``; final rate ``initial / final_div_factor``.
+    base_momentum, max_momentum : float
+        ``beta1`` at the peak rate and at both ends.
+    """
+
+    total_steps: int
+    max_lr: float
+    warmup_fraction: float
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 1:
+            raise ValueError(f"total_steps must be at least 1, got {self.total_steps}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+
+    @property
+    def initial_lr(self) -> float:
+        return self.max_lr / self.div_factor
+
+    @property
+    def min_lr(self) -> float:
+        return self.initial_lr / self.final_div_factor
+
+    @staticmethod
+    def _cos(start: float, end: float, pct: float) -> float:
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+    def __call__(self, step: int) -> tuple[float, float]:
+        """``(lr, beta1)`` for optimiser step ``step`` (0-based; ``total_steps`` is the rate after the last)."""
+        if not 0 <= step <= self.total_steps:
+            raise ValueError(f"step {step} outside 0..{self.total_steps}")
+        peak = float(self.warmup_fraction * self.total_steps) - 1  # torch's end of the warm-up
+        if peak > 0 and step <= peak:
+            pct = (step - 0.0) / (peak - 0.0)
+            return (self._cos(self.initial_lr, self.max_lr, pct),
+                    self._cos(self.max_momentum, self.base_momentum, pct))
+        start = peak if peak > 0 else 0.0
+        last = self.total_steps - 1
+        pct = (step - start) / (last - start) if last > start else float(step > start)
+        return (self._cos(self.max_lr, self.min_lr, pct),
+                self._cos(self.base_momentum, self.max_momentum, pct))
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        """Set every parameter group's ``lr`` and ``betas[0]`` for ``step``; returns the rate."""
+        lr, beta1 = self(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+            group["betas"] = (beta1, *group["betas"][1:])
+        return lr
 
 
 def seed_everything(seed: int) -> None:
@@ -160,7 +246,8 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
     model = VoiceEmotionCnn(arch, labels=labels, frontend=frontend)
     train, val, test = (dataset.splits[s] for s in ("train", "val", "test"))
     if len(train) == 0 or len(val) == 0:
-        raise ValueError("training needs non-empty train and validation splits")
+        raise DataError(f"training needs clips in the train and validation splits "
+                        f"(train {len(train)}, validation {len(val)})")
     x_train = torch.from_numpy(train.features)
     y_train = torch.from_numpy(train.targets)
     x_val, y_val = torch.from_numpy(val.features), torch.from_numpy(val.targets)
@@ -172,9 +259,9 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(train) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
-        pct_start=config.warmup_fraction)
+    schedule = OneCycleSchedule(total_steps=config.epochs * steps_per_epoch, max_lr=config.lr,
+                                warmup_fraction=config.warmup_fraction)
+    step = 0
 
     history: list[dict] = []
     warmup_epochs = int(round(config.warmup_fraction * config.epochs))
@@ -196,8 +283,9 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             loss.backward()
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            schedule.apply(optimizer, step)
             optimizer.step()
-            scheduler.step()
+            step += 1
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y_train[idx]).sum())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
@@ -210,7 +298,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             "train_accuracy": round(correct / len(train), 5),
             "val_loss": round(val_loss, 5),
             "val_accuracy": round(float((val_pred == val.targets).mean()), 5),
-            "lr": float(f"{scheduler.get_last_lr()[0]:.6g}"),
+            "lr": float(f"{schedule(step)[0]:.6g}"),  # the rate of the next step
             "seconds": round(time.perf_counter() - start, 1),
         }
         history.append(record)
