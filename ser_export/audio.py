@@ -94,17 +94,111 @@ def fit_length(y: np.ndarray, n_samples: int = contract.N_SAMPLES,
     return out
 
 
+def loudest_window(y: np.ndarray, n_samples: int = contract.N_SAMPLES) -> np.ndarray:
+    """The ``n_samples`` window of ``y`` with the most energy (zero-padded if ``y`` is shorter).
+
+    Ties go to the earliest window.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if y.size <= n_samples:
+        return fit_length(y, n_samples)
+    energy = np.concatenate([[0.0], np.cumsum(np.asarray(y, dtype=np.float64) ** 2)])
+    start = int(np.argmax(energy[n_samples:] - energy[:-n_samples]))
+    return y[start:start + n_samples].copy()
+
+
 def prepare_clip(y: np.ndarray, rng: np.random.Generator | None = None, trim: bool = True,
                  what: str = "clip") -> np.ndarray:
     """The training preprocessing: RMS-normalise, trim silence at 40 dB, crop/pad, re-normalise.
 
     The final RMS normalisation makes the clip satisfy the model's input contract
-    exactly (padding with zeros lowers the RMS).
+    exactly (padding with zeros lowers the RMS).  A crop that falls wholly in
+    digital silence (a long recording with a silent stretch longer than a window)
+    is replaced by the loudest window, so a clip that is not silent as a whole
+    always gives a training example.
     """
     y = rms_normalize(y, what=what)
     if trim:
         y = trim_silence(y, top_db=40.0)
-    return rms_normalize(fit_length(y, rng=rng), what=what)
+    clip = fit_length(y, rng=rng)
+    if rms(clip) < contract.MIN_RMS:
+        clip = loudest_window(y)
+    return rms_normalize(clip, what=what)
+
+
+def _wav_data_bytes(path: str) -> tuple[int, int] | None:
+    """``(declared, present)`` bytes of a RIFF/WAVE file's ``data`` chunk, or ``None``.
+
+    ``None`` when the file is not RIFF/WAVE (RF64, W64, FLAC, ...), when it has no
+    ``data`` chunk, or when the size is the 0 or 0xFFFFFFFF that streaming writers
+    leave for "unknown".  libsndfile reads a truncated WAV without an error (it
+    returns the frames that are there), so truncation is found here.
+    """
+    import struct
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                if chunk_size in (0, 0xFFFFFFFF):
+                    return None
+                return chunk_size, size - pos - 8
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def _refuse(path: str, problem: str, reason: str) -> AudioError:
+    return AudioError(f"{path}: {problem}", problem=problem, reason=reason)
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a WAV/FLAC/OGG file as it is stored, refusing anything unusable.
+
+    Returns
+    -------
+    frames : np.ndarray [shape=(n_samples, n_channels), dtype=float32]
+    sr : int
+        The file's sample rate in Hz.
+
+    Raises
+    ------
+    AudioError
+        With a one-line message naming the file and the problem (missing, a
+        directory, empty, not audio, truncated, no samples, NaN/Inf samples);
+        ``problem`` and ``reason`` give the same without the file name.
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise _refuse(path, "no such file", "missing")
+    if os.path.isdir(path):
+        raise _refuse(path, "is a directory, not an audio file", "not audio")
+    if os.path.getsize(path) == 0:
+        raise _refuse(path, "file is empty (0 bytes)", "unreadable audio")
+    try:
+        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, ValueError, OSError) as exc:  # corrupt or not audio
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _refuse(path, f"not a readable audio file ({detail})", "unreadable audio") from None
+    data_bytes = _wav_data_bytes(path)
+    if data_bytes is not None and data_bytes[1] < data_bytes[0]:
+        declared, present = data_bytes
+        raise _refuse(path, f"truncated WAV: its header declares {declared} bytes of samples, the file holds "
+                            f"{max(present, 0)}", "truncated")
+    if data.shape[0] == 0:
+        raise _refuse(path, "audio file holds no samples", "unreadable audio")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise _refuse(path, f"has {int(bad.sum())} non-finite samples (NaN/Inf), the first at frame "
+                            f"{int(np.flatnonzero(bad.any(axis=1))[0])}", "non-finite samples")
+    return data, int(file_sr)
 
 
 def load_audio(path: str | os.PathLike, sr: int = contract.SAMPLE_RATE) -> np.ndarray:
@@ -112,25 +206,10 @@ def load_audio(path: str | os.PathLike, sr: int = contract.SAMPLE_RATE) -> np.nd
 
     Stereo and multichannel files are averaged to mono; other sample rates are
     resampled with librosa (soxr).  Any problem raises :class:`AudioError`
-    with a one-line message naming the file and the problem.
+    with a one-line message naming the file and the problem (see :func:`read_audio`).
     """
-    import soundfile as sf
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise AudioError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
-        raise AudioError(f"{path}: file is empty (0 bytes)")
-    try:
-        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError, ValueError) as exc:  # corrupt or not audio
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioError(f"{path}: not a readable audio file ({detail})") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: audio file holds no samples")
-    return to_mono(check_finite(data, f"{path}"), file_sr, sr)
+    data, file_sr = read_audio(path)
+    return to_mono(data, file_sr, sr)
 
 
 def to_mono(frames: np.ndarray, file_sr: int, sr: int = contract.SAMPLE_RATE) -> np.ndarray:

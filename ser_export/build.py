@@ -16,9 +16,9 @@ import torch
 from . import __version__, contract, tolerances
 from .contract import FrontendParams
 from .data import synthetic
-from .data.corpora import Utterance, scan_corpus
+from .data.corpora import ScanReport, Utterance, scan_corpus
 from .data.dataset import AugmentConfig, Dataset, build_dataset, describe_utterances, synthetic_utterances
-from .data.split import split_speakers
+from .data.split import check_split, split_speakers
 from .errors import SerExportError
 from .export.check import check_release
 from .export.lint import lint_model, require_compatible
@@ -99,8 +99,8 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def gather_data(opts: BuildOptions, labels: tuple[str, ...]) -> tuple[list[Utterance], dict, dict]:
-    """Utterances, synthetic speakers (if any) and a description of the data."""
+def gather_data(opts: BuildOptions, labels: tuple[str, ...]) -> tuple[list[Utterance], dict, dict, dict]:
+    """Utterances, synthetic speakers (if any), a description of the data and the corpora's scan reports."""
     if not opts.data:
         spec = dataclasses.replace(CORPUS_PROFILES[opts.profile], labels=labels, seed=opts.seed)
         utterances, speakers = synthetic_utterances(spec)
@@ -108,16 +108,31 @@ def gather_data(opts: BuildOptions, labels: tuple[str, ...]) -> tuple[list[Utter
                         f"{spec.n_speakers} speakers x {len(labels)} emotions x {spec.takes} takes)",
                 "synthetic": True, "spec": {"n_speakers": spec.n_speakers, "takes": spec.takes,
                                             "seed": spec.seed, "synth_version": synthetic.SYNTH_VERSION}}
-        return utterances, speakers, desc
+        return utterances, speakers, desc, {}
     utterances = []
-    scans = {}
+    reports = {}
     for corpus, path in sorted(opts.data.items()):
-        found, report = scan_corpus(corpus, path, labels, opts.label_set)
+        found, report = scan_corpus(corpus, path, labels, opts.label_set, progress=opts.progress)
         utterances += found
-        scans[corpus] = {"used": report.used, "skipped": report.skipped}
-        _log(f"{corpus}: {report.used} files used, skipped {report.skipped or 'none'}")
-    desc = {"name": " + ".join(sorted(opts.data)), "synthetic": False, "scans": scans}
-    return utterances, {}, desc
+        reports[corpus] = report
+        _log(f"{corpus}: {report.summary()}")
+    desc = {"name": " + ".join(sorted(opts.data)), "synthetic": False}
+    return utterances, {}, desc, reports
+
+
+def _drop_skipped(utterances: list[Utterance], skipped: Mapping[str, tuple[str, str]],
+                  reports: Mapping[str, ScanReport]) -> list[Utterance]:
+    """Record the files the feature stage found unusable in their corpus's report; the rest."""
+    kept = []
+    for u in utterances:
+        if u.source not in skipped:
+            kept.append(u)
+            continue
+        report = reports[u.corpus]
+        report.skip(Path(u.source).relative_to(report.root).as_posix(), *skipped[u.source])
+        report.used -= 1
+        _log(f"{u.corpus}: skipped {u.source}: {': '.join(skipped[u.source])}")
+    return kept
 
 
 def _plots(result: TrainResult, arch: str, labels: Sequence[str]) -> dict[str, bytes]:
@@ -176,10 +191,10 @@ def run_build(opts: BuildOptions) -> dict:
     labels = contract.labels_for(opts.label_set)
     frontend = FrontendParams(pad_mode=opts.pad_mode, implementation=opts.frontend)
 
-    utterances, speakers, data_desc = gather_data(opts, labels)
+    utterances, speakers, data_desc, reports = gather_data(opts, labels)
     assignment = split_speakers(utterances, seed=opts.seed)
+    check_split(utterances, assignment, labels)
     aug = AugmentConfig(copies=opts.augment_copies)
-    data_desc["corpora"] = describe_utterances(utterances, assignment)
     data_desc["augmentation"] = (f"{aug.copies} copy per clip, each of {', '.join(aug.names)} "
                                  f"with probability {aug.probability}") if aug.copies else "none"
     _log(f"data: {len(utterances)} utterances; building features ...")
@@ -188,6 +203,13 @@ def run_build(opts: BuildOptions) -> dict:
         utterances, assignment, labels, frontend, speakers=speakers, augment_config=aug, seed=opts.seed,
         cache_dir=opts.cache_dir / "features" if opts.cache_dir else None, workers=opts.workers,
         progress=opts.progress, description=data_desc)
+    utterances = _drop_skipped(utterances, dataset.skipped, reports)
+    missing = check_split(utterances, assignment, labels)
+    if missing:
+        _log(f"warning: no clips of {', '.join(missing)} in the data: the model is trained without them and "
+             f"will (almost) never predict them")
+    data_desc["labels_without_data"] = list(missing)
+    data_desc["corpora"] = describe_utterances(utterances, assignment, reports)
     _log(f"features: {', '.join(f'{s} {len(f)}' for s, f in dataset.splits.items())} clips "
          f"({'cache hit' if dataset.cache_hit else f'{time.perf_counter() - t0:.0f} s'})")
 

@@ -9,7 +9,16 @@ class SerExportError(Exception):
 
 
 class AudioError(SerExportError):
-    """An audio file or waveform that cannot be used (missing, corrupt, NaN/Inf, ...)."""
+    """An audio file or waveform that cannot be used (missing, corrupt, NaN/Inf, ...).
+
+    ``problem`` is the message without the file or clip it names (what a report
+    lists beside the file), and ``reason`` a short category for counting.
+    """
+
+    def __init__(self, message: str, problem: str | None = None, reason: str = "unusable audio") -> None:
+        super().__init__(message)
+        self.problem = problem or message
+        self.reason = reason
 
 
 class SilentAudioError(AudioError):

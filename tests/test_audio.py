@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from ser_export import contract
-from ser_export.audio import fit_length, load_audio, prepare_clip, rms, rms_normalize, windows
+from ser_export.audio import (fit_length, load_audio, loudest_window, prepare_clip, read_audio, rms, rms_normalize,
+                              windows)
 from ser_export.errors import AudioError, SilentAudioError
 from tests.conftest import write_wav
 
@@ -101,3 +102,59 @@ def test_load_audio_errors_name_the_problem(tmp_path, case, message):
     with pytest.raises(AudioError, match=message) as info:
         load_audio(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def _pcm_wav_bytes(tmp_path, rng, channels=2, sr=16000, n=4000) -> bytes:
+    path = write_wav(tmp_path / "full.wav", rng.uniform(-0.5, 0.5, (n, channels)), sr=sr, subtype="PCM_16")
+    return path.read_bytes()
+
+
+@settings(max_examples=40)
+@given(cut=st.integers(0, 4000 * 2 * 2 + 44 - 1), seed=st.integers(0, 2**16))
+def test_a_truncated_wav_is_refused_never_read_short(tmp_path_factory, cut, seed):
+    """libsndfile reads a truncated WAV without complaint; read_audio must name it instead."""
+    tmp = tmp_path_factory.mktemp("cut")
+    full = _pcm_wav_bytes(tmp, np.random.default_rng(seed))
+    path = tmp / "cut.wav"
+    path.write_bytes(full[:cut])
+    with pytest.raises(AudioError) as info:
+        read_audio(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message, message
+    if cut > 44:  # the header is whole: the problem is the missing samples
+        assert info.value.reason == "truncated" and "truncated WAV" in message, message
+
+
+def test_a_whole_wav_with_odd_chunks_reads_in_full(tmp_path, rng):
+    """A LIST chunk after the data (as some editors write) is not mistaken for truncation."""
+    full = _pcm_wav_bytes(tmp_path, rng)
+    extra = b"LIST" + (5).to_bytes(4, "little") + b"INFOx" + b"\x00"  # odd size, padded
+    riff_size = int.from_bytes(full[4:8], "little") + len(extra)
+    path = tmp_path / "list.wav"
+    path.write_bytes(full[:4] + riff_size.to_bytes(4, "little") + full[8:] + extra)
+    frames, sr = read_audio(path)
+    assert frames.shape == (4000, 2) and sr == 16000
+
+
+@settings(max_examples=40)
+@given(n=st.integers(1, 3000), window=st.integers(1, 500), seed=st.integers(0, 2**16))
+def test_loudest_window_has_the_most_energy(n, window, seed):
+    y = np.random.default_rng(seed).standard_normal(n).astype(np.float32) * np.linspace(0, 2, n, dtype=np.float32)
+    got = loudest_window(y, window)
+    assert got.shape == (window,)
+    if n > window:
+        energies = [float(np.sum(y[i:i + window].astype(np.float64) ** 2)) for i in range(n - window + 1)]
+        assert float(np.sum(got.astype(np.float64) ** 2)) >= max(energies) * (1 - 1e-9)
+
+
+@settings(max_examples=15)
+@given(gap_s=st.floats(2.2, 6.0), seed=st.integers(0, 2**16), lead=st.booleans())
+def test_prepare_clip_survives_a_silent_stretch_longer_than_a_window(gap_s, seed, lead):
+    """Speech, digital silence longer than 2.1 s, speech: every crop gives a normalised clip."""
+    rng = np.random.default_rng(seed)
+    burst = rng.standard_normal(2000).astype(np.float32)
+    gap = np.zeros(int(gap_s * contract.SAMPLE_RATE), np.float32)
+    y = np.concatenate([burst, gap, burst * (0.5 if lead else 2.0)])
+    for crop_rng in (None, rng):
+        clip = prepare_clip(y, rng=crop_rng)
+        assert clip.shape == (contract.N_SAMPLES,) and abs(rms(clip) - 1.0) < 1e-5

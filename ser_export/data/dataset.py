@@ -23,11 +23,11 @@ import torch
 from .. import contract
 from ..audio import load_audio, prepare_clip
 from ..contract import FrontendParams
-from ..errors import AudioError, DataError
+from ..errors import AudioError, DataError, SilentAudioError
 from ..frontend import build_frontend
 from ..io import atomic_write_bytes
 from . import augment, synthetic
-from .corpora import Utterance
+from .corpora import ScanReport, Utterance
 from .split import SPLITS
 
 #: Bump when preprocessing or augmentation changes, so caches are not reused.
@@ -69,6 +69,9 @@ class Dataset:
     check_targets: np.ndarray        # (k,) int64
     description: dict                # what the data is (recorded in the manifest)
     cache_hit: bool = False
+    #: files dropped while making features: source -> (reason, detail), e.g. a clip that is
+    #: silent once resampled to the contract's rate (the scan reads files at their own rate)
+    skipped: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +89,17 @@ def _synth_job(args) -> list[tuple[np.ndarray, bool]]:
     return _prepare(raw, rng, split, aug, what=f"synthetic clip {rng_key}")
 
 
-def _file_job(args) -> list[tuple[np.ndarray, bool]]:
+def _file_job(args) -> list[tuple[np.ndarray, bool]] | tuple[str, str]:
+    """The clips of one file, or ``(reason, detail)`` when the file turns out unusable."""
     path, rng_key, split, aug = args
     rng = np.random.default_rng(np.random.SeedSequence(list(rng_key)))
-    raw = load_audio(path)
-    return _prepare(raw, rng, split, aug, what=path)
+    try:
+        raw = load_audio(path)
+        return _prepare(raw, rng, split, aug, what=path)
+    except AudioError as exc:
+        if isinstance(exc, SilentAudioError):
+            return "silent", f"silent once resampled to {contract.SAMPLE_RATE} Hz"
+        return exc.reason, exc.problem
 
 
 def _prepare(raw: np.ndarray, rng: np.random.Generator, split: str, aug: AugmentConfig,
@@ -105,11 +114,20 @@ def _prepare(raw: np.ndarray, rng: np.random.Generator, split: str, aug: Augment
     return clips
 
 
+#: A process pool is started only for at least this many jobs per worker: each spawned worker
+#: imports torch and librosa (seconds), which a small corpus does not repay.
+MIN_JOBS_PER_WORKER = 64
+
+
 def _run_jobs(func, jobs: Sequence, workers: int, progress: bool, desc: str):
+    """``func(job)`` for every job, in order; in ``workers`` processes when there are enough jobs.
+
+    The results do not depend on the number of workers (every job carries its own seed).
+    """
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc=desc, unit="clip", disable=not progress, leave=False)
-    if workers <= 1:
+    if workers <= 1 or len(jobs) < MIN_JOBS_PER_WORKER * workers:
         for job in jobs:
             yield func(job)
             bar.update()
@@ -172,7 +190,10 @@ def pipeline_fingerprint(fe: torch.nn.Module) -> dict:
 def _source_identity(u: Utterance) -> list:
     if u.corpus == "synthetic":
         return [u.source]
-    st = os.stat(u.source)
+    try:
+        st = os.stat(u.source)
+    except OSError:  # gone since the scan: the feature stage skips it and says why
+        return [u.source, None, None]
     return [u.source, st.st_size, st.st_mtime_ns]
 
 
@@ -247,11 +268,15 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
             order.append(("file", len(jobs_file) - 1))
 
     results: dict[tuple[str, int], list] = {}
+    skipped: dict[str, tuple[str, str]] = {}
     for kind, func, jobs in (("synth", _synth_job, jobs_synth), ("file", _file_job, jobs_file)):
         if not jobs:
             continue
         try:
             for j, clips in enumerate(_run_jobs(func, jobs, workers, progress, f"clips ({kind})")):
+                if isinstance(clips, tuple):  # a file found unusable: (reason, detail)
+                    skipped[jobs[j][0]] = clips
+                    clips = []
                 results[(kind, j)] = clips
         except AudioError as exc:
             raise DataError(f"preprocessing failed: {exc}") from None
@@ -301,7 +326,7 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
                        else np.zeros((0, contract.N_SAMPLES), np.float32))
     dataset = Dataset(splits=splits, labels=labels, check_waveforms=check_waveforms,
                       check_targets=np.asarray([check_y[i] for i in pick], dtype=np.int64),
-                      description=dict(description or {}))
+                      description=dict(description or {}), skipped=skipped)
     if cache_path is not None:
         _save_cache(cache_path, dataset)
     return dataset
@@ -322,7 +347,7 @@ def _save_cache(path: Path, ds: Dataset) -> None:
     import io
 
     arrays = {"labels": np.asarray(ds.labels), "check_w": ds.check_waveforms,
-              "check_y": ds.check_targets}
+              "check_y": ds.check_targets, "skipped": np.asarray(json.dumps(ds.skipped, sort_keys=True))}
     for s, fs in ds.splits.items():
         arrays[f"{s}_x"] = fs.features
         arrays[f"{s}_y"] = fs.targets
@@ -343,8 +368,9 @@ def _load_cache(path: Path, labels: tuple[str, ...], description: dict) -> Datas
                           speakers=[str(x) for x in z[f"{s}_spk"]], augmented=z[f"{s}_aug"])
             for s in SPLITS
         }
+        skipped = {source: tuple(v) for source, v in json.loads(str(z["skipped"])).items()}
         return Dataset(splits=splits, labels=labels, check_waveforms=z["check_w"],
-                       check_targets=z["check_y"], description=description, cache_hit=True)
+                       check_targets=z["check_y"], description=description, cache_hit=True, skipped=skipped)
 
 
 def synthetic_utterances(spec: synthetic.SyntheticCorpusSpec) -> tuple[list[Utterance], dict]:
@@ -358,8 +384,13 @@ def synthetic_utterances(spec: synthetic.SyntheticCorpusSpec) -> tuple[list[Utte
     return utterances, speakers
 
 
-def describe_utterances(utterances: Iterable[Utterance], assignment: Mapping[str, str]) -> dict:
-    """Counts per corpus, split and label (for the manifest and model card)."""
+def describe_utterances(utterances: Iterable[Utterance], assignment: Mapping[str, str],
+                        reports: Mapping[str, ScanReport] | None = None) -> dict:
+    """Speakers per split and clips per split and label, per corpus (for the manifest and model card).
+
+    With the corpora's scan ``reports``, each corpus also lists its file counts and
+    every skipped file with the reason (:meth:`ScanReport.to_dict`).
+    """
     out: dict = {}
     for u in utterances:
         split = assignment[u.speaker_key]
@@ -369,4 +400,6 @@ def describe_utterances(utterances: Iterable[Utterance], assignment: Mapping[str
         c["clips"][split][u.label] += 1
     for c in out.values():
         c["speakers"] = {s: sorted(v) for s, v in c["speakers"].items()}
+    for corpus, report in (reports or {}).items():
+        out.setdefault(corpus, {"speakers": {s: [] for s in SPLITS}, "clips": {}}).update(report.to_dict())
     return json.loads(json.dumps(out, sort_keys=True))

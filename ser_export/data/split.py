@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -57,11 +57,62 @@ def split_speakers(utterances: Iterable[Utterance], val_fraction: float = 0.15,
     held = set(assignment.values())
     for needed, fraction in (("val", val_fraction), ("test", test_fraction)):
         if fraction > 0 and needed not in held:
+            clips: dict[str, int] = defaultdict(int)
+            names: dict[str, str] = {}
+            for u in utterances:
+                clips[u.speaker_key] += 1
+                names[u.speaker_key] = u.speaker
+            counts = "; ".join(
+                f"{corpus}: {len(keys)} speaker{'s' * (len(keys) != 1)} ("
+                + ", ".join(f"{names[key]} {clips[key]} clips" for key in sorted(keys)) + ")"
+                for corpus, keys in sorted(by_corpus.items()))
             raise DataError(
-                f"cannot hold out {needed} speakers: every corpus given has fewer than 3 speakers "
-                f"({ {c: len(s) for c, s in by_corpus.items()} })"
+                f"cannot split by speaker: {counts}; holding out {SPLIT_NAMES[needed]} and test speakers needs "
+                f"a corpus with at least 3 speakers (add speakers, or another corpus with --data)"
             )
     return assignment
+
+
+#: How the splits are named in messages.
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def check_split(utterances: Sequence[Utterance], assignment: Mapping[str, str],
+                labels: Sequence[str]) -> tuple[str, ...]:
+    """Refuse a split that cannot train and evaluate every label the data has.
+
+    Every label with clips anywhere must have clips in the training, validation
+    and test speakers.  Labels of the label set with no clips at all are allowed
+    (EMO-DB has no surprise, JL-corpus no disgust): they are returned so that the
+    build can record them.
+
+    Returns
+    -------
+    tuple of str
+        The labels of ``labels`` without any clip.
+
+    Raises
+    ------
+    DataError
+        Naming the split, its speakers, its clips per label and the missing labels.
+    """
+    counts = {split: {label: 0 for label in labels} for split in SPLITS}
+    speakers: dict[str, set[str]] = {split: set() for split in SPLITS}
+    for u in utterances:
+        split = assignment[u.speaker_key]
+        counts[split][u.label] += 1
+        speakers[split].add(u.speaker_key)
+    present = [label for label in labels if any(counts[split][label] for split in SPLITS)]
+    for split in SPLITS:
+        missing = [label for label in present if not counts[split][label]]
+        if missing:
+            clips = ", ".join(f"{label} {counts[split][label]}" for label in present)
+            raise DataError(
+                f"cannot split by speaker: the {SPLIT_NAMES[split]} speakers ({', '.join(sorted(speakers[split]))}) "
+                f"have no clips of {', '.join(missing)} (their clips: {clips}); every emotion in the data needs "
+                f"clips from training, validation and test speakers: add speakers who have them"
+            )
+    return tuple(label for label in labels if label not in present)
 
 
 def _zip_longest(*lists: list[str]) -> list[list[str]]:

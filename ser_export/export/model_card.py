@@ -6,6 +6,27 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+#: Skipped files listed one by one in the card (the manifest lists more).
+CARD_LISTED_SKIPS = 20
+
+
+def _files_lines(info: dict) -> list[str]:
+    """A real corpus's file counts and its skipped files with their reasons (nothing for synthetic data)."""
+    if "files" not in info:
+        return []
+    by_reason = ", ".join(f"{n} {reason}" for reason, n in info["skipped_by_reason"].items()) or "none"
+    lines = [f"  - directory `{info['root']}`: {info['used']} of {info['files']} files used; "
+             f"skipped {info['skipped_total']}: {by_reason}."]
+    for item in info["skipped"][:CARD_LISTED_SKIPS]:
+        detail = f" ({item['detail']})" if item["detail"] else ""
+        lines.append(f"  - skipped `{item['file']}`: {item['reason']}{detail}")
+    rest = info["skipped_total"] - min(len(info["skipped"]), CARD_LISTED_SKIPS)
+    if rest > 0:
+        lines.append(f"  - ... and {rest} more skipped files (listed in `manifest.json`, up to "
+                     f"{len(info['skipped'])} of them).")
+    return lines
+
+
 def render_model_card(manifest: dict) -> str:
     c = manifest["contract"]
     labels = manifest["labels"]
@@ -49,6 +70,10 @@ def render_model_card(manifest: dict) -> str:
                      f"({', '.join(spk['val'])}), test {len(spk['test'])} ({', '.join(spk['test'])}); "
                      f"clips train {clips.get('train', 0)}, validation {clips.get('val', 0)}, "
                      f"test {clips.get('test', 0)}.")
+        lines += _files_lines(info)
+    if data.get("labels_without_data"):
+        lines.append("- **No clips of " + ", ".join(f"`{x}`" for x in data["labels_without_data"])
+                     + "** in the data: the model was trained without them and will (almost) never predict them.")
     lines += [
         "- Split by speaker: validation speakers drive early stopping; test speakers are used",
         "  only for the accuracy below (no speaker appears in two splits).",
@@ -99,8 +124,10 @@ def render_model_card(manifest: dict) -> str:
     lines += [
         "## Limitations",
         "",
-        "- Synthetic training data (see above) unless rebuilt on real corpora; emotions are acted",
-        "  prototypes, and one clip is 2.1 s.",
+        ("- Synthetic training data (see above); emotions are acted prototypes, and one clip is 2.1 s."
+         if data.get("synthetic") else
+         "- Acted emotions from the corpora above; one clip is 2.1 s; accuracy on other speakers,"
+         " languages and microphones is unknown."),
         "- AlexNet keeps the original's heavy dropout (0.7 and 0.6 before batch norm); its",
         "  batch-norm statistics are recalibrated before each validation and its first convolution",
         "  gets a data-dependent initialisation (its input is dB, far from zero mean); it trails ResNet18.",

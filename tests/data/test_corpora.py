@@ -37,8 +37,12 @@ def test_ravdess_mapping_7_and_8(ravdess):
     assert sum(u.label == "neutral" for u in utts) == 6  # calm merged into neutral
     assert {u.speaker for u in utts} == {"01", "02", "03"}
     assert {u.sex for u in utts if u.speaker == "01"} == {"male"}
-    assert report.skipped["name breaks the convention"] == 1
-    assert report.skipped["not .wav/.flac"] == 1
+    assert report.by_reason() == {"name breaks the convention": 1, "not .wav/.flac": 1,
+                                  "not used by the convention (song, video or skipped emotion)": 2}
+    assert report.files == 28 and report.used == 24
+    broken = [s for s in report.skipped if s.reason == "name breaks the convention"]
+    assert broken[0].file == "Actor_02/03-01-05-01-01-01-01.wav"
+    assert broken[0].detail == "actor 01 in the name but the folder is Actor_02"
     utts8, _ = scan_corpus("ravdess", ravdess, labels_for("ravdess8"), "ravdess8")
     assert sum(u.label == "calm" for u in utts8) == 3 and sum(u.label == "neutral" for u in utts8) == 3
 
@@ -76,7 +80,8 @@ def test_jl(tmp_path):
     got = {u.source.rsplit("/", 1)[1]: (u.speaker, u.label) for u in utts}
     assert got == {"female1_angry_1a_1.wav": ("female1", "angry"), "male2_anxious_3b_2.wav": ("male2", "fearful"),
                    "female2_excited_1a_1.wav": ("female2", "surprised"), "male1_sad_10a_2.wav": ("male1", "sad")}
-    assert sum(report.skipped.values()) == 1
+    assert [(s.file, s.reason) for s in report.skipped] == [
+        ("male1_apologetic_1a_1.wav", "not used by the convention (song, video or skipped emotion)")]
 
 
 def test_wrong_corpus_for_directory_is_a_clear_error(tmp_path):
@@ -97,3 +102,39 @@ def test_parse_data_args():
     for bad, msg in (["ravdess"], "CORPUS=PATH"), (["foo=/x"], "unknown corpus"), (["jl=/a", "jl=/b"], "twice"):
         with pytest.raises(DataError, match=msg):
             parse_data_args(bad)
+
+
+def test_unusable_audio_is_skipped_with_its_reason_per_file(tmp_path, rng):
+    """Truncated, silent, NaN and non-audio files among good ones: listed one by one, not fatal."""
+    good = ["03a01Fa.wav", "03a02Wa.wav"]
+    _touch_wavs(tmp_path, good)
+    full = write_wav(tmp_path / "full.wav", rng.uniform(-0.5, 0.5, 4000), sr=16000, subtype="PCM_16").read_bytes()
+    (tmp_path / "full.wav").unlink()
+    (tmp_path / "08a01Fa.wav").write_bytes(full[:3000])                      # truncated
+    write_wav(tmp_path / "09a01Fa.wav", np.zeros(4000), sr=16000, subtype="PCM_16")  # silent
+    write_wav(tmp_path / "10a01Fa.wav", np.array([0.1, np.nan] * 500), sr=16000)  # NaN
+    (tmp_path / "11a01Fa.wav").write_text("not audio")                        # not audio
+    utts, report = scan_corpus("emodb", tmp_path, labels_for("emotions7"), "emotions7")
+    assert sorted(u.source.rsplit("/", 1)[1] for u in utts) == good
+    reasons = {s.file: (s.reason, s.detail) for s in report.skipped}
+    assert reasons["08a01Fa.wav"][0] == "truncated" and "declares 8000 bytes" in reasons["08a01Fa.wav"][1]
+    assert reasons["09a01Fa.wav"] == ("silent", "RMS 0 < 1e-06")
+    assert reasons["10a01Fa.wav"][0] == "non-finite samples"
+    assert reasons["11a01Fa.wav"][0] == "unreadable audio"
+    assert report.to_dict()["skipped_by_reason"] == {"non-finite samples": 1, "silent": 1, "truncated": 1,
+                                                     "unreadable audio": 1}
+
+
+def test_a_corpus_of_silent_files_is_a_one_line_error(tmp_path):
+    for name in ("03a01Fa.wav", "08a01Wa.wav"):
+        write_wav(tmp_path / name, np.zeros(4000), sr=16000, subtype="PCM_16")
+    with pytest.raises(DataError) as info:
+        scan_corpus("emodb", tmp_path, labels_for("emotions7"), "emotions7")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"emodb: no usable audio files under {tmp_path}")
+    assert "skipped 2 silent; e.g. 03a01Fa.wav: silent (RMS 0 < 1e-06)" in message
+
+
+def test_an_empty_directory_is_a_one_line_error(tmp_path):
+    with pytest.raises(DataError, match=r"^jl: no usable audio files under .* \(no files found\)$"):
+        scan_corpus("jl", tmp_path, labels_for("emotions7"), "emotions7")

@@ -108,3 +108,38 @@ def test_unknown_label_or_speaker_is_a_clear_error(bad):
     with pytest.raises(ds.DataError, match="label set|no split assignment"):
         ds.build_dataset(utterances, assignment, labels, FrontendParams(), speakers=speakers,
                          augment_config=ds.AugmentConfig(copies=0), cache_dir=None, progress=False)
+
+
+def test_features_do_not_depend_on_the_number_of_workers(monkeypatch):
+    """The pool is skipped for small jobs lists; either way every clip carries its own seed."""
+    utterances, speakers, assignment = _corpus()
+
+    def build(workers):
+        return ds.build_dataset(utterances, assignment, LABELS, FrontendParams(), speakers=speakers,
+                                augment_config=ds.AugmentConfig(copies=1), workers=workers, progress=False)
+
+    serial = build(1)
+    monkeypatch.setattr(ds, "MIN_JOBS_PER_WORKER", 1)
+    pooled = build(2)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(serial.splits[split].features, pooled.splits[split].features)
+
+
+def test_a_file_unusable_when_features_are_made_is_skipped_not_fatal(tmp_path):
+    """A file that vanished (or broke) after the scan: the feature stage drops it and says why, and a
+    cache hit remembers that it did."""
+    from ser_export.data.corpora import Utterance
+    from tests.conftest import write_wav
+
+    t = np.arange(48000) / 48000
+    voiced = write_wav(tmp_path / "a.wav", 0.3 * np.sin(2 * np.pi * 440 * t), sr=48000, subtype="PCM_16")
+    gone = tmp_path / "gone.wav"
+    utts = [Utterance("c", spk, "neutral", str(path)) for spk, path in
+            (("s1", voiced), ("s2", voiced), ("s3", voiced), ("s1", gone))]
+    assignment = {"c:s1": "train", "c:s2": "val", "c:s3": "test"}
+    for cache_hit in (False, True):
+        got = ds.build_dataset(utts, assignment, ("neutral",), FrontendParams(), augment_config=ds.AugmentConfig(0),
+                               cache_dir=tmp_path / "cache", progress=False)
+        assert got.cache_hit == cache_hit
+        assert got.skipped == {str(gone): ("missing", "no such file")}
+        assert len(got.splits["train"]) == 1
