@@ -73,6 +73,11 @@ class BuildOptions:
         bad = [b for b in self.backends if b not in BACKENDS]
         if bad:
             raise SerExportError(f"unknown backends {bad}; choose from {list(BACKENDS)}")
+        from parity.runners import RUNNERS
+
+        bad = [r for r in self.verify_runtimes or () if r not in RUNNERS]
+        if bad:
+            raise SerExportError(f"--verify-runtimes: unknown runtimes {bad}; choose from {sorted(RUNNERS)}")
         contract.labels_for(self.label_set)
 
 

@@ -34,11 +34,19 @@ def _add_build(sub) -> None:
                    help="onnxruntime-web backend the release must run on (repeatable; default: all)")
     p.add_argument("--verify-examples", type=int, default=None,
                    help="parity cases per model checked before the release is written (default 48; --quick: 8)")
+    p.add_argument("--verify-runtimes", action="append", metavar="A,B",
+                   help="runtimes of that check (comma-separated or repeated; default: those of verify)")
     p.add_argument("--augment-copies", type=int, default=1)
     p.add_argument("--workers", type=int, default=2, help="processes for synthesis and augmentation")
     p.add_argument("--cache-dir", type=Path, default=Path(".ser_export_cache"))
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _runtimes(items: list[str] | None) -> tuple[str, ...] | None:
+    """``["a,b", "c"]`` -> ``("a", "b", "c")``; ``None`` when none were given."""
+    names = tuple(r for item in (items or []) for r in item.split(",") if r)
+    return names or None
 
 
 def _run_build(args) -> int:
@@ -51,7 +59,7 @@ def _run_build(args) -> int:
         profile="quick" if args.quick else "default", seed=args.seed, data=parse_data_args(args.data),
         label_set=args.label_set, opset=args.opset, pad_mode=args.pad_mode, frontend=args.frontend,
         backends=tuple(args.backend or BACKENDS), verify_examples=args.verify_examples,
-        augment_copies=args.augment_copies, workers=args.workers,
+        verify_runtimes=_runtimes(args.verify_runtimes), augment_copies=args.augment_copies, workers=args.workers,
         cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     manifest = run_build(opts)
     for arch, m in manifest["models"].items():
@@ -101,9 +109,9 @@ def _run_verify(args) -> int:
     from parity.gate import DEFAULT_RUNTIMES, GateConfig, verify_release
     from parity.report import summary_table, write_json, write_junit
 
-    runtimes = [r for item in (args.runtimes or [",".join(DEFAULT_RUNTIMES)]) for r in item.split(",") if r]
     try:
-        cfg = GateConfig(runtimes=tuple(runtimes), examples=args.examples, seed=args.seed, threads=args.threads,
+        cfg = GateConfig(runtimes=_runtimes(args.runtimes) or DEFAULT_RUNTIMES, examples=args.examples,
+                         seed=args.seed, threads=args.threads,
                          timeout_s=args.timeout, shrink=not args.no_shrink,
                          counterexample_dir=args.counterexamples)
     except ValueError as exc:

@@ -55,3 +55,13 @@ def test_build_with_bad_data_argument_fails_cleanly(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ravdess: data directory") and "Traceback" not in proc.stderr
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_unknown_verify_runtime_is_refused_before_any_work(tmp_path, capsys):
+    from ser_export import cli
+
+    code = cli.main(["build", "--quick", "--verify-runtimes", "pytorch,onnxruntime-gpu", "--out", str(tmp_path / "o"),
+                     "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --verify-runtimes: unknown runtimes ['onnxruntime-gpu']")
+    assert "\n" not in err and not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
