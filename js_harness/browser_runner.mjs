@@ -119,7 +119,22 @@ async function bench(req) {
   return { ms: result.ms };
 }
 
-const handlers = { load, run, bench, info: async () => ({ info: await info() }),
+// One case of the measured operator table: never a failed request (a failure is the measurement).
+async function opcase(req) {
+  const inputs = req.inputs.map((i) => ({ name: i.name, dtype: i.dtype, dims: i.dims, url: serve(i.file) }));
+  consoleLines.length = 0;
+  const result = await page.evaluate((a) => window.harness.opcase(a), {
+    modelUrl: serve(req.model), backend, inputs,
+  });
+  const outputs = result.outputs.map((o, i) => {
+    const file = join(req.outDir, `out${i}.bin`);
+    writeFileSync(file, Buffer.from(o.b64, 'base64'));
+    return { name: o.name, dtype: o.dtype, dims: o.dims, file };
+  });
+  return { ...result, outputs, placement: result.loaded ? placementFromConsole() : null };
+}
+
+const handlers = { load, run, bench, opcase, info: async () => ({ info: await info() }),
   console: async () => ({ lines: consoleLines.slice(-200) }) };
 
 await serveRequests(handlers, (e) => {

@@ -12,6 +12,9 @@
 //   {"id": 3, "cmd": "bench", "input": "/abs/x.f32", "dims": [1, 46305], "warmup": 3, "repeat": 20}
 //   {"id": 4, "cmd": "preprocess", "input": "/abs/rec.f32", "channels": 2, "sampleRate": 44100,
 //    "contract": {...}, "outDir": "/abs/dir"}    (lib/preprocess.mjs on a planar recording)
+//   {"id": 4, "cmd": "opcase", "model": "/abs/m.onnx", "backend": "wasm",
+//    "inputs": [{"name": "x", "dtype": "float32", "dims": [2, 3], "file": "/abs/x.bin"}], "outDir": "/abs/dir"}
+//    (lib/opcase.mjs: one small model of the measured operator table; a failure is the answer)
 //   {"id": 4, "cmd": "info"}
 //   {"id": 5, "cmd": "close"}
 // Responses: {"id": ..., "ok": true, ...} or {"id": ..., "ok": false, "error": "..."}.
@@ -152,7 +155,28 @@ async function preprocess(req) {
   return { windows, durationSeconds: result.durationSeconds, ms };
 }
 
-const handlers = { load, run, bench, preprocess, info: async () => ({ info: info() }) };
+// One case of the measured operator table: load, run, outputs as raw files, never a failed request.
+async function opcase(req) {
+  const { runCase } = await import('./lib/opcase.mjs');
+  const backend = req.backend || (runtime === 'web' ? 'wasm' : 'cpu');
+  if (runtime === 'web') {
+    ort.env.wasm.numThreads = 1;
+    ort.env.logLevel = 'error';
+  }
+  const options = { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+  const inputs = req.inputs.map((i) => ({ ...i, bytes: readFileSync(i.file) }));
+  const result = await runCase(ort, readFileSync(req.model), options, inputs);
+  const outputs = result.outputs.map((o, i) => {
+    const file = join(req.outDir, `out${i}.bin`);
+    writeFileSync(file, o.bytes);
+    return { name: o.name, dtype: o.dtype, dims: o.dims, file };
+  });
+  // Node's onnxruntime-web has one provider, the wasm CPU one: nothing can fall back
+  const placement = result.loaded ? { providers: { CPUExecutionProvider: 'all' }, source: 'single provider' } : null;
+  return { ...result, outputs, placement };
+}
+
+const handlers = { load, run, bench, preprocess, opcase, info: async () => ({ info: info() }) };
 
 await serveRequests(handlers);
 if (session) await session.release();

@@ -1,6 +1,7 @@
 // The in-page half of browser_runner.mjs: onnxruntime-web sessions and a small API on window.harness.
 import * as ort from '/ort/ort.all.min.mjs';
 import { pinDimensions } from '/lib/onnx_model.mjs';
+import { runCase } from '/lib/opcase.mjs';
 
 ort.env.wasm.wasmPaths = '/ort/';
 
@@ -8,8 +9,8 @@ let modelBytes = null;
 let state = null;
 const sessions = new Map();
 
-function toBase64(f32) {
-  const u8 = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+function toBase64(array) {
+  const u8 = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
   let s = '';
   for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000));
   return btoa(s);
@@ -123,6 +124,28 @@ window.harness = {
       ms.push(performance.now() - t0);
     }
     return { ms };
+  },
+
+  // One case of the measured operator table (lib/opcase.mjs), with onnxruntime's verbose log on so
+  // that browser_runner.mjs can read the node placements.  The model is used as it is (no pinned
+  // dimensions): the table says what a backend does with the file a user has.
+  async opcase({ modelUrl, backend, inputs }) {
+    const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+    const fed = [];
+    for (const i of inputs) fed.push({ ...i, bytes: new Uint8Array(await (await fetch(i.url)).arrayBuffer()) });
+    const options = { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 0,
+      logVerbosityLevel: 0 };
+    ort.env.wasm.numThreads = 1;
+    const previous = ort.env.logLevel;
+    ort.env.logLevel = 'verbose';
+    let result;
+    try {
+      result = await runCase(ort, bytes, options, fed, readOutput);
+    } finally {
+      ort.env.logLevel = previous;
+    }
+    return { ...result, outputs: result.outputs.map((o) => ({ name: o.name, dtype: o.dtype, dims: o.dims,
+      b64: toBase64(o.bytes) })) };
   },
 
   async info() {

@@ -24,6 +24,11 @@ from .base import Runner, RunnerError
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("SER_EXPORT_HARNESS_TIMEOUT", "300"))
 
+#: numpy dtype name <-> onnxruntime-web tensor type (the types the operator table feeds and reads).
+_DTYPES_TO_ORT = {"float32": "float32", "int32": "int32", "int64": "int64", "uint8": "uint8", "int8": "int8",
+                  "bool": "bool"}
+_ORT_TO_DTYPES = {"float32": "<f4", "int32": "<i4", "int64": "<i8", "uint8": "u1", "int8": "i1", "bool": "?"}
+
 
 class NodeHarnessRunner(Runner):
     """A ``runner.mjs`` process for ``runtime`` ``"web"`` (onnxruntime-web) or ``"node"``."""
@@ -144,6 +149,37 @@ class NodeHarnessRunner(Runner):
 
     def _check_placement(self, placement: dict | None) -> None:
         """Node runners have one provider: nothing to check."""
+
+    def run_case(self, model_path: Path, inputs: dict[str, np.ndarray]) -> dict:
+        """One case of the measured operator table (``lib/opcase.mjs``): load and run, never raise for
+        the model's sake.
+
+        Returns the harness's answer: ``loaded``, ``loadError``, ``ran``, ``runError``,
+        ``placement`` and ``outputs`` as arrays by name.  A dead or hung harness still
+        raises :class:`RunnerError`.
+        """
+        tmp = Path(self._tmp.name) / "case"
+        if tmp.exists():
+            for f in tmp.iterdir():
+                f.unlink()
+        tmp.mkdir(exist_ok=True)
+        fed = []
+        for i, (name, value) in enumerate(inputs.items()):
+            value = np.asarray(value)
+            path = tmp / f"in{i}.bin"
+            np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tofile(path)
+            fed.append({"name": name, "dtype": _DTYPES_TO_ORT[value.dtype.name], "dims": list(value.shape),
+                        "file": str(path)})
+        reply = self._request({"cmd": "opcase", "model": str(Path(model_path).resolve()), "backend": self.backend,
+                               "inputs": fed, "outDir": str(tmp)})
+        outputs = {}
+        for item in reply.get("outputs", []):
+            dtype = _ORT_TO_DTYPES.get(item["dtype"])
+            if dtype is None:
+                raise RunnerError(f"{self.name}: output {item['name']} has type {item['dtype']}, which the "
+                                  f"operator table does not read")
+            outputs[item["name"]] = np.fromfile(item["file"], dtype=dtype).reshape(item["dims"])
+        return dict(reply, outputs=outputs)
 
     def bench(self, waveforms: np.ndarray, warmup: int = 3, repeat: int = 20) -> list[float]:
         """Milliseconds of each of ``repeat`` runs of the same batch, timed inside node."""
