@@ -124,7 +124,7 @@ async function opcase(req) {
   const inputs = req.inputs.map((i) => ({ name: i.name, dtype: i.dtype, dims: i.dims, url: serve(i.file) }));
   consoleLines.length = 0;
   const result = await page.evaluate((a) => window.harness.opcase(a), {
-    modelUrl: serve(req.model), backend, inputs,
+    modelUrl: serve(req.model), backend, inputs, pin: req.pin || null,
   });
   const outputs = result.outputs.map((o, i) => {
     const file = join(req.outDir, `out${i}.bin`);

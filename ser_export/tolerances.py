@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 PATH = Path(__file__).with_name("tolerances.json")
 STAGES = ("logmel_db", "logmel_between_runtimes", "logits", "probabilities", "batch_invariance",
-          "determinism", "localization", "js_preprocessing")
+          "determinism", "localization", "js_preprocessing", "operator_table")
 
 
 @lru_cache(maxsize=None)

@@ -127,10 +127,11 @@ window.harness = {
   },
 
   // One case of the measured operator table (lib/opcase.mjs), with onnxruntime's verbose log on so
-  // that browser_runner.mjs can read the node placements.  The model is used as it is (no pinned
-  // dimensions): the table says what a backend does with the file a user has.
-  async opcase({ modelUrl, backend, inputs }) {
-    const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+  // that browser_runner.mjs can read the node placements.  `pin` (WebGL only): symbolic dimensions
+  // to pin in the model bytes first, as the runners and the demo do.
+  async opcase({ modelUrl, backend, inputs, pin }) {
+    let bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+    if (backend === 'webgl' && pin) bytes = pinDimensions(bytes, pin);
     const fed = [];
     for (const i of inputs) fed.push({ ...i, bytes: new Uint8Array(await (await fetch(i.url)).arrayBuffer()) });
     const options = { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 0,

@@ -150,9 +150,13 @@ class NodeHarnessRunner(Runner):
     def _check_placement(self, placement: dict | None) -> None:
         """Node runners have one provider: nothing to check."""
 
-    def run_case(self, model_path: Path, inputs: dict[str, np.ndarray]) -> dict:
+    def harness_info(self) -> dict:
+        """What the harness reports of itself (versions, browser, renderer), no model needed."""
+        return self._request({"cmd": "info"})["info"]
+
+    def run_case(self, model_path: Path, inputs: dict[str, np.ndarray], pin: dict[str, int] | None = None) -> dict:
         """One case of the measured operator table (``lib/opcase.mjs``): load and run, never raise for
-        the model's sake.
+        the model's sake.  ``pin``: symbolic dimensions the WebGL page pins in the model bytes first.
 
         Returns the harness's answer: ``loaded``, ``loadError``, ``ran``, ``runError``,
         ``placement`` and ``outputs`` as arrays by name.  A dead or hung harness still
@@ -170,8 +174,11 @@ class NodeHarnessRunner(Runner):
             np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tofile(path)
             fed.append({"name": name, "dtype": _DTYPES_TO_ORT[value.dtype.name], "dims": list(value.shape),
                         "file": str(path)})
-        reply = self._request({"cmd": "opcase", "model": str(Path(model_path).resolve()), "backend": self.backend,
-                               "inputs": fed, "outDir": str(tmp)})
+        request = {"cmd": "opcase", "model": str(Path(model_path).resolve()), "backend": self.backend,
+                   "inputs": fed, "outDir": str(tmp)}
+        if pin:
+            request["pin"] = pin
+        reply = self._request(request)
         outputs = {}
         for item in reply.get("outputs", []):
             dtype = _ORT_TO_DTYPES.get(item["dtype"])

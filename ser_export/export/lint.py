@@ -1,24 +1,26 @@
 """Operator lint: can each onnxruntime-web backend run this model, as exported?
 
-Two kinds of checks, per backend:
+The verdicts come from what was **measured** (:mod:`.measured_ops`: every case of
+:mod:`.opsuite` run in onnxruntime-web's wasm backend in Node and in Chromium on
+wasm, WebGL and WebGPU, against onnxruntime-python), per backend:
 
-1. **Operators** (all backends): every node's operator, at the schema version in
-   effect for the model's opset, must have a kernel in the backend's table
-   (:mod:`.optables`).  Operators outside ``ai.onnx`` fail everywhere.
-2. **Graph traps** found on WebGL (``shared/WEB-BACKENDS.md``) that pass every
-   other runtime:
+1. **Nodes**: each node is matched to the measured case it is an instance of (the
+   operator, at the same schema version, in the first variant whose predicate holds:
+   a ``Clip`` with only a minimum, a ``Concat`` of 8 runtime inputs, ...).  A case
+   that failed to load or run, gave wrong outputs or fell back to another provider is
+   a finding with what was measured (``unsupported-op``, ``fails-to-run``,
+   ``wrong-result`` with the error, ``falls-back``).  Nodes whose inputs are all
+   constant are computed when the session is created on backends that fold
+   constants (measured), and ``Constant`` never needs a kernel.  Operators the suite
+   does not measure fall back to the published tables (:mod:`.optables`).
+2. **Model-wide traps**, each measured by its own case: an empty optional input
+   ``''`` (WebGL fails to load it), an int64 constant outside the int32 range (WebGL
+   rejects it), a symbolic input dimension (WebGL checks input shapes literally and
+   ignores ``freeDimensionOverrides``: a *requirement*, met by pinning the dimension in
+   the model bytes, ``pinDimensions`` in ``js_harness/lib/onnx_model.mjs``).
 
-   - ``Clip`` without a ``max`` input: WebGL reads ``min`` only when ``max`` is
-     given, so the clamp is skipped silently (error);
-   - an empty optional input (``''``) on a node: "unrecognized input ''" at load (error);
-   - int64 constants outside the int32 range: "int64 is not supported" (error);
-   - a symbolic (dynamic) input dimension: WebGL checks input shapes literally and
-     ignores ``freeDimensionOverrides``, so the model bytes must have it pinned before
-     a WebGL session is created (``pinDimensions`` in ``js_harness/lib/onnx_model.mjs``;
-     a requirement recorded in the manifest, not an error).
-
-A :class:`LintReport` lists every finding with the nodes concerned; the export
-fails when a target backend has an error.
+A :class:`LintReport` lists every finding with the nodes concerned; the export fails
+when a target backend has an error.
 """
 from __future__ import annotations
 
@@ -31,9 +33,19 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import LintError
+from .measured_ops import MeasuredTable, load_measured
+from .opsuite import INT32_MAX, INT32_MIN, TRAP_CASES, NodeContext, variant_of
 from .optables import BACKENDS, OpTable, load_tables
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: Operators onnxruntime resolves when it loads the graph: they never need a kernel.
+GRAPH_LEVEL_OPS = frozenset({"Constant"})
+
+#: Finding code per measured verdict (a trap case reports under its own code).
+VERDICT_CODES = {"fails to load": "unsupported-op", "fails to run": "fails-to-run", "wrong result": "wrong-result",
+                 "falls back": "falls-back", "placement unproven": "placement-unproven"}
+
+#: Codes that a runtime can meet with a session option (not errors).
+REQUIREMENT_CODES = frozenset({"dynamic-input-dims"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,58 +137,110 @@ def _dynamic_inputs(model: onnx.ModelProto) -> dict[str, list[str]]:
     return dynamic
 
 
+def _measured_message(op: str, variant: str, case_id: str, backend: str, verdict: str, cell, column) -> str:
+    detail = ""
+    if cell is not None:
+        if verdict == "wrong result" and cell.max_abs_error is not None:
+            detail = f": max |error| {cell.max_abs_error:.3g} vs onnxruntime-python"
+        elif verdict == "falls back" and cell.placement:
+            detail = f": placed on {dict(cell.placement)}"
+        elif cell.error:
+            detail = f": {cell.error}"
+    where = f"{backend} ({column})" if column and column != backend else backend
+    return f"{op} ({variant}) {verdict} on {where}, measured as {case_id}{detail}"
+
+
 def lint_model(model: onnx.ModelProto, backends: Iterable[str] = BACKENDS,
-               tables: Mapping[str, OpTable] | None = None) -> LintReport:
-    """Check ``model`` against each backend in ``backends``."""
+               tables: Mapping[str, OpTable] | None = None,
+               measured: MeasuredTable | None | bool = True) -> LintReport:
+    """Check ``model`` against each backend in ``backends``.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+    backends : iterable of {"wasm", "webgl", "webgpu"}
+    tables : mapping, optional
+        The published operator tables (for operators the suite does not measure).
+    measured : MeasuredTable, True or None
+        The measured table (``True``: the committed one; ``None``: published tables only).
+    """
     backends = list(backends)
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         raise ValueError(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
     tables = tables or load_tables()
+    measured = load_measured() if measured is True else measured
     opset = model_opset(model)
-    findings: list[Finding] = []
+    ctx = NodeContext(model)
+    findings: dict[tuple[str, str, str], list[str]] = collections.defaultdict(list)  # (backend, code, msg) -> nodes
     session_options: dict[str, dict] = {}
 
-    by_op: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
-    for i, node in enumerate(model.graph.node):
-        by_op[(node.domain, node.op_type)].append(node.name or f"#{i}:{node.op_type}")
+    def report(backend: str, code: str, message: str, where: str) -> None:
+        findings[(backend, code, message)].append(where)
+
+    def trap(backend: str, code: str, what: str) -> str | None:
+        """The finding's message if the trap's measured case failed on ``backend`` (None if it is ok)."""
+        if measured is None:
+            return None
+        for case_id in (f"{TRAP_CASES[code]}@{o}" for o in (opset, 13, 17)):
+            if case_id in measured.cases:
+                verdict, cell, column = measured.verdict(case_id, backend)
+                if verdict in ("ok", "not measured"):
+                    return None
+                info = measured.cases[case_id]
+                return f"{what}: " + _measured_message(info.op, info.variant, case_id, backend, verdict, cell, column)
+        return None
+
     for backend in backends:
-        table = tables[backend]
-        for (domain, op), nodes in sorted(by_op.items()):
-            if domain not in ("", "ai.onnx"):
-                findings.append(Finding(backend, "error", "foreign-domain",
-                                        f"{domain}.{op} is not an ai.onnx operator", tuple(nodes)))
-            elif not table.supports(op, opset):
-                findings.append(Finding(backend, "error", "unsupported-op",
-                                        f"{op} (opset {opset}) has no {backend} kernel", tuple(nodes)))
+        folds = measured is not None and measured.folds_constants(backend)
+        for i, node in enumerate(model.graph.node):
+            where = node.name or f"#{i}:{node.op_type}"
+            if node.domain not in ("", "ai.onnx"):
+                report(backend, "foreign-domain", f"{node.domain}.{node.op_type} is not an ai.onnx operator", where)
+                continue
+            if node.op_type in GRAPH_LEVEL_OPS or (folds and ctx.is_folded(node)):
+                continue  # resolved or computed when the session is created
+            case = variant_of(node, ctx, opset) if measured is not None else None
+            if case is not None:
+                verdict, cell, column = measured.verdict(case.case_id, backend)
+                if verdict == "ok":
+                    continue
+                if verdict != "not measured":
+                    report(backend, case.code or VERDICT_CODES[verdict],
+                           _measured_message(node.op_type, case.variant, case.case_id, backend, verdict, cell, column),
+                           where)
+                    continue
+            if not tables[backend].supports(node.op_type, opset):
+                report(backend, "unsupported-op", f"{node.op_type} (opset {opset}) has no {backend} kernel in "
+                                                  f"{tables[backend].source} (not measured)", where)
 
-    if "webgl" in backends:
-        clip_min_only = [n.name for n in model.graph.node if n.op_type == "Clip" and opset >= 11
-                         and len(n.input) >= 2 and n.input[1] and (len(n.input) < 3 or not n.input[2])]
-        if clip_min_only:
-            findings.append(Finding("webgl", "error", "clip-min-only",
-                                    "Clip with a min but no max (WebGL skips the clamp silently)",
-                                    tuple(clip_min_only)))
-        empty_inputs = [n.name for n in model.graph.node if any(i == "" for i in n.input)]
-        if empty_inputs:
-            findings.append(Finding("webgl", "error", "empty-optional-input",
-                                    "node with an empty optional input '' (WebGL fails to load it)",
-                                    tuple(empty_inputs)))
+        empty = [n.name or f"#{i}:{n.op_type}" for i, n in enumerate(model.graph.node) if any(x == "" for x in n.input)]
         wide = _int64_out_of_range(model)
-        if wide:
-            findings.append(Finding("webgl", "error", "int64-out-of-int32",
-                                    "int64 constant outside the int32 range (WebGL rejects it)", tuple(wide)))
         dynamic = _dynamic_inputs(model)
-        if dynamic:
-            dims = sorted({d for v in dynamic.values() for d in v})
-            findings.append(Finding("webgl", "requirement", "dynamic-input-dims",
-                                    f"symbolic input dims {dims}: WebGL ignores freeDimensionOverrides; pin them "
-                                    f"in the model bytes (js_harness/lib/onnx_model.mjs pinDimensions)",
-                                    tuple(dynamic)))
-            session_options["webgl"] = {"pin_dimensions": {d: 1 for d in dims}}
+        dims = sorted({d for v in dynamic.values() for d in v})
+        for code, where_list, what in (
+                ("empty-optional-input", empty, "a node with an empty optional input ''"),
+                ("int64-out-of-int32", wide, "an int64 constant outside the int32 range"),
+                ("dynamic-input-dims", list(dynamic), f"inputs with symbolic dimensions {dims}")):
+            if not where_list or any(k[0] == backend and k[1] == code for k in findings):
+                continue
+            message = trap(backend, code, what)
+            if message is not None:
+                for where in where_list:
+                    report(backend, code, message, where)
+        if dynamic and any(k[0] == backend and k[1] == "dynamic-input-dims" for k in findings):
+            session_options[backend] = {"pin_dimensions": {d: 1 for d in dims}}
 
-    return LintReport(opset=opset, ops=op_counts(model), findings=findings,
-                      table_sources={b: tables[b].source for b in backends},
+    out = []
+    for (backend, code, message), nodes in findings.items():
+        severity = "requirement" if code in REQUIREMENT_CODES else "error"
+        if code == "dynamic-input-dims":
+            message += (" (met by pinning the symbolic dimensions in the model bytes: "
+                        "js_harness/lib/onnx_model.mjs pinDimensions)")
+        out.append(Finding(backend, severity, code, message, tuple(dict.fromkeys(nodes))))
+    sources = {b: (f"{measured.version}; operators it does not measure: {tables[b].source}" if measured is not None
+                   else tables[b].source) for b in backends}
+    return LintReport(opset=opset, ops=op_counts(model), findings=out, table_sources=sources,
                       session_options=session_options)
 
 

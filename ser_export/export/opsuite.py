@@ -64,17 +64,23 @@ class NodeContext:
         self.foldable = self._foldable_outputs()
 
     def _foldable_outputs(self) -> set[str]:
-        """Outputs that onnxruntime computes at load (every input constant or itself foldable)."""
+        """Outputs that onnxruntime computes at load: every input constant (or itself foldable), or
+        the ``Shape``/``Size`` of a tensor whose shape is fully known."""
         known = set(self.constants)
         for node in self.model.graph.node:  # nodes are topologically sorted in a valid model
-            if node.op_type == "Constant" or (node.input and all(i == "" or i in known for i in node.input)):
+            static_shape = node.op_type in ("Shape", "Size") and node.input and self._static(node.input[0])
+            if node.op_type == "Constant" or static_shape or (
+                    node.input and all(i == "" or i in known for i in node.input)):
                 known.update(node.output)
         return known
 
+    def _static(self, name: str) -> bool:
+        shape = self.shapes.get(name)
+        return shape is not None and all(d is not None for d in shape)
+
     def is_folded(self, node: onnx.NodeProto) -> bool:
-        """Whether every input of ``node`` is constant (onnxruntime folds it when the session is created)."""
-        return node.op_type != "Constant" and bool(node.input) and all(
-            i == "" or i in self.foldable for i in node.input)
+        """Whether onnxruntime computes ``node`` when the session is created (see ``foldable``)."""
+        return node.op_type != "Constant" and bool(node.output) and all(o in self.foldable for o in node.output)
 
     def shape(self, name: str) -> tuple | None:
         return self.shapes.get(name)
@@ -184,6 +190,20 @@ class OpCase:
     description: str
     make: Callable[[int, np.random.Generator], Built] = dataclasses.field(repr=False, compare=False)
     match: Predicate = dataclasses.field(default=_any_node, repr=False, compare=False)
+    #: the lint's finding code when this case fails (a model-wide trap rather than the operator)
+    code: str | None = None
+    #: WebGL is measured with symbolic dimensions pinned (as the runners and the demo do), except
+    #: in the case that measures the symbolic dimension itself
+    pin_on_webgl: bool = True
+
+    def symbolic_dims(self, model: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> dict[str, int]:
+        """``{dim_param: size}`` of the model's symbolic input dimensions for these inputs."""
+        out = {}
+        for vi in model.graph.input:
+            for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
+                if dim.dim_param and vi.name in inputs:
+                    out[dim.dim_param] = int(np.asarray(inputs[vi.name]).shape[axis])
+        return out
 
     @property
     def case_id(self) -> str:
@@ -224,14 +244,14 @@ def _f32(rng: np.random.Generator, *shape: int, positive: bool = False) -> np.nd
     return np.abs(x) + np.float32(0.1) if positive else x
 
 
-_CASES: list[tuple[str, str, str, Callable, Predicate, tuple[int, ...]]] = []
+_CASES: list[tuple[str, str, str, Callable, Predicate, tuple[int, ...], str | None]] = []
 
 
 def case(op: str, variant: str = "default", description: str = "", match: Predicate = _any_node,
-         opsets: tuple[int, ...] = OPSETS):
+         opsets: tuple[int, ...] = OPSETS, code: str | None = None):
     """Register ``make(opset, rng) -> Built`` as the case ``op[variant]`` at ``opsets``."""
     def register(make):
-        _CASES.append((op, variant, description or f"{op} ({variant})", make, match, opsets))
+        _CASES.append((op, variant, description or f"{op} ({variant})", make, match, opsets, code))
         return make
     return register
 
@@ -347,7 +367,7 @@ def _layernorm(opset, rng):
 
 
 @case("Pad", "empty optional input", "Pad(x, pads, '') as the opset-13 exporter writes it",
-      match=_has_empty_input)
+      match=_has_empty_input, code="empty-optional-input")
 def _pad_empty(opset, rng):
     return Built([helper.make_node("Pad", ["x", "pads", ""], ["y"], mode="constant")],
                  [_init("pads", np.array([0, 2, 0, 3], np.int64))], {"x": _f32(rng, 3, 8)})
@@ -364,7 +384,8 @@ for _mode in ("reflect", "edge", "constant"):
 
 
 @case("Clip", "min only", "Clip(x, min) without a max (log-mel floors written as clamp_min)",
-      match=_all(lambda node, ctx: len(node.input) > 1 and node.input[1] != "", _input_missing(2)))
+      match=_all(lambda node, ctx: len(node.input) > 1 and node.input[1] != "", _input_missing(2)),
+      code="clip-min-only")
 def _clip_min(opset, rng):
     return Built([helper.make_node("Clip", ["x", "lo"], ["y"])], [_init("lo", np.float32(-0.25))],
                  {"x": _f32(rng, 3, 17)})
@@ -437,18 +458,34 @@ def _cos_runtime(opset, rng):
 
 
 @case("Slice", "int64 beyond int32", "Slice(x, 1, INT64_MAX) on axis 1: torch's x[:, 1:]",
-      match=_int64_beyond_int32)
+      match=_int64_beyond_int32, code="int64-out-of-int32")
 def _slice_wide(opset, rng):
     return Built([helper.make_node("Slice", ["x", "st", "en", "ax"], ["y"])],
                  [_init("st", np.array([1], np.int64)), _init("en", np.array([2**63 - 1], np.int64)),
                   _init("ax", np.array([1], np.int64))], {"x": _f32(rng, 3, 17)})
 
 
-@case("Slice", description="Slice(x, 1, 9) on axis 1, step 2")
-def _slice(opset, rng):
+def _slice_steps(node: onnx.NodeProto, ctx: NodeContext) -> bool:
+    """A ``steps`` input that is not all ones (a runtime one counts: it may be)."""
+    if len(node.input) < 5 or not node.input[4]:
+        return False
+    steps = ctx.constants.get(node.input[4])
+    return steps is None or bool(np.any(steps != 1))
+
+
+@case("Slice", "step 2", "Slice(x, 1, 9) on axis 1, step 2", match=_slice_steps)
+def _slice_step(opset, rng):
     return Built([helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])],
                  [_init("st", np.array([1], np.int64)), _init("en", np.array([9], np.int64)),
                   _init("ax", np.array([1], np.int64)), _init("sp", np.array([2], np.int64))],
+                 {"x": _f32(rng, 3, 17)})
+
+
+@case("Slice", description="Slice(x, 1, 9) on axis 1, step 1")
+def _slice(opset, rng):
+    return Built([helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])],
+                 [_init("st", np.array([1], np.int64)), _init("en", np.array([9], np.int64)),
+                  _init("ax", np.array([1], np.int64)), _init("sp", np.array([1], np.int64))],
                  {"x": _f32(rng, 3, 17)})
 
 
@@ -456,6 +493,25 @@ def _slice(opset, rng):
 def _gather(opset, rng):
     return Built([helper.make_node("Gather", ["x", "i"], ["y"], axis=1)],
                  [_init("i", np.array([0, 4, 2, 16, 4], np.int64))], {"x": _f32(rng, 3, 17)})
+
+
+def _runtime_inputs(node: onnx.NodeProto, ctx: NodeContext) -> int:
+    return sum(1 for i in node.input if i and i not in ctx.foldable)
+
+
+@case("Concat", "8 runtime inputs", "Concat of 8 runtime (3, 5) inputs on axis 1 (our 8-group mel projection)",
+      match=lambda node, ctx: _runtime_inputs(node, ctx) >= 8)
+def _concat8(opset, rng):
+    names = [f"x{i}" for i in range(8)]
+    return Built([helper.make_node("Concat", names, ["y"], axis=1)], [], {n: _f32(rng, 3, 5) for n in names})
+
+
+@case("Concat", "8 inputs, 7 constant", "Concat of a runtime (3, 5) input and 7 constants on axis 1",
+      match=lambda node, ctx: len([i for i in node.input if i]) >= 8)
+def _concat8_const(opset, rng):
+    names = [f"x{i}" for i in range(8)]
+    return Built([helper.make_node("Concat", names, ["y"], axis=1)], [_init(n, _f32(rng, 3, 5)) for n in names[1:]],
+                 {"x0": _f32(rng, 3, 5)})
 
 
 @case("Concat", description="Concat of the input and a constant on axis 1")
@@ -570,7 +626,13 @@ def _unsqueeze(opset, rng):
                  {"x": _f32(rng, 3, 4)})
 
 
-@case("Shape", description="Shape of a (3, 4) input")
+@case("Shape", "symbolic input", "Shape of an input declared (n, 4): computed at run time",
+      match=lambda node, ctx: not ctx.is_folded(node))
+def _shape_runtime(opset, rng):
+    return Built([helper.make_node("Shape", ["x"], ["y"])], [], {"x": _f32(rng, 3, 4)}, dynamic={"x": ["n", 4]})
+
+
+@case("Shape", description="Shape of a (3, 4) input (known when the session is created)")
 def _shape(opset, rng):
     return Built([helper.make_node("Shape", ["x"], ["y"])], [], {"x": _f32(rng, 3, 4)})
 
@@ -595,7 +657,7 @@ def _constant(opset, rng):
 
 
 @case("Relu", "symbolic batch", "Relu of an input declared (batch, 4): a symbolic dimension",
-      match=_symbolic_input)
+      match=_symbolic_input, code="dynamic-input-dims")
 def _symbolic(opset, rng):
     return Built([helper.make_node("Relu", ["x"], ["y"])], [], {"x": _f32(rng, 2, 4)}, dynamic={"x": ["batch", 4]})
 
@@ -607,13 +669,23 @@ _CASES.insert(next(i for i, c in enumerate(_CASES) if c[:2] == ("Relu", "default
 def all_cases() -> tuple[OpCase, ...]:
     """Every case at every opset where its operators exist, in lookup order."""
     out = []
-    for op, variant, description, make, match, opsets in _CASES:
+    for op, variant, description, make, match, opsets, code in _CASES:
         for opset in opsets:
-            out.append(OpCase(op=op, variant=variant, opset=opset, description=description, make=make, match=match))
+            out.append(OpCase(op=op, variant=variant, opset=opset, description=description, make=make, match=match,
+                              code=code, pin_on_webgl=code != "dynamic-input-dims"))
     ids = [c.case_id for c in out]
     if len(ids) != len(set(ids)):
         raise RuntimeError("duplicate op-suite case ids")
     return tuple(out)
+
+
+#: Model-wide traps: the case that measures each, by the lint's finding code.
+TRAP_CASES = {"empty-optional-input": "Pad[empty optional input]", "int64-out-of-int32": "Slice[int64 beyond int32]",
+              "dynamic-input-dims": "Relu[symbolic batch]"}
+
+
+def case_by_id(case_id: str) -> OpCase:
+    return next(c for c in all_cases() if c.case_id == case_id)
 
 
 def cases_for(op: str) -> Iterator[OpCase]:
