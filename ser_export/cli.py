@@ -149,6 +149,34 @@ def _run_bench(args) -> int:
     return 0
 
 
+def _run_optable(args) -> int:
+    from .export.measured_ops import PATH, read_table, render_markdown
+
+    if args.markdown:
+        try:
+            table = read_table(args.markdown)
+        except ValueError as exc:
+            raise SerExportError(str(exc)) from None
+        sys.stdout.write(render_markdown(table))
+        return 0
+    from parity.opmeasure import measure
+    from parity.runners import RunnerError
+
+    from .export.measured_ops import COLUMNS
+
+    columns = _runtimes(args.columns) or COLUMNS
+    try:
+        table = measure(columns, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except (RunnerError, ValueError) as exc:
+        raise SerExportError(f"optable: {exc}") from None
+    out = args.out or PATH
+    table.save(out)
+    bad = sum(1 for cols in table.cells.values() for cell in cols.values() if not cell.ok)
+    n = sum(len(cols) for cols in table.cells.values())
+    print(f"{out}: {len(table.cases)} cases x {len(columns)} columns, {n - bad} ok, {bad} not ok; {table.version}")
+    return 0
+
+
 def _run_check_browser(args) -> int:
     import subprocess
 
@@ -228,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--models", type=Path, default=Path("saved_models"))
     sub.add_parser("check-browser", help="say whether a Chromium for the browser runners is installed")
+    p = sub.add_parser("optable", help="measure the operator suite on every onnxruntime-web backend (the lint's table)",
+                       description="Run one small model per operator, variant and opset in onnxruntime-web's wasm "
+                                   "backend in Node and in Chromium (wasm, WebGL, WebGPU), compare with "
+                                   "onnxruntime-python and write the table the operator lint reports from.")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where to write the table (default: the package's ser_export/export/measured_ops.json)")
+    p.add_argument("--columns", action="append", default=[], metavar="A,B",
+                   help="columns to measure (default: wasm-node, wasm, webgl, webgpu)")
+    p.add_argument("--markdown", type=Path, metavar="TABLE", help="print TABLE as the README's markdown and exit")
     p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
     p.add_argument("--force", action="store_true")
     return parser
@@ -235,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
-            "check-browser": _run_check_browser}
+            "check-browser": _run_check_browser, "optable": _run_optable}
 
 
 def main(argv: list[str] | None = None) -> int:

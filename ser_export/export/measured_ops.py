@@ -213,12 +213,12 @@ def render_markdown(table: MeasuredTable) -> str:
         by_opset = rows[(op, variant)]
         cells = []
         for column in COLUMNS:
-            texts = {opset: _short(table.cells[cid][column]) if column in table.cells.get(cid, {}) else "not measured"
-                     for opset, cid in sorted(by_opset.items())}
-            if len(set(texts.values())) == 1:
-                cells.append(next(iter(texts.values())))
+            got = {opset: table.cells.get(cid, {}).get(column) for opset, cid in sorted(by_opset.items())}
+            verdicts = {c.verdict if c else "not measured" for c in got.values()}
+            if len(verdicts) == 1 and None not in got.values():  # one verdict: show the worst case of it
+                cells.append(_short(max(got.values(), key=lambda c: c.max_abs_error or 0.0)))
             else:
-                cells.append("; ".join(f"{o}: {t}" for o, t in texts.items()))
+                cells.append("; ".join(f"{o}: {_short(c) if c else 'not measured'}" for o, c in got.items()))
         opsets = "/".join(str(o) for o in sorted(by_opset))
         lines.append(f"| {op} ({opsets}) | {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -705,7 +705,8 @@ def variant_of(node: onnx.NodeProto, ctx: NodeContext, opset: int) -> OpCase | N
     since = schema_version(node.op_type, opset)
     if since is None:
         return None
-    for c in cases_for(node.op_type):
-        if schema_version(c.op, c.opset) == since and c.match(node, ctx):
-            return c
+    same_schema = [c for c in cases_for(node.op_type) if schema_version(c.op, c.opset) == since]
+    for c in same_schema:
+        if c.match(node, ctx):  # the first variant that holds, measured at this very opset if it was
+            return next((o for o in same_schema if o.variant == c.variant and o.opset == opset), c)
     return None

@@ -80,3 +80,61 @@ def test_foreign_domain_fails_everywhere():
     m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     report = lint_model(m)
     assert all(not report.compatible(b) for b in ("wasm", "webgl", "webgpu"))
+
+
+# ------------------------------------------------ models exported without onnxsim ----
+@pytest.fixture(scope="module")
+def user_models():
+    from tests.export import user_models
+
+    return {"stft16k": user_models.stft_cnn(), "dft22k": user_models.dft_cnn()}
+
+
+def test_constant_nodes_of_a_plain_export_are_not_findings(user_models):
+    """torch.onnx.export keeps Constant nodes; onnxruntime turns them into initializers at load."""
+    for name, model in user_models.items():
+        constants = {n.name for n in model.graph.node if n.op_type == "Constant"}
+        assert len(constants) > 5, name
+        report = lint_model(model)
+        assert not [f for f in report.findings if constants & set(f.nodes)], [f.message for f in report.findings]
+        assert report.ops["Constant"] == len(constants)
+        assert report.compatible("wasm") and not report.errors("wasm"), report.summary()
+
+
+def test_real_blockers_are_named_for_webgl_and_webgpu(user_models):
+    stft = lint_model(user_models["stft16k"])
+    webgl = {f.code: f for f in stft.findings if f.backend == "webgl"}
+    assert "STFT" in next(f.message for f in stft.errors("webgl") if f.nodes == ("/STFT",))
+    assert any(f.nodes == ("/ConstantOfShape",) for f in stft.errors("webgl"))
+    assert webgl["int64-out-of-int32"].severity == "error"
+    assert webgl["dynamic-input-dims"].severity == "requirement" and "['batch']" in webgl["dynamic-input-dims"].message
+    (webgpu,) = stft.errors("webgpu")
+    assert webgpu.code == "falls-back" and webgpu.nodes == ("/STFT",) and "CPUExecutionProvider" in webgpu.message
+    dft = lint_model(user_models["dft22k"])
+    codes = {f.code for f in dft.errors("webgl")}
+    assert {"int64-out-of-int32", "clip-min-only", "empty-optional-input", "unsupported-op"} <= codes, codes
+    assert dft.compatible("webgpu"), dft.summary()
+
+
+@pytest.mark.node
+def test_what_the_lint_calls_wasm_compatible_runs_in_onnxruntime_web(user_models, tmp_path, rng):
+    """Both plain exports load and run in onnxruntime-web's wasm backend in Node, with
+    onnxruntime-python's outputs."""
+    from parity.opmeasure import compare_outputs, reference_outputs
+    from parity.runners.node import OrtWebWasmRunner
+    from ser_export import tolerances
+
+    runner = OrtWebWasmRunner()
+    try:
+        for name, model in user_models.items():
+            n = 16000 if name == "stft16k" else 22050
+            x = {"input": (0.1 * rng.standard_normal((2, n))).astype(np.float32)}
+            path = tmp_path / f"{name}.onnx"
+            onnx.save(model, str(path))
+            reply = runner.run_case(path, x)
+            assert reply["loaded"] and reply["ran"], reply
+            ok, err, problem = compare_outputs(reference_outputs(model.SerializeToString(), x), reply["outputs"],
+                                               tolerances.for_stage("operator_table"))
+            assert ok, (name, err, problem)
+    finally:
+        runner.deactivate()
