@@ -96,9 +96,10 @@ class FrontendParams:
     mel_groups : int
         The FFT front-end projects onto the mel bands in this many groups, each
         over only the bins its bands cover (the same numbers as one dense matrix).
-        4, not 8: onnxruntime-web 1.30's WebGPU backend returns wrong values for the
-        narrow ``MatMul`` (16 output columns) that 8 groups need (found by the parity
-        suite's chromium-webgpu runner; 32 columns are right).
+        4, not 8: onnxruntime-web 1.30's WebGPU backend returns wrong values for a
+        ``Concat`` of 8 or more inputs, which joins the 8 groups' outputs (found by the
+        parity suite's chromium-webgpu runner, first blamed on the groups' 16-column
+        ``MatMul``s; the measured operator table pins it on ``Concat``).
     """
 
     sr: int = SAMPLE_RATE

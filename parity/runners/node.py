@@ -24,9 +24,8 @@ from .base import Runner, RunnerError
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("SER_EXPORT_HARNESS_TIMEOUT", "300"))
 
-#: numpy dtype name <-> onnxruntime-web tensor type (the types the operator table feeds and reads).
-_DTYPES_TO_ORT = {"float32": "float32", "int32": "int32", "int64": "int64", "uint8": "uint8", "int8": "int8",
-                  "bool": "bool"}
+#: onnxruntime-web tensor types the operator table feeds and reads (named as numpy names them), and
+#: their little-endian numpy dtypes.
 _ORT_TO_DTYPES = {"float32": "<f4", "int32": "<i4", "int64": "<i8", "uint8": "u1", "int8": "i1", "bool": "?"}
 
 
@@ -171,9 +170,10 @@ class NodeHarnessRunner(Runner):
         for i, (name, value) in enumerate(inputs.items()):
             value = np.asarray(value)
             path = tmp / f"in{i}.bin"
-            np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tofile(path)
-            fed.append({"name": name, "dtype": _DTYPES_TO_ORT[value.dtype.name], "dims": list(value.shape),
-                        "file": str(path)})
+            np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tofile(path)
+            if value.dtype.name not in _ORT_TO_DTYPES:
+                raise RunnerError(f"{self.name}: input {name} has dtype {value.dtype}, which the harness cannot feed")
+            fed.append({"name": name, "dtype": value.dtype.name, "dims": list(value.shape), "file": str(path)})
         request = {"cmd": "opcase", "model": str(Path(model_path).resolve()), "backend": self.backend,
                    "inputs": fed, "outDir": str(tmp)}
         if pin:

@@ -1,14 +1,15 @@
 """The operator suite: one small ONNX model per operator, variant and opset, for measuring backends.
 
-Each :class:`OpCase` is a model of one operator (a few are two operators: a ``Shape``
-feeding ``ConstantOfShape``, say) in a *variant* that matters to some backend: a
-``MatMul`` with 16 output columns, a ``Clip`` with only a minimum, a ``Pad`` in each
-mode, an ``int64`` constant beyond the int32 range, a symbolic batch dimension, an
-operator whose inputs are all constant (onnxruntime folds it at load).  The model's
-runtime inputs are small seeded tensors; every other input is an initializer.
+Each :class:`OpCase` is a model of one operator (a few are two operators: a
+``ConstantOfShape`` feeding ``Add``, say) in a *variant* that matters to some backend:
+a ``MatMul`` with 16 output columns, a ``Concat`` of 8 inputs, a ``Clip`` with only a
+minimum, a ``Pad`` in each mode, a ``Slice`` with a step, an ``int64`` constant beyond
+the int32 range, a symbolic batch dimension, an operator whose inputs are all constant
+(onnxruntime folds it at load).  The model's runtime inputs are small seeded tensors;
+every other input is an initializer.
 
 ``python -m ser_export optable`` runs every case on every onnxruntime-web backend and
-records what happened (:mod:`ser_export.export.optable`); the operator lint
+records what happened (:mod:`ser_export.export.measured_ops`); the operator lint
 (:mod:`ser_export.export.lint`) maps each node of a model to the variant it is an
 instance of (:func:`variant_of`) and reports what was measured for it.
 

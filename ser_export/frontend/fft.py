@@ -22,9 +22,11 @@ must be a multiple of ``hop_length``), with no basis at all.
 
 For ``n_fft = 2048 = 64 * 32``: about 0.27 M multiply-adds per frame for the FFT
 (the Conv2d basis: 4.2 M), 33 K for the mel projection in 4 band-limited groups
-(131 K dense), and 1.0 MB of constants.  (With 8 groups the mel projection needs
-``MatMul``s with 16 output columns, which onnxruntime-web 1.30's WebGPU backend
-computes wrongly; the parity suite's chromium-webgpu runner caught it.)  Every operator is in the WebGL, WebGPU and wasm tables of
+(131 K dense), and 1.0 MB of constants.  (With 8 groups the mel projection ends
+in a ``Concat`` of 8 inputs, which onnxruntime-web 1.30's WebGPU backend computes
+wrongly; the parity suite's chromium-webgpu runner caught it, and the measured
+operator table, ``python -m ser_export optable``, shows it is the ``Concat``, not the
+16-column ``MatMul``s.)  Every operator is in the WebGL, WebGPU and wasm tables of
 onnxruntime-web.
 """
 from __future__ import annotations
