@@ -98,7 +98,7 @@ def _file_job(args) -> list[tuple[np.ndarray, bool]] | tuple[str, str]:
         return _prepare(raw, rng, split, aug, what=path)
     except AudioError as exc:
         if isinstance(exc, SilentAudioError):
-            return "silent", f"silent once resampled to {contract.SAMPLE_RATE} Hz"
+            return "silent", f"silent once resampled to {contract.SAMPLE_RATE} Hz and trimmed"
         return exc.reason, exc.problem
 
 
