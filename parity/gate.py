@@ -15,9 +15,9 @@ import numpy as np
 
 from ser_export import tolerances as tolerances_mod
 from ser_export.export.metadata import frontend_from_metadata, read_metadata
+from ser_export.export.model_file import ModelFile, ReleaseFileError, open_model
 from ser_export.export.release import read_manifest
 from ser_export.frontend.reference import logmel_reference
-from ser_export.io import sha256_file
 
 from . import compare
 from .cases import CaseSpec, batch_digest, draw_cases, golden_specs, render, shrink_failure
@@ -92,24 +92,26 @@ def _infer_all(runner: Runner, x: np.ndarray, batch: int) -> dict[str, np.ndarra
 class ModelCheck:
     """Everything needed to judge one model: runners' outputs, reference, tolerances."""
 
-    def __init__(self, model_path: Path, runners: Mapping[str, Runner], cfg: GateConfig, arch: str,
+    def __init__(self, model: ModelFile, runners: Mapping[str, Runner], cfg: GateConfig, arch: str,
                  tolerances: Mapping | None = None):
-        self.path = Path(model_path)
+        self.path = model.path
         self.runners = runners
         self.cfg = cfg
         self.arch = arch
         self.tol = tolerances or tolerances_mod.load()
-        self.meta = read_metadata(self.path)
-        self.params = frontend_from_metadata(self.meta)
-        self.classes = list(self.meta["labels"])
-        import onnx
-
-        self.logits_name = onnx.load(str(self.path), load_external_data=False).graph.output[0].name
+        self.meta = read_metadata(model.proto)
+        try:
+            self.params = frontend_from_metadata(self.meta)
+            self.classes = list(self.meta["labels"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReleaseFileError(f"{self.path}: metadata is not a ser_export model's ({exc})") from None
+        self.logits_name = model.proto.graph.output[0].name
         self.features_name = self.meta.get("features_output")
         if not self.features_name:
-            raise RunnerError(f"{self.path.name}: metadata has no 'features_output' (rebuild with ser_export)")
+            raise ReleaseFileError(f"{self.path}: metadata has no 'features_output' (rebuild with ser_export)")
         self._tmp = tempfile.TemporaryDirectory(prefix="ser_export_parity_")
-        self.probe = write_probe(self.path, Path(self._tmp.name) / "probe.onnx", [self.features_name])
+        # every runner (PyTorch too) reads this self-contained copy, never the release folder
+        self.probe = write_probe(model.proto, Path(self._tmp.name) / "probe.onnx", [self.features_name])
         self.outputs = [self.logits_name, self.features_name]
 
     def tolerance(self, stage: str, runner: str | None) -> dict:
@@ -117,7 +119,7 @@ class ModelCheck:
 
     def activate(self, name: str) -> None:
         runner = self.runners[name]
-        runner.activate(self.path if name == "pytorch" else self.probe, self.outputs)
+        runner.activate(self.probe, self.outputs)
 
     def run_all(self, cases: Cases) -> tuple[dict, dict]:
         """Outputs of every runner for every case, and timings."""
@@ -242,21 +244,44 @@ class ModelCheck:
         self._tmp.cleanup()
 
 
-def check_model(model_path: Path, arch: str, runners: Mapping[str, Runner], cfg: GateConfig,
+def check_against_manifest(model: ModelFile, entry: Mapping) -> None:
+    """Refuse a model whose declared input, outputs or labels contradict its manifest entry."""
+    graph = model.proto.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    declared = entry.get("input") or {}
+    if len(inputs) != 1:
+        raise ReleaseFileError(f"{model.path}: has {len(inputs)} inputs; the manifest declares one "
+                               f"({declared.get('name')!r})")
+    shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+             for d in inputs[0].type.tensor_type.shape.dim]
+    if declared and (inputs[0].name != declared.get("name") or len(shape) != len(declared.get("shape", []))
+                     or any(isinstance(m, int) and m != s for m, s in zip(declared.get("shape", []), shape))):
+        raise ReleaseFileError(f"{model.path}: declares input {inputs[0].name!r} {shape}; the manifest says "
+                               f"{declared.get('name')!r} {declared.get('shape')}")
+    output = (entry.get("output") or {}).get("name")
+    if output and graph.output[0].name != output:
+        raise ReleaseFileError(f"{model.path}: its first output is {graph.output[0].name!r}; the manifest says "
+                               f"{output!r}")
+    labels = read_metadata(model.proto).get("labels")
+    if "labels" in entry and labels != list(entry["labels"]):
+        diff = next((i for i, (a, b) in enumerate(zip(entry["labels"], labels or [])) if a != b),
+                    min(len(entry["labels"]), len(labels or [])))
+        raise ReleaseFileError(f"{model.path}: its metadata labels {labels} differ from the manifest's "
+                               f"{list(entry['labels'])} (first at index {diff})")
+
+
+def check_model(model: ModelFile | Path, arch: str, runners: Mapping[str, Runner], cfg: GateConfig,
                 cases: Cases, expected: Mapping | None = None, report: ModelReport | None = None) -> ModelReport:
     """Run every stage for one model; ``expected`` is the manifest entry (labels, golden)."""
-    report = report or ModelReport(arch=arch, file=Path(model_path).name)
+    if not isinstance(model, ModelFile):
+        model = open_model(model)
+    report = report or ModelReport(arch=arch, file=model.path.name)
     t_start = time.perf_counter()
-    check = ModelCheck(model_path, runners, cfg, arch)
+    if expected:
+        check_against_manifest(model, expected)
+    check = ModelCheck(model, runners, cfg, arch)
     try:
-        if expected and "labels" in expected and list(expected["labels"]) != check.classes:
-            exp = list(expected["labels"])
-            diff = next((i for i, (a, b) in enumerate(zip(exp, check.classes)) if a != b), min(len(exp), len(check.classes)))
-            report.results.append(compare.StageResult(
-                arch, "labels", "metadata", "manifest", False, 0.0, 1.0, 1.0, 0,
-                {"index": diff, "metadata": check.classes[diff] if diff < len(check.classes) else None,
-                 "manifest": exp[diff] if diff < len(exp) else None},
-                detail="the model's label order differs from the released label order"))
         outputs, timings = check.run_all(cases)
         report.timings["runners"] = timings
         t0 = time.perf_counter()
@@ -285,7 +310,7 @@ def _js_preprocessing(check: ModelCheck, runner: Runner) -> list[compare.StageRe
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    session = ort.InferenceSession(str(check.path), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(check.probe), opts, providers=["CPUExecutionProvider"])
     return check_js_preprocessing(runner, session, check.arch, check.meta, check.tolerance("js_preprocessing", None))
 
 
@@ -326,10 +351,10 @@ def _localize(check: ModelCheck, cases: Cases, outputs, reference, report: Model
         if x is None:
             continue
         if r.runner not in ("pytorch",) and "onnxruntime-python" in check.runners and r.runner != "onnxruntime-python":
-            found.append(first_divergence(check.path, x, check.runners["onnxruntime-python"],
+            found.append(first_divergence(check.probe, x, check.runners["onnxruntime-python"],
                                           check.runners[r.runner], rel))
         if "pytorch" in check.runners and r.runner != "pytorch":
-            found.append(first_divergence_vs_pytorch(check.path, x, check.runners[r.runner],
+            found.append(first_divergence_vs_pytorch(check.probe, x, check.runners[r.runner],
                                                      check.runners["pytorch"].model, rel))
     return found
 
@@ -350,13 +375,17 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
             path = Path(release_dir) / entry["file"]
             mr = ModelReport(arch=arch, file=entry["file"], sha256_expected=entry.get("sha256"))
             report.models.append(mr)
-            if not path.is_file():
-                mr.error = f"{path} is missing"
-                continue
-            mr.sha256_actual = sha256_file(path)
             try:
-                check_model(path, arch, runners, cfg, cases, expected=entry, report=mr)
-            except RunnerError as exc:
+                model = open_model(path, folder=release_dir)
+            except ReleaseFileError as exc:
+                mr.error = str(exc)
+                continue
+            mr.sha256_actual = model.sha256
+            if not mr.checksum_ok:  # another file than the one released: nothing to run
+                continue
+            try:
+                check_model(model, arch, runners, cfg, cases, expected=entry, report=mr)
+            except (RunnerError, ReleaseFileError) as exc:
                 mr.error = str(exc)
             report.cases_checked += len(cases.specs)
         report.runners = {name: r.info() for name, r in runners.items()}

@@ -19,16 +19,20 @@ def float_tensors(model: onnx.ModelProto) -> list[str]:
     return [o for n in model.graph.node for o in n.output if o and types.get(o) == TensorProto.FLOAT]
 
 
-def write_probe(model_path: Path, out_path: Path, extra_outputs: list[str]) -> Path:
-    """Copy ``model_path`` to ``out_path`` with ``extra_outputs`` added as graph outputs."""
-    model = onnx.load(str(model_path))
-    have = {o.name for o in model.graph.output}
-    produced = {o for n in model.graph.node for o in n.output}
+def write_probe(model: onnx.ModelProto | Path, out_path: Path, extra_outputs: list[str]) -> Path:
+    """Write ``model`` (a model, or a probe file written before) to ``out_path`` with
+    ``extra_outputs`` added as graph outputs; the copy holds all its data (no external files)."""
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model))
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    have = {o.name for o in copy.graph.output}
+    produced = {o for n in copy.graph.node for o in n.output}
     for name in extra_outputs:
         if name in have:
             continue
         if name not in produced:
-            raise ValueError(f"{model_path.name} has no tensor named {name!r}")
-        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    onnx.save(model, str(out_path))
+            raise ValueError(f"{copy.graph.name or 'the model'} has no tensor named {name!r}")
+        copy.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    onnx.save(copy, str(out_path))
     return out_path

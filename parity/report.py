@@ -28,7 +28,10 @@ class ModelReport:
     error: str | None = None  # could not be checked
 
     @property
-    def checksum_ok(self) -> bool:
+    def checksum_ok(self) -> bool | None:
+        """Whether the file is the one released (``None``: it could not be read, see ``error``)."""
+        if self.sha256_actual is None and self.error:
+            return None
         return self.sha256_expected is None or self.sha256_expected == self.sha256_actual
 
     @property
@@ -38,7 +41,7 @@ class ModelReport:
     def to_dict(self) -> dict:
         return {"arch": self.arch, "file": self.file,
                 "checksum": {"expected": self.sha256_expected, "actual": self.sha256_actual, "ok": self.checksum_ok},
-                "passed": self.error is None and self.checksum_ok and not self.failures,
+                "passed": self.error is None and bool(self.checksum_ok) and not self.failures,
                 "error": self.error, "results": [r.to_dict() for r in self.results],
                 "localization": self.localization, "counterexamples": self.counterexamples, "timings": self.timings}
 
@@ -57,14 +60,18 @@ class GateReport:
     def exit_code(self) -> int:
         if self.error or any(m.error for m in self.models):
             return NOT_CHECKED
-        if any(m.failures or not m.checksum_ok for m in self.models):
+        if any(m.failures or m.checksum_ok is False for m in self.models):
             return FAILED
         return PASSED
+
+    def errors(self) -> list[str]:
+        """Why the release could not be checked (empty unless the exit code is 2)."""
+        return ([self.error] if self.error else []) + [m.error for m in self.models if m.error]
 
     def summary_lines(self) -> list[str]:
         lines = []
         for m in self.models:
-            if not m.checksum_ok:
+            if m.checksum_ok is False:
                 lines.append(f"FAILED: {m.file}: sha256 {m.sha256_actual} does not match the manifest's "
                              f"{m.sha256_expected}")
             if m.error:
@@ -104,7 +111,8 @@ def write_json(report: GateReport, path: str | Path) -> None:
 def write_junit(report: GateReport, path: str | Path) -> None:
     suites = ET.Element("testsuites", name="ser_export parity", time=f"{report.wall_s:.2f}")
     for m in report.models:
-        cases = [("checksum", m.checksum_ok, f"sha256 {m.sha256_actual} != manifest {m.sha256_expected}", None)]
+        cases = [] if m.checksum_ok is None else [
+            ("checksum", m.checksum_ok, f"sha256 {m.sha256_actual} != manifest {m.sha256_expected}", None)]
         if m.error:
             cases.append(("run", None, m.error, None))
         cases += [(r.name, r.passed, r.message(), r) for r in m.results]

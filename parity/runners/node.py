@@ -70,7 +70,12 @@ class NodeHarnessRunner(Runner):
             self.proc.stdin.write((json.dumps(payload) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise RunnerError(f"{self.name}: the harness died ({self._stderr_tail()})") from None
+            try:
+                code = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                code = "no exit code (it closed its input; killed)"
+            raise RunnerError(f"{self.name}: the harness exited with {code} ({self._stderr_tail()})") from None
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
         while b"\n" not in self._buf:
             remaining = deadline - time.monotonic()

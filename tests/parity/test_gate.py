@@ -55,7 +55,6 @@ def test_checksum_mismatch_fails(quick_release, tmp_path):
     ("change_weight", "golden_logits"),
     ("wrong_pad_mode", "logmel_vs_librosa"),
     ("batch_global_reference", "batch_invariance"),
-    ("swap_labels", "labels"),
 ])
 def test_broken_model_fails_naming_stage_runner_case_and_size(quick_release, tmp_path, how, stage):
     path = tamper.copy_release(quick_release["out"], tmp_path / "r")
@@ -67,13 +66,25 @@ def test_broken_model_fails_naming_stage_runner_case_and_size(quick_release, tmp
     assert failures, [f["stage"] for f in _failures(data)]
     f = failures[0]
     assert f["runner"] and f["max_abs"] > f["tolerance"] and f["where"]
-    if stage != "labels":
-        assert "case" in f["where"] and "input" in f["where"]
-        assert f"{stage}" in proc.stdout and "FAILED" in proc.stdout
+    assert "case" in f["where"] and "input" in f["where"]
+    assert f"{stage}" in proc.stdout and "FAILED" in proc.stdout
     if stage == "logmel_vs_librosa":  # the edge frames see the padding
         assert f["where"]["frame"] in (0, 1, 2, 88, 89, 90)
     junit = (tmp_path / "r" / "junit.xml").read_text()
     assert "<failure" in junit
+
+
+def test_labels_that_contradict_the_manifest_are_refused(quick_release, tmp_path):
+    """A model whose metadata labels differ from the manifest's: not the released model, nothing to
+    compare (exit 2, one line naming the file)."""
+    path = tamper.copy_release(quick_release["out"], tmp_path / "r")
+    tamper.swap_labels(path)
+    tamper.resign(tmp_path / "r", path.name)
+    proc, data = _verify(tmp_path / "r", *FAST)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: its metadata labels [") and "differ from the manifest's" in line
+    assert data["verdict"] == "not checked"
 
 
 def _fake_node(tmp_path, body):
@@ -95,3 +106,4 @@ def test_harness_that_hangs_or_crashes_exits_2(quick_release, tmp_path, body, me
 def test_missing_manifest_exits_2(tmp_path):
     proc, _ = _verify(tmp_path, *FAST)
     assert proc.returncode == 2 and "manifest" in proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1 and "manifest" in proc.stderr
