@@ -16,7 +16,7 @@ import numpy as np
 from ser_export import tolerances as tolerances_mod
 from ser_export.export.metadata import frontend_from_metadata, read_metadata
 from ser_export.export.model_file import ModelFile, ReleaseFileError, open_model
-from ser_export.export.release import read_manifest
+from ser_export.manifest import Manifest, ManifestError
 from ser_export.frontend.reference import logmel_reference
 
 from . import compare
@@ -364,16 +364,17 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
     t0 = time.perf_counter()
     report = GateReport(release_dir=str(release_dir), config=cfg.to_dict())
     try:
-        manifest = read_manifest(release_dir)
-    except (OSError, ValueError) as exc:
-        report.error = f"cannot read the release manifest: {exc}"
+        manifest = Manifest.read(release_dir)
+    except ManifestError as exc:
+        report.error = str(exc)
         return report
     cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
     runners = make_runners(cfg)
     try:
-        for arch, entry in manifest.get("models", {}).items():
-            path = Path(release_dir) / entry["file"]
-            mr = ModelReport(arch=arch, file=entry["file"], sha256_expected=entry.get("sha256"))
+        for arch, model_entry in manifest.models.items():
+            entry = model_entry.raw
+            path = Path(release_dir) / model_entry.file
+            mr = ModelReport(arch=arch, file=model_entry.file, sha256_expected=model_entry.sha256)
             report.models.append(mr)
             try:
                 model = open_model(path, folder=release_dir)

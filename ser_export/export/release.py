@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 
 from ..io import FILE_MODE, _fsync_dir
+from ..manifest import FORMAT as MANIFEST_FORMAT
+from ..manifest import FORMAT_VERSION as MANIFEST_VERSION
+from ..manifest import MANIFEST
 
-MANIFEST = "manifest.json"
 MODEL_CARD = "MODEL_CARD.md"
-MANIFEST_FORMAT = "ser_export-manifest"
-MANIFEST_VERSION = 1
 
 
 
@@ -56,7 +56,10 @@ class ReleaseWriter:
 
     def commit(self, manifest: dict) -> Path:
         """Rename every staged file into place, then write the manifest; drop stale files."""
-        previous = read_manifest(self.out_dir, missing_ok=True)
+        try:
+            previous = read_manifest(self.out_dir, missing_ok=True)
+        except (OSError, ValueError):  # a broken previous manifest: replace it, delete nothing it lists
+            previous = None
         manifest = dict(manifest, files=sorted([*self._staged, MANIFEST]))
         self.add(MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         order = [n for n in self._staged if n != MANIFEST] + [MANIFEST]
@@ -64,10 +67,11 @@ class ReleaseWriter:
             os.replace(self._staged[name], self.out_dir / name)
         self._staged.clear()
         _fsync_dir(self.out_dir)
-        if previous:
-            for name in set(previous.get("files", [])) - set(manifest["files"]):
-                if "/" not in name:
-                    (self.out_dir / name).unlink(missing_ok=True)
+        if previous and isinstance(previous.get("files"), list):
+            for name in set(previous["files"]) - set(manifest["files"]):
+                path = self.out_dir / str(name)
+                if isinstance(name, str) and "/" not in name and name not in (".", "..") and path.is_file():
+                    path.unlink(missing_ok=True)
         return self.out_dir / MANIFEST
 
     def abort(self) -> None:
@@ -83,12 +87,14 @@ class ReleaseWriter:
 
 
 def read_manifest(release_dir: str | os.PathLike, missing_ok: bool = False) -> dict | None:
+    """The manifest as a plain dict, checked only for its format (what the writer needs of a previous
+    release).  Readers that trust it use :meth:`ser_export.manifest.Manifest.read`."""
     path = Path(release_dir) / MANIFEST
     if not path.exists():
         if missing_ok:
             return None
         raise FileNotFoundError(f"{path}: no manifest (not a ser_export release directory?)")
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != MANIFEST_FORMAT:
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{path}: not a ser_export manifest")
     return data

@@ -1,0 +1,335 @@
+"""``manifest.json``: its layout, declared once, and the dataclass every reader goes through.
+
+:data:`LAYOUT` declares the type of every field the build writes; :meth:`Manifest.read`
+refuses (with :class:`ManifestError`, exit code 2, one line naming the file and the
+field) a manifest that is not a regular file inside the release folder, is too large, is
+not JSON, repeats a key, lacks a field, has a field of another type or a field the layout
+does not know, or whose models contradict it (a file name with a directory part, a
+sha256 that is not 64 hex digits, a model not listed in ``files``, labels that differ from
+the release's).  Readers then use the :class:`Manifest` and :class:`ModelEntry` fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import SerExportError
+
+MANIFEST = "manifest.json"
+FORMAT = "ser_export-manifest"
+FORMAT_VERSION = 1
+MAX_MANIFEST_BYTES = 16 << 20
+
+
+class ManifestError(SerExportError):
+    """A manifest that cannot be trusted as it is: the gate answers "could not check" (exit 2)."""
+
+    exit_code = 2
+
+
+# ------------------------------------------------------------------- the layout ----
+class Spec:
+    """A JSON type; ``check`` raises :class:`ValueError` with the dotted field path."""
+
+    def check(self, value: Any, path: str) -> None:
+        raise NotImplementedError
+
+    def allows(self, value: Any) -> bool:
+        try:
+            self.check(value, "")
+            return True
+        except ValueError:
+            return False
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scalar(Spec):
+    name: str
+    types: tuple[type, ...]
+
+    def check(self, value, path):
+        if isinstance(value, bool) and bool not in self.types:
+            raise ValueError(f"{path} must be {self.name}, not {_json_type(value)}")
+        if not isinstance(value, self.types):
+            raise ValueError(f"{path} must be {self.name}, not {_json_type(value)}")
+
+
+STR = Scalar("a string", (str,))
+INT = Scalar("an integer", (int,))
+NUM = Scalar("a number", (int, float))
+BOOL = Scalar("a boolean", (bool,))
+NULL = Scalar("null", (type(None),))
+
+
+@dataclasses.dataclass(frozen=True)
+class Opt(Spec):
+    """``spec`` or null."""
+
+    spec: Spec
+
+    def check(self, value, path):
+        if value is not None:
+            self.spec.check(value, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ListOf(Spec):
+    item: Spec
+
+    def check(self, value, path):
+        if not isinstance(value, list):
+            raise ValueError(f"{path} must be a list, not {_json_type(value)}")
+        for i, v in enumerate(value):
+            self.item.check(v, f"{path}[{i}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class MapOf(Spec):
+    """An object with any keys, every value ``value``."""
+
+    value: Spec
+
+    def check(self, value, path):
+        if not isinstance(value, dict):
+            raise ValueError(f"{path} must be an object, not {_json_type(value)}")
+        for k, v in value.items():
+            self.value.check(v, f"{path}.{k}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Record(Spec):
+    """An object with these keys (``optional`` ones may be absent); any other key is refused."""
+
+    required: Mapping[str, Spec]
+    optional: Mapping[str, Spec] = dataclasses.field(default_factory=dict)
+
+    def check(self, value, path):
+        if not isinstance(value, dict):
+            raise ValueError(f"{path} must be an object, not {_json_type(value)}")
+        for key, spec in self.required.items():
+            if key not in value:
+                raise ValueError(f"{path}.{key} is missing")
+            spec.check(value[key], f"{path}.{key}")
+        for key, spec in self.optional.items():
+            if key in value:
+                spec.check(value[key], f"{path}.{key}")
+        unknown = sorted(set(value) - set(self.required) - set(self.optional))
+        if unknown:
+            raise ValueError(f"{path}.{unknown[0]} is not a field of the manifest layout")
+
+
+STRS = ListOf(STR)
+_FINDING = Record({"severity": STR, "code": STR, "message": STR, "nodes": STRS, "n_nodes": INT})
+_BACKEND = Record({"compatible": BOOL, "table": STR, "findings": ListOf(_FINDING)},
+                  {"session_options": MapOf(MapOf(INT))})
+_IO = Record({"name": STR, "shape": ListOf(Scalar("a string or an integer", (str, int))), "dtype": STR},
+             {"kind": STR})
+_FRONTEND = Record({"sr": INT, "n_fft": INT, "hop_length": INT, "n_mels": INT, "fmin": NUM, "fmax": Opt(NUM),
+                    "window": STR, "center": BOOL, "pad_mode": STR, "power": NUM, "ref": STR, "amin": NUM,
+                    "top_db": NUM, "implementation": STR, "fft_n1": INT, "mel_groups": INT})
+_CLASS = Record({"precision": NUM, "recall": NUM, "f1": NUM, "support": INT})
+_REPORT = Record({"accuracy": NUM, "macro_f1": NUM, "n": INT, "per_class": MapOf(_CLASS),
+                  "confusion_matrix": ListOf(ListOf(INT)), "confusion_matrix_axes": STR})
+_EPOCH = Record({"epoch": INT, "train_loss": NUM, "train_accuracy": NUM, "val_loss": NUM, "val_accuracy": NUM,
+                 "lr": NUM, "seconds": NUM})
+_TRAIN_CONFIG = Record({"epochs": INT, "lr": NUM, "batch_size": INT, "weight_decay": NUM, "patience": INT,
+                        "warmup_fraction": NUM, "recalibrate_bn": BOOL, "recalibration_samples": INT,
+                        "max_grad_norm": NUM, "seed": INT})
+_RUNNER_FIGURES = Record({k: Opt(NUM) for k in (
+    "logmel_vs_librosa_max_abs_db", "logmel_vs_librosa_above_floor_max_abs_db", "logits_vs_pytorch_max_abs",
+    "probabilities_vs_pytorch_max_abs", "top1_agreement", "golden_logits_max_abs", "ms_per_case")})
+_RUNNER_INFO = Record({"runtime": STR}, {
+    "version": Opt(STR), "backend": Opt(STR), "execution_providers": Opt(STRS), "threads": Opt(INT),
+    "node": Opt(STR), "node_source": Opt(STR), "python": STR, "browser": Opt(STR), "userAgent": Opt(STR),
+    "webglRenderer": Opt(STR), "crossOriginIsolated": Opt(BOOL),
+    "wasm": Opt(Record({}, {"numThreads": Opt(INT), "simd": Opt(Scalar("a boolean or a string", (bool, str))),
+                            "proxy": Opt(BOOL)})),
+    "webgpuAdapter": Opt(MapOf(Opt(Scalar("a string or a boolean", (str, bool))))),
+    "placement": Opt(Record({"providers": MapOf(Scalar("a count or 'all'", (int, str)))}, {"source": STR}))})
+_GOLDEN = Record({"n": INT, "seed": INT, "input_sha256": STR, "logits": ListOf(ListOf(NUM)), "top1": STRS})
+_MODEL = Record({
+    "file": STR, "sha256": STR, "bytes": INT, "arch": STR, "description": STR, "opset": INT, "ops": MapOf(INT),
+    "backends": MapOf(_BACKEND), "input": _IO, "output": _IO, "labels": STRS, "frontend": _FRONTEND,
+    "training": Record({"config": _TRAIN_CONFIG, "profile": STR, "epochs_run": INT, "best_epoch": INT,
+                        "stopped_early": BOOL, "history": ListOf(_EPOCH)}),
+    "held_out": Record({"test": _REPORT, "val": Record({"accuracy": NUM, "macro_f1": NUM, "n": INT})}),
+    "release_check": Record({"cases": INT, "onnxruntime_vs_pytorch": Record(
+        {"max_abs_logit_diff": NUM, "max_abs_probability_diff": NUM, "top1_agreement": NUM}),
+        "pytorch_logmel_vs_librosa_f64": Record({"max_abs_all_bins": NUM, "max_abs_above_floor": NUM,
+                                                 "floor_margin_db": NUM}),
+        "tolerances": Record({"logits_max_abs": NUM, "probabilities_max_abs": NUM,
+                              "logmel_db": MapOf(NUM)})}),
+    "golden": _GOLDEN,
+    "plots": MapOf(STR),
+}, {"parity": Record({"cases": INT, "passed": BOOL, "runners": MapOf(_RUNNER_FIGURES),
+                      "runner_info": MapOf(_RUNNER_INFO)})})
+_SKIPPED = Record({"file": STR, "reason": STR, "detail": STR})
+_CORPUS = Record({"speakers": MapOf(STRS), "clips": MapOf(MapOf(INT))},
+                 {"root": STR, "files": INT, "used": INT, "skipped": ListOf(_SKIPPED), "skipped_total": INT,
+                  "skipped_by_reason": MapOf(INT)})
+_TOLERANCES = Record({"version": INT, "description": STR, "defaults": MapOf(MapOf(NUM)),
+                      "runners": MapOf(MapOf(MapOf(NUM)))})
+
+#: The manifest, field by field (what ``ser_export.build`` writes).
+LAYOUT = Record({
+    "format": STR, "format_version": INT, "files": STRS, "labels": STRS, "label_set": STR,
+    "contract": Record({"contract_version": INT, "input_name": STR, "input_dtype": STR,
+                        "input_shape": ListOf(Scalar("a string or an integer", (str, int))), "n_samples": INT,
+                        "sample_rate": INT, "duration_s": NUM, "channels": STR,
+                        "normalization": Record({"kind": STR, "formula": STR, "rms_level_db": NUM, "min_rms": NUM}),
+                        "output_name": STR, "output_shape": ListOf(Scalar("a string or an integer", (str, int))),
+                        "output_kind": STR, "features_name": STR,
+                        "features_shape": ListOf(Scalar("a string or an integer", (str, int))),
+                        "features_unit": STR}),
+    "training_data": Record({"name": STR, "synthetic": BOOL, "augmentation": STR, "corpora": MapOf(_CORPUS)},
+                            {"spec": MapOf(INT), "labels_without_data": STRS}),
+    "tolerances": _TOLERANCES, "libraries": MapOf(STR),
+    "build": Record({"profile": STR, "seed": INT, "opset": INT, "pad_mode": STR, "frontend": STR,
+                     "target_backends": STRS}),
+    "models": MapOf(_MODEL),
+})
+
+
+def spec_at(path: str, spec: Spec = LAYOUT) -> Spec | None:
+    """The spec of the field at a dotted ``path`` (``models.alexnet.sha256``; list items ``[0]``)."""
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        while isinstance(spec, Opt):
+            spec = spec.spec
+        if part.startswith("["):
+            spec = spec.item if isinstance(spec, ListOf) else None
+        elif isinstance(spec, Record):
+            spec = spec.required.get(part) or spec.optional.get(part)
+        elif isinstance(spec, MapOf):
+            spec = spec.value
+        else:
+            spec = None
+        if spec is None:
+            return None
+    return spec
+
+
+# --------------------------------------------------------------- the dataclass ----
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") and "\x00" not in name
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One model of the release, as the manifest declares it (``raw``: the whole entry)."""
+
+    arch: str
+    file: str
+    sha256: str
+    bytes: int
+    labels: tuple[str, ...]
+    input: Mapping[str, Any]
+    output: Mapping[str, Any]
+    golden: Mapping[str, Any]
+    raw: Mapping[str, Any] = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A release's manifest, checked field by field against :data:`LAYOUT`."""
+
+    labels: tuple[str, ...]
+    label_set: str
+    files: tuple[str, ...]
+    models: Mapping[str, ModelEntry]
+    raw: Mapping[str, Any] = dataclasses.field(repr=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = MANIFEST) -> "Manifest":
+        """Validate ``data`` (raises :class:`ManifestError` naming ``where`` and the field)."""
+        if not isinstance(data, dict):
+            raise ManifestError(f"{where}: must hold a JSON object, not {_json_type(data)}")
+        if data.get("format") != FORMAT:
+            raise ManifestError(f"{where}: format is {data.get('format')!r}, not {FORMAT!r} "
+                                f"(not a ser_export manifest)")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ManifestError(f"{where}: format_version is {data.get('format_version')!r}; this ser_export reads "
+                                f"{FORMAT_VERSION}")
+        try:
+            LAYOUT.check(data, "manifest")
+        except ValueError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
+        files = data["files"]
+        bad = [f for f in files if not _plain_name(f)]
+        if bad:
+            raise ManifestError(f"{where}: files lists {bad[0]!r}, which is not a plain file name")
+        if len(set(files)) != len(files):
+            raise ManifestError(f"{where}: files lists a name twice")
+        models = {}
+        seen: set[str] = set()
+        for arch, entry in data["models"].items():
+            field = f"models.{arch}"
+            if not _plain_name(entry["file"]) or entry["file"] not in files:
+                raise ManifestError(f"{where}: {field}.file {entry['file']!r} is not a file of the release")
+            if entry["file"] in seen:
+                raise ManifestError(f"{where}: {field}.file {entry['file']!r} is listed by two models")
+            seen.add(entry["file"])
+            if not _SHA256.match(entry["sha256"]):
+                raise ManifestError(f"{where}: {field}.sha256 is not 64 hexadecimal digits")
+            if entry["labels"] != data["labels"]:
+                raise ManifestError(f"{where}: {field}.labels differ from the release's labels")
+            models[arch] = ModelEntry(arch=arch, file=entry["file"], sha256=entry["sha256"], bytes=entry["bytes"],
+                                      labels=tuple(entry["labels"]), input=entry["input"], output=entry["output"],
+                                      golden=entry["golden"], raw=entry)
+        if not models:
+            raise ManifestError(f"{where}: models is empty")
+        return cls(labels=tuple(data["labels"]), label_set=data["label_set"], files=tuple(files), models=models,
+                   raw=data)
+
+    @classmethod
+    def read(cls, release_dir: str | os.PathLike) -> "Manifest":
+        """The manifest of ``release_dir``, read as untrusted input (see the module docstring)."""
+        from .export.model_file import ReleaseFileError, _regular_file_inside
+
+        release_dir = Path(release_dir)
+        path = release_dir / MANIFEST
+        try:
+            st = _regular_file_inside(path, release_dir, str(path))
+        except ReleaseFileError as exc:
+            raise ManifestError(f"{exc} (not a ser_export release directory?)" if "no such file" in str(exc)
+                                else str(exc)) from None
+        if st.st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{path}: is {st.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ManifestError(f"{path}: cannot be read ({exc.strerror})") from None
+
+        def no_duplicates(pairs):
+            keys = [k for k, _ in pairs]
+            dup = next((k for k in keys if keys.count(k) > 1), None)
+            if dup is not None:
+                raise ManifestError(f"{path}: key {dup!r} appears twice in one object")
+            return dict(pairs)
+
+        def no_constants(name):
+            raise ValueError(f"{name} is not JSON")
+
+        try:
+            data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") \
+                from None
+        except ValueError as exc:
+            raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ManifestError(f"{path}: not valid JSON (nested too deeply)") from None
+        return cls.from_dict(data, str(path))
