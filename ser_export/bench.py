@@ -24,6 +24,7 @@ import torch
 
 from . import contract
 from .export.onnx_export import export_onnx, serialize
+from .export.model_file import open_model
 from .export.recover import model_from_onnx
 from .frontend import IMPLEMENTATIONS, build_frontend
 from .io import atomic_write_text
@@ -101,8 +102,7 @@ def make_subjects(release_dir: Path, work: Path, archs: Sequence[str]) -> list[S
     subjects = []
     models = {}
     for arch in archs:
-        path = release_dir / contract.MODEL_FILES[arch]
-        models[arch] = model_from_onnx(path)
+        models[arch] = model_from_onnx(open_model(release_dir / contract.MODEL_FILES[arch], folder=release_dir).proto)
     base_params = next(iter(models.values())).frontend_params
     for impl in IMPLEMENTATIONS:
         params = dataclasses.replace(base_params, implementation=impl)
@@ -129,7 +129,8 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="ser_export_bench_") as tmp:
         subjects = make_subjects(Path(release_dir), Path(tmp), archs)
-        params = model_from_onnx(Path(release_dir) / contract.MODEL_FILES[archs[0]]).frontend_params
+        params = model_from_onnx(open_model(Path(release_dir) / contract.MODEL_FILES[archs[0]],
+                                            folder=release_dir).proto).frontend_params
         for t in threads:
             ms = _time_librosa(x[0], params, t, warmup, repeat)
             results.append({"subject": "librosa", "kind": "reference", "frontend": "numpy", "runtime": "librosa",

@@ -80,17 +80,14 @@ def _run_predict(args) -> int:
 
 
 def _run_lint(args) -> int:
-    import onnx
-
     from .export.lint import lint_model
     from .export.optables import BACKENDS
 
-    if not Path(args.model).is_file():
+    from .export.model_file import open_model
+
+    if not Path(args.model).exists() and not Path(args.model).is_symlink():
         raise SerExportError(f"{args.model}: no such model file")
-    try:
-        model = onnx.load(str(args.model))
-    except Exception as exc:
-        raise SerExportError(f"{args.model}: not an ONNX model ({exc})") from None
+    model = open_model(args.model).proto
     backends = args.backend or list(BACKENDS)
     report = lint_model(model, backends)
     print(json.dumps({"opset": report.opset, "ops": report.ops, "backends": report.backends_dict()}, indent=2))

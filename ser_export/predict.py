@@ -58,15 +58,18 @@ def load_session(model_path: str | os.PathLike):
 
     from .export.metadata import read_metadata
 
+    from .export.model_file import open_model
+
     model_path = Path(model_path)
-    if not model_path.is_file():
+    if not model_path.exists() and not model_path.is_symlink():
         raise SerExportError(f"{model_path}: model file not found (build one with `python -m ser_export build`)")
+    model = open_model(model_path)  # one-line ReleaseFileError for anything that is not a sound model file
+    meta = read_metadata(model.proto)
     try:
-        meta = read_metadata(model_path)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only: stdout/stderr stay for the result and one-line errors
-        session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnx/onnxruntime raise assorted types for bad files
+        session = ort.InferenceSession(model.proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises assorted types for models it cannot run
         raise SerExportError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
     for key in ("labels", "sample_rate", "input_length", "normalization"):
         if key not in meta:

@@ -6,7 +6,7 @@ import pytest
 
 from ser_export.data.synthetic import clip_rng, make_speakers, synthesize
 from tests.conftest import write_wav
-from tests.e2e import run_cli
+from tests.e2e import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -61,4 +61,38 @@ def test_missing_or_bad_model(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     proc = run_cli("predict", str(wav), "--model", str(bad))
-    assert proc.returncode != 0 and "not a loadable ONNX model" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith(f"error: {bad}: not an ONNX model (truncated or corrupt")
+
+
+def test_model_outside_its_folder_is_refused(tmp_path):
+    """predict reads a model through the same guard as verify: a symlink out of its folder, a
+    directory, external data outside the model's folder."""
+    import shutil
+
+    import onnx
+
+    from ser_export.export.model_file import ReleaseFileError, open_model
+
+    release = tmp_path / "release"
+    release.mkdir()
+    (tmp_path / "outside.onnx").write_bytes(b"x")
+    (release / "link.onnx").symlink_to(tmp_path / "outside.onnx")
+    (release / "dir.onnx").mkdir()
+    with pytest.raises(ReleaseFileError, match="is a symlink to .*outside"):
+        open_model(release / "link.onnx")
+    with pytest.raises(ReleaseFileError, match="is a directory"):
+        open_model(release / "dir.onnx")
+    shutil.copy(ROOT / "saved_models" / "voice_emotion_cnn.onnx", release / "m.onnx")
+    model = onnx.load(str(release / "m.onnx"))
+    t = model.graph.initializer[0]
+    t.ClearField("raw_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    entry = t.external_data.add()
+    entry.key, entry.value = "location", "../outside.onnx"
+    onnx.save(model, str(release / "m.onnx"))
+    wav = write_wav(tmp_path / "a.wav", np.random.default_rng(0).standard_normal(30000) * 0.1)
+    proc = run_cli("predict", str(wav), "--model", str(release / "m.onnx"))
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: {release / 'm.onnx'}: external data of {t.name!r} ('../outside.onnx'): points outside the "
+        f"model's folder")

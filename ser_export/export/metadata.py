@@ -44,7 +44,9 @@ def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend:
 def read_metadata(model: onnx.ModelProto | str | os.PathLike) -> dict:
     """The metadata of a model (or model file), JSON values decoded."""
     if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(os.fspath(model), load_external_data=False)
+        from .model_file import open_model
+
+        model = open_model(model).proto
     out: dict = {}
     for entry in model.metadata_props:
         out[entry.key] = json.loads(entry.value) if entry.key in JSON_KEYS else entry.value

@@ -12,14 +12,16 @@ from ..models import VoiceEmotionCnn
 from .metadata import frontend_from_metadata, read_metadata
 
 
-def model_from_onnx(model: onnx.ModelProto | str | os.PathLike) -> VoiceEmotionCnn:
+def model_from_onnx(model: "onnx.ModelProto | str | os.PathLike") -> VoiceEmotionCnn:
     """The ``VoiceEmotionCnn`` whose export is ``model``, in eval mode.
 
     Raises :class:`ExportError` when a ``state_dict`` tensor is missing from the
     file's initializers (a model not written by ser_export's export).
     """
     if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(os.fspath(model))
+        from .model_file import open_model
+
+        model = open_model(model).proto
     meta = read_metadata(model)
     for key in ("arch", "labels", "frontend"):
         if key not in meta:

@@ -19,6 +19,7 @@ from ..models import VoiceEmotionCnn
 from .check import check_release
 from .lint import lint_model, require_compatible
 from .metadata import build_metadata, read_metadata
+from .model_file import open_model
 from .onnx_export import export_onnx, serialize, set_metadata
 from .optables import BACKENDS
 from .recover import model_from_onnx, require_recoverable
@@ -30,8 +31,9 @@ def reexport(model_path: Path, out_path: Path, frontend: str, opset: int = contr
     model_path, out_path = Path(model_path), Path(out_path)
     if model_path.resolve() == out_path.resolve():
         raise ExportError("--out must differ from the input model (the release file is never rewritten in place)")
-    source = model_from_onnx(model_path)
-    meta = read_metadata(model_path)
+    release_model = open_model(model_path).proto
+    source = model_from_onnx(release_model)
+    meta = read_metadata(release_model)
     params = dataclasses.replace(source.frontend_params, implementation=frontend)
     net = VoiceEmotionCnn(source.arch, source.labels, params).eval()
     net.load_state_dict(source.state_dict())
