@@ -68,6 +68,18 @@ class GateReport:
         """Why the release could not be checked (empty unless the exit code is 2)."""
         return ([self.error] if self.error else []) + [m.error for m in self.models if m.error]
 
+    def verdict_line(self) -> str | None:
+        """One line naming the file and why the release is refused (``None`` when it passed)."""
+        errors = self.errors()
+        if errors:
+            return errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+        for m in self.models:
+            if m.checksum_ok is False:
+                return f"{Path(self.release_dir) / m.file}: sha256 does not match the manifest's (not the released file)"
+            if m.failures:
+                return f"{Path(self.release_dir) / m.file}: {m.failures[0].message()}"
+        return None
+
     def summary_lines(self) -> list[str]:
         lines = []
         for m in self.models:

@@ -123,10 +123,9 @@ def _run_verify(args) -> int:
     verdict = {0: "PASSED", 1: "FAILED", 2: "NOT CHECKED"}[report.exit_code]
     print(f"verify: {verdict}: {len(report.models)} model(s), {report.cases_checked} cases, "
           f"{report.wall_s:.1f} s ({report.cases_checked / max(report.wall_s, 1e-9):.1f} cases/s)")
-    errors = report.errors()
-    if errors:  # could not check: one line on stderr, naming the file
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        print(f"error: {errors[0]}{more}", file=sys.stderr)
+    line = report.verdict_line()
+    if line:  # refused or not checked: one line on stderr, naming the file
+        print(f"error: {line}", file=sys.stderr)
     return report.exit_code
 
 

@@ -271,6 +271,8 @@ class Manifest:
             raise ManifestError(f"{where}: files lists {bad[0]!r}, which is not a plain file name")
         if len(set(files)) != len(files):
             raise ManifestError(f"{where}: files lists a name twice")
+        if MANIFEST not in files:
+            raise ManifestError(f"{where}: files does not list {MANIFEST}")
         models = {}
         seen: set[str] = set()
         for arch, entry in data["models"].items():

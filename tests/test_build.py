@@ -15,6 +15,9 @@ from tests.e2e import run_cli
 def test_release_has_models_manifest_card_and_plots(quick_release):
     out = quick_release["out"]
     manifest = read_manifest(out)
+    from ser_export.manifest import Manifest
+
+    assert Manifest.read(out).raw == manifest  # what the build writes is what the layout declares
     assert set(manifest["models"]) == {"alexnet", "resnet18"}
     for arch, m in manifest["models"].items():
         path = out / m["file"]

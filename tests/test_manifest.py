@@ -1,0 +1,67 @@
+"""The manifest layout: the committed release's manifest fits it, and every kind of damage is named."""
+import json
+
+import pytest
+
+from ser_export.manifest import Manifest, ManifestError, spec_at
+from tests.e2e import ROOT
+
+COMMITTED = json.loads((ROOT / "saved_models" / "manifest.json").read_text())
+
+
+def _write(tmp_path, data):
+    (tmp_path / "manifest.json").write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return tmp_path
+
+
+def test_committed_manifest_fits_the_layout():
+    m = Manifest.read(ROOT / "saved_models")
+    assert set(m.models) == {"alexnet", "resnet18"} and m.models["alexnet"].file == "voice_emotion_cnn.onnx"
+    assert len(m.models["alexnet"].sha256) == 64 and m.labels == tuple(COMMITTED["labels"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["models"]["alexnet"].__setitem__("sha256", 5), "manifest.models.alexnet.sha256 must be a string"),
+    (lambda d: d["models"]["alexnet"].__setitem__("sha256", "ab"), "models.alexnet.sha256 is not 64 hexadecimal"),
+    (lambda d: d["models"]["alexnet"].pop("golden"), "manifest.models.alexnet.golden is missing"),
+    (lambda d: d["models"]["alexnet"].__setitem__("file", "../x.onnx"), "is not a file of the release"),
+    (lambda d: d["models"]["alexnet"]["frontend"].__setitem__("n_fft", 2048.5), "frontend.n_fft must be an integer"),
+    (lambda d: d.__setitem__("extra", 1), "manifest.extra is not a field of the manifest layout"),
+    (lambda d: d.__setitem__("format_version", 2), "format_version is 2"),
+    (lambda d: d.__setitem__("files", [f for f in d["files"] if f != "manifest.json"]), "does not list manifest.json"),
+    (lambda d: d["models"]["resnet18"].__setitem__("labels", d["labels"][::-1]), "labels differ from the release"),
+    (lambda d: d["models"].clear(), "models is empty"),
+])
+def test_each_kind_of_damage_is_one_line_naming_the_field(tmp_path, edit, message):
+    data = json.loads(json.dumps(COMMITTED))
+    edit(data)
+    with pytest.raises(ManifestError) as info:
+        Manifest.read(_write(tmp_path, data))
+    text = str(info.value)
+    assert message in text and "\n" not in text and text.startswith(str(tmp_path / "manifest.json"))
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "not valid JSON"), ('{"a": NaN}', "NaN is not JSON"), ("[1, 2]", "must hold a JSON object"),
+    ('{"format": "x", "format": "y"}', "key 'format' appears twice"), (b"\xff\xfe", "not UTF-8"),
+])
+def test_not_json_or_repeated_keys(tmp_path, text, message):
+    path = tmp_path / "manifest.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ManifestError, match=message):
+        Manifest.read(tmp_path)
+
+
+def test_a_manifest_that_is_a_directory_or_missing(tmp_path):
+    with pytest.raises(ManifestError, match="no such file"):
+        Manifest.read(tmp_path)
+    (tmp_path / "manifest.json").mkdir()
+    with pytest.raises(ManifestError, match="is a directory"):
+        Manifest.read(tmp_path)
+
+
+def test_spec_at_follows_the_layout():
+    assert spec_at("models.alexnet.sha256").allows("ab") and not spec_at("models.alexnet.sha256").allows(1)
+    assert spec_at("models.alexnet.training.history[3].lr").allows(0.1)
+    assert spec_at("models.alexnet.nope") is None
