@@ -42,11 +42,19 @@ async function loadModel() {
   const key = `${url}|${backend}`;
   if (!sessions.has(key)) {
     setState('loading', `Loading ${url} on ${backend}...`);
-    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
-    const contract = readContract(bytes);
+    const name = url.split('/').pop();
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`${name}: cannot be downloaded (HTTP ${res.status})`);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const contract = readContract(bytes, name); // a clear ModelFileError for a truncated or foreign file
     // WebGL checks input shapes literally and ignores freeDimensionOverrides: pin the batch.
     const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 }) : bytes;
-    const session = await ort.InferenceSession.create(modelBytes, { executionProviders: [backend] });
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelBytes, { executionProviders: [backend] });
+    } catch (e) {
+      throw new Error(`${name}: onnxruntime-web cannot load it on ${backend} (${String(e.message || e).split('\n')[0]})`);
+    }
     sessions.set(key, { url, backend, session, contract });
   }
   current = sessions.get(key);

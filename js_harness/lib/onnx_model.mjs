@@ -83,11 +83,29 @@ function concat(parts) {
   return out;
 }
 
-/** The model's metadata_props as {key: value} (values are strings). */
-export function readMetadata(bytes) {
+/** A model file that is not a complete ser_export ONNX model; the message names the file. */
+export class ModelFileError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ModelFileError';
+  }
+}
+
+/** The model's metadata_props as {key: value} (values are strings); `name` is used in errors. */
+export function readMetadata(bytes, name = 'model') {
   const buf = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  if (!buf.length) throw new ModelFileError(`${name}: is empty (0 bytes)`);
+  let top;
+  try {
+    top = fields(buf);
+  } catch (e) {
+    throw new ModelFileError(`${name}: not an ONNX model (truncated or corrupt: ${e.message})`);
+  }
+  if (!top.some((f) => f.field === 7 && f.wire === WIRE_LEN)) { // ModelProto.graph
+    throw new ModelFileError(`${name}: not an ONNX model (no graph: truncated or another format?)`);
+  }
   const meta = {};
-  for (const f of fields(buf)) {
+  for (const f of top) {
     if (f.field !== 14 || f.wire !== WIRE_LEN) continue; // ModelProto.metadata_props
     let key = null;
     let value = null;
@@ -101,22 +119,36 @@ export function readMetadata(bytes) {
   return meta;
 }
 
-/** The input/output contract of a ser_export model, decoded from its metadata. */
-export function readContract(bytes) {
-  const meta = readMetadata(bytes);
+/** The input/output contract of a ser_export model, decoded from its metadata (`name` is used in errors). */
+export function readContract(bytes, name = 'model') {
+  const meta = readMetadata(bytes, name);
   for (const key of ['labels', 'sample_rate', 'input_length', 'normalization']) {
-    if (!(key in meta)) throw new Error(`model metadata has no '${key}': not a ser_export model`);
+    if (!(key in meta)) throw new ModelFileError(`${name}: its metadata has no '${key}': not a ser_export model`);
   }
-  return {
-    labels: JSON.parse(meta.labels),
+  const json = (key) => {
+    try {
+      return JSON.parse(meta[key]);
+    } catch (e) {
+      throw new ModelFileError(`${name}: its metadata '${key}' is not JSON (${e.message})`);
+    }
+  };
+  const contract = {
+    labels: json('labels'),
     sampleRate: Number(meta.sample_rate),
     inputLength: Number(meta.input_length),
-    normalization: JSON.parse(meta.normalization),
-    frontend: meta.frontend ? JSON.parse(meta.frontend) : null,
+    normalization: json('normalization'),
+    frontend: meta.frontend ? json('frontend') : null,
     featuresOutput: meta.features_output || null,
     arch: meta.arch || null,
     metadata: meta,
   };
+  if (!Array.isArray(contract.labels) || !contract.labels.length || !contract.labels.every((l) => typeof l === 'string')) {
+    throw new ModelFileError(`${name}: its metadata 'labels' is not a list of label names`);
+  }
+  if (!(contract.sampleRate > 0) || !(contract.inputLength > 0)) {
+    throw new ModelFileError(`${name}: its metadata sample_rate/input_length are not positive numbers`);
+  }
+  return contract;
 }
 
 function rewriteDim(buf, dim, values) {

@@ -1,6 +1,7 @@
 // Drive the demo page in headless Chromium: load a WAV through the file input, wait for
 // the result, print what the page shows (JSON) and save a screenshot.
 //   node test/demo_e2e.mjs --url http://127.0.0.1:PORT/demo/?backend=wasm --file a.wav --screenshot out.png
+//   node test/demo_e2e.mjs --url ... --expect-error    (prints what the page says when the model cannot load)
 import { chromium } from 'playwright-core';
 
 const argv = process.argv.slice(2);
@@ -24,6 +25,12 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => window.demoReady === true, null, { timeout: 120000 });
   const state = await page.evaluate(() => document.body.dataset.state);
+  if (argv.includes('--expect-error')) {
+    const shown = await page.evaluate(() => document.getElementById('error').textContent);
+    const consoleErrors = console_.filter((line) => line.startsWith('error:') || line.startsWith('pageerror:'));
+    process.stdout.write(JSON.stringify({ state, error: shown, consoleErrors }) + '\n');
+    process.exit(0);
+  }
   if (state === 'error') throw new Error(await page.evaluate(() => document.getElementById('error').textContent));
   await page.setInputFiles('#file', file);
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 300000 });

@@ -96,3 +96,43 @@ def test_check_browser_without_chromium_says_how_to_install(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "apt-get install -y chromium" in lines[0]
+
+
+def test_demo_page_names_a_truncated_or_foreign_model_without_console_errors(quick_release, tmp_path):
+    """The demo reads model files as untrusted: a truncated model and one without our metadata give
+    one clear message naming the file on the page, and no exception in the console."""
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    models = tmp_path / "models"
+    models.mkdir()
+    data = (quick_release["out"] / "voice_emotion_cnn.onnx").read_bytes()
+    (models / "truncated.onnx").write_bytes(data[: len(data) // 3])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph), str(models / "foreign.onnx"))
+    manifest = json.loads((quick_release["out"] / "manifest.json").read_text())
+    entry = manifest["models"]["alexnet"]
+    manifest["models"] = {"truncated": dict(entry, file="truncated.onnx"), "foreign": dict(entry, file="foreign.onnx")}
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copy(quick_release["out"] / "MODEL_CARD.md", models)
+    node = find_node().node
+    server = subprocess.Popen([node, str(HARNESS_DIR / "serve.mjs"), "--models", str(models)], cwd=HARNESS_DIR,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        for model, message in (("truncated.onnx", "truncated.onnx: not an ONNX model (truncated or corrupt"),
+                               ("foreign.onnx", "foreign.onnx: its metadata has no 'labels': not a ser_export model")):
+            proc = subprocess.run([node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",
+                                   f"{url}?backend=wasm&model=/models/{model}", "--expect-error"],
+                                  capture_output=True, text=True, timeout=300, cwd=HARNESS_DIR)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            shown = json.loads(proc.stdout)
+            assert shown["state"] == "error" and shown["error"].startswith(message), shown
+            assert "\n" not in shown["error"] and shown["consoleErrors"] == [], shown
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

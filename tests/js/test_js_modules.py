@@ -4,8 +4,13 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ser_export.jsenv import HARNESS_DIR, find_node
+from tests.e2e import ROOT
+
+ROOT_MODEL = ROOT / "saved_models" / "voice_emotion_cnn.onnx"
 
 pytestmark = pytest.mark.node
 
@@ -114,3 +119,58 @@ console.log(JSON.stringify({{ok: true}}));
     ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((2, 46305)).astype(np.float32)
     np.testing.assert_array_equal(s.run(["output"], {"input": x})[0], ref.run(["output"], {"input": x})[0])
+
+
+@pytest.fixture(scope="module")
+def model_bytes():
+    """A small model carrying the release model's metadata (the JS reader parses only the envelope)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["output"])], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 46305])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 46305])])
+    model = helper.make_model(graph)
+    model.metadata_props.extend(onnx.load(str(ROOT_MODEL), load_external_data=False).metadata_props)
+    return model.SerializeToString()
+
+
+def _read_contract(path, name):
+    return node_eval(f"""
+import {{ readFileSync }} from 'node:fs';
+import {{ readContract, ModelFileError }} from './lib/onnx_model.mjs';
+try {{
+  const c = readContract(readFileSync({json.dumps(str(path))}), {json.dumps(name)});
+  console.log(JSON.stringify({{ok: true, labels: c.labels}}));
+}} catch (e) {{
+  console.log(JSON.stringify({{ok: false, typed: e instanceof ModelFileError, message: e.message}}));
+}}
+""")
+
+
+@settings(max_examples=8, deadline=None)
+@given(fraction=st.floats(0.0, 0.999))
+def test_a_truncated_model_is_a_clear_typed_error_in_js(model_bytes, tmp_path_factory, fraction):
+    """What the demo and the JS module say for a model file cut short: one line naming it."""
+    path = tmp_path_factory.mktemp("cut") / "m.onnx"
+    path.write_bytes(model_bytes[:int(len(model_bytes) * fraction)])
+    out = _read_contract(path, "voice_emotion_cnn.onnx")
+    assert not out["ok"] and out["typed"], out
+    assert out["message"].startswith("voice_emotion_cnn.onnx: ") and "\n" not in out["message"], out
+    assert any(w in out["message"] for w in ("truncated", "empty", "no graph", "metadata")), out
+
+
+def test_a_model_without_our_metadata_is_named_in_js(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    out = _read_contract(path, "other.onnx")
+    assert out == {"ok": False, "typed": True,
+                   "message": "other.onnx: its metadata has no 'labels': not a ser_export model"}
+    whole = _read_contract(ROOT_MODEL, "m.onnx")  # and the released model reads
+    assert whole["ok"] and len(whole["labels"]) == 7
