@@ -79,14 +79,31 @@ def _regular_file_inside(path: Path, folder: Path, what: str) -> os.stat_result:
     return st
 
 
-def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """Refuse external data that is not a plain file inside the model's folder, or too short."""
-    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+def _tensors(graph: onnx.GraphProto):
+    """Every tensor a graph holds: initializers and tensor attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for g in attr.graphs:
+                yield from _tensors(g)
+
+
+def _check_external_data(model: onnx.ModelProto, path: Path) -> bool:
+    """Refuse external data that is not a plain file inside the model's folder, or too short;
+    whether the model has any."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     folder = path.parent
-    for tensor in _get_all_tensors(model):
+    found = False
+    for tensor in _tensors(model.graph):
         if not uses_external_data(tensor):
             continue
+        found = True
         info = ExternalDataInfo(tensor)
         location = info.location or ""
         where = f"{path}: external data of {tensor.name!r} ({location!r})"
@@ -99,6 +116,7 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
         if offset < 0 or (length is not None and (length < 0 or offset + int(length) > st.st_size)):
             raise ReleaseFileError(f"{where}: asks for bytes {offset}..{offset + int(length or 0)} of a "
                                    f"{st.st_size}-byte file")
+    return found
 
 
 def open_model(path: str | os.PathLike, folder: str | os.PathLike | None = None,
@@ -131,8 +149,7 @@ def open_model(path: str | os.PathLike, folder: str | os.PathLike | None = None,
                                f"{str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
     if not model.graph.node or not model.opset_import:
         raise ReleaseFileError(f"{path}: not an ONNX model (no graph or no opset: truncated or another format?)")
-    _check_external_data(model, path)
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+    if _check_external_data(model, path):
         from onnx.external_data_helper import load_external_data_for_model
 
         try:
