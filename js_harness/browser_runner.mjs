@@ -2,7 +2,7 @@
 //
 //   node browser_runner.mjs --backend webgl [--chromium /usr/bin/chromium]
 //
-// Same JSON-lines protocol as runner.mjs (load, run, bench, info, close).  Node serves the
+// Same JSON-lines protocol as runner.mjs (load, run, bench, preprocess, opcase, info, close).  Node serves the
 // page, onnxruntime-web's dist/ and the model and input files on 127.0.0.1 (with COOP/COEP
 // so wasm threads may use SharedArrayBuffer), and drives Chromium with playwright-core.
 // A batch of cases costs one page call; the page is loaded once.
@@ -119,6 +119,22 @@ async function bench(req) {
   return { ms: result.ms };
 }
 
+// The shipped preprocessing, run inside the page (the browser's JS engine, not node's).
+async function preprocess(req) {
+  const result = await page.evaluate((a) => window.harness.preprocess(a), {
+    inputUrl: serve(req.input), channels: req.channels, sampleRate: req.sampleRate, contract: req.contract,
+  });
+  const windows = result.windows.map((w, i) => {
+    let file = null;
+    if (w.b64) {
+      file = join(req.outDir, `w${i}.f32`);
+      writeFileSync(file, Buffer.from(w.b64, 'base64'));
+    }
+    return { start: w.start, silent: w.silent, file };
+  });
+  return { windows, ms: result.ms };
+}
+
 // One case of the measured operator table: never a failed request (a failure is the measurement).
 async function opcase(req) {
   const inputs = req.inputs.map((i) => ({ name: i.name, dtype: i.dtype, dims: i.dims, url: serve(i.file) }));
@@ -134,7 +150,7 @@ async function opcase(req) {
   return { ...result, outputs, placement: result.loaded ? placementFromConsole() : null };
 }
 
-const handlers = { load, run, bench, opcase, info: async () => ({ info: await info() }),
+const handlers = { load, run, bench, preprocess, opcase, info: async () => ({ info: await info() }),
   console: async () => ({ lines: consoleLines.slice(-200) }) };
 
 await serveRequests(handlers, (e) => {

@@ -19,10 +19,11 @@ from ser_export.export.model_file import ModelFile, ReleaseFileError, open_model
 from ser_export.manifest import Manifest, ManifestError
 from ser_export.frontend.reference import logmel_reference
 
-from . import compare
+from . import judge
 from .cases import CaseSpec, batch_digest, draw_cases, golden_specs, render, shrink_failure
 from .localize import first_divergence, first_divergence_vs_pytorch
 from .probe import write_probe
+from .record import GoldenRun, ModelRun, RecordError, Subject, load_runs, save_runs
 from .report import GateReport, ModelReport
 from .runners import BASELINE, RUNNERS, Runner, RunnerError
 
@@ -42,6 +43,10 @@ class GateConfig:
     shrink_budget_s: float = 90.0
     localize: bool = True
     counterexample_dir: Path | None = Path("parity-out") / "counterexamples"
+    #: The tolerances (``tolerances.json``'s layout); ``None``: the shipped file.
+    tolerances: dict | None = None
+    #: Where to save every model's raw outputs for ``--rejudge`` (``None``: not saved).
+    save_outputs: Path | None = None
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNNERS]
@@ -53,6 +58,7 @@ class GateConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["counterexample_dir"] = str(self.counterexample_dir) if self.counterexample_dir else None
+        d["save_outputs"] = str(self.save_outputs) if self.save_outputs else None
         d["runtimes"] = list(self.runtimes)
         return d
 
@@ -81,167 +87,84 @@ def make_runners(cfg: GateConfig) -> dict[str, Runner]:
     return out
 
 
-def _infer_all(runner: Runner, x: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    parts: dict[str, list[np.ndarray]] = {}
-    for i in range(0, x.shape[0], batch):
-        for k, v in runner.infer(x[i:i + batch]).items():
-            parts.setdefault(k, []).append(v)
-    return {k: np.concatenate(v) for k, v in parts.items()}
+class ModelUnderTest:
+    """One release model made ready for the runners: its subject, front-end and a probe copy.
 
+    Every runner (PyTorch too) reads the self-contained probe copy written from the
+    already-checked model, never the release folder.
+    """
 
-class ModelCheck:
-    """Everything needed to judge one model: runners' outputs, reference, tolerances."""
-
-    def __init__(self, model: ModelFile, runners: Mapping[str, Runner], cfg: GateConfig, arch: str,
-                 tolerances: Mapping | None = None):
+    def __init__(self, model: ModelFile, arch: str):
         self.path = model.path
-        self.runners = runners
-        self.cfg = cfg
         self.arch = arch
-        self.tol = tolerances or tolerances_mod.load()
         self.meta = read_metadata(model.proto)
         try:
             self.params = frontend_from_metadata(self.meta)
-            self.classes = list(self.meta["labels"])
+            classes = tuple(self.meta["labels"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ReleaseFileError(f"{self.path}: metadata is not a ser_export model's ({exc})") from None
-        self.logits_name = model.proto.graph.output[0].name
-        self.features_name = self.meta.get("features_output")
-        if not self.features_name:
+        features = self.meta.get("features_output")
+        if not features:
             raise ReleaseFileError(f"{self.path}: metadata has no 'features_output' (rebuild with ser_export)")
+        self.subject = Subject(arch, model.path.name, model.proto.graph.output[0].name, features, classes,
+                               floor=-float(self.params.top_db), unit="dB")
         self._tmp = tempfile.TemporaryDirectory(prefix="ser_export_parity_")
-        # every runner (PyTorch too) reads this self-contained copy, never the release folder
-        self.probe = write_probe(model.proto, Path(self._tmp.name) / "probe.onnx", [self.features_name])
-        self.outputs = [self.logits_name, self.features_name]
+        self.probe = write_probe(model.proto, Path(self._tmp.name) / "probe.onnx", [features])
+        self.outputs = [self.subject.logits_name, features]
 
-    def tolerance(self, stage: str, runner: str | None) -> dict:
-        return tolerances_mod.for_stage(stage, runner, self.tol)
-
-    def activate(self, name: str) -> None:
-        runner = self.runners[name]
-        runner.activate(self.probe, self.outputs)
-
-    def run_all(self, cases: Cases) -> tuple[dict, dict]:
-        """Outputs of every runner for every case, and timings."""
-        outputs, timings = {}, {}
-        for name, runner in self.runners.items():
-            self.activate(name)
-            t0 = time.perf_counter()
-            outputs[name] = _infer_all(runner, cases.waveforms, self.cfg.batch_size)
-            timings[name] = {"seconds": round(time.perf_counter() - t0, 3),
-                             "ms_per_case": round(1000 * (time.perf_counter() - t0) / len(cases.specs), 3)}
-        return outputs, timings
-
-    # ---------------------------------------------------------------- judging
-    def judge(self, cases: Cases, outputs: Mapping[str, Mapping[str, np.ndarray]],
-              reference: np.ndarray) -> list[compare.StageResult]:
-        results = []
-        norm = cases.normalised
-        labels = cases.labels
-        top_db = self.params.top_db
-        base = BASELINE if BASELINE in outputs else None
-        for name, out in outputs.items():
-            feats = out[self.features_name]
-            results += compare.compare_logmel(self.arch, name, "librosa-float64", feats, reference, labels,
-                                              self.tolerance("logmel_db", name), top_db, "logmel_vs_librosa")
-            if base and name != base:
-                results += compare.compare_logmel(
-                    self.arch, name, base, feats, outputs[base][self.features_name], labels,
-                    self.tolerance("logmel_between_runtimes", name), top_db, f"logmel_vs_{base}")
-                if norm.any():  # end-to-end stages: normalised cases only
-                    sel = np.flatnonzero(norm)
-                    sel_labels = [labels[i] for i in sel]
-                    ours, ref = out[self.logits_name][sel], outputs[base][self.logits_name][sel]
-                    tol_logits = self.tolerance("logits", name)["max_abs"]
-                    subset = [
-                        compare.compare_logits(self.arch, name, base, ours, ref, sel_labels, self.classes,
-                                               tol_logits),
-                        compare.compare_probabilities(self.arch, name, base, ours, ref, sel_labels, self.classes,
-                                                      self.tolerance("probabilities", name)["max_abs"]),
-                        compare.compare_top1(self.arch, name, base, ours, ref, sel_labels, self.classes, tol_logits),
-                    ]
-                    for r in subset:  # report case numbers of the whole case list
-                        if "case" in r.where:
-                            r.where["case"] = int(sel[r.where["case"]])
-                    results += subset
-        return results
-
-    def case_failures(self, cases: Cases, outputs: Mapping[str, Mapping[str, np.ndarray]],
-                      reference: np.ndarray) -> np.ndarray:
-        """Per case: does any per-case stage fail for any runner?"""
-        bad = np.zeros(len(cases.specs), dtype=bool)
-        floor = -self.params.top_db
-        base = BASELINE if BASELINE in outputs else None
-        for name, out in outputs.items():
-            tol = self.tolerance("logmel_db", name)
-            err = np.abs(out[self.features_name].astype(np.float64) - reference)
-            err[~np.isfinite(out[self.features_name])] = np.inf
-            above = reference > floor + tol["floor_margin_db"]
-            bad |= (np.where(above, err, 0).reshape(len(bad), -1).max(1) > tol["above_floor"])
-            bad |= err.reshape(len(bad), -1).max(1) > tol["all_bins"]
-            if base and name != base:
-                tol_l = self.tolerance("logits", name)["max_abs"]
-                ours, ref = out[self.logits_name], outputs[base][self.logits_name]
-                lerr = np.abs(ours.astype(np.float64) - ref)
-                lerr[~np.isfinite(ours)] = np.inf
-                gap = np.diff(np.sort(ref, axis=1)[:, -2:], axis=1)[:, 0]
-                top_bad = (ours.argmax(1) != ref.argmax(1)) & (gap >= tol_l)
-                bad |= cases.normalised & ((lerr.max(1) > tol_l) | top_bad)
-        return bad
-
-    # -------------------------------------------------------------- properties
-    def determinism_and_invariance(self, cases: Cases, outputs) -> list[compare.StageResult]:
-        """Same batch twice: identical; a clip alone: the same as inside its batch."""
-        results = []
-        k = min(self.cfg.invariance_cases, len(cases.specs))
-        first = cases.waveforms[: min(self.cfg.batch_size, len(cases.specs))]
-        for name, runner in self.runners.items():
-            self.activate(name)
-            again = runner.infer(first)
-            for what, key in (("logits", self.logits_name), ("logmel", self.features_name)):
-                results.append(compare.compare_exact(
-                    self.arch, name, f"determinism[{what}]", again[key], outputs[name][key][: first.shape[0]],
-                    cases.labels, self.tolerance("determinism", name)["max_abs"],
-                    detail="the same batch run twice"))
-            alone = {key: np.concatenate([runner.infer(cases.waveforms[i:i + 1])[key] for i in range(k)])
-                     for key in self.outputs}
-            for what, key in (("logits", self.logits_name), ("logmel", self.features_name)):
-                results.append(compare.compare_exact(
-                    self.arch, name, f"batch_invariance[{what}]", alone[key], outputs[name][key][:k],
-                    cases.labels, self.tolerance("batch_invariance", name)[what],
-                    detail=f"each of the first {k} cases alone vs inside a batch of {first.shape[0]}"))
-        return results
-
-    def golden(self, expected: Mapping | None) -> list[compare.StageResult]:
-        """Logits of the fixed golden cases vs those the trained model gave at build time."""
-        if not expected:
-            return []
-        specs = golden_specs(expected["n"], expected["seed"])
-        cases = Cases.from_specs(specs)
-        if batch_digest(cases.waveforms) != expected["input_sha256"]:
-            raise RunnerError("the golden inputs regenerated here differ from those the build used "
-                              "(synthesis or numpy changed); rebuild the release")
-        ref = np.asarray(expected["logits"], dtype=np.float32)
-        results = []
-        for name, runner in self.runners.items():
-            self.activate(name)
-            got = runner.infer(cases.waveforms)[self.logits_name]
-            tol = self.tolerance("logits", name)["max_abs"]
-            results.append(compare.compare_logits(self.arch, name, "build-time pytorch", got, ref, cases.labels,
-                                                  self.classes, tol, stage="golden_logits"))
-            top = [self.classes[i] for i in got.argmax(1)]
-            wrong = [i for i, (a, b) in enumerate(zip(top, expected["top1"])) if a != b]
-            gap_ok = all(np.diff(np.sort(ref[i])[-2:])[0] < tol for i in wrong)
-            results.append(compare.StageResult(
-                self.arch, "golden_top1_label", name, "build-time pytorch", not wrong or gap_ok, 0.0,
-                float(len(wrong)), float(len(wrong)), len(specs),
-                {"case": wrong[0], "input": cases.labels[wrong[0]], "got": top[wrong[0]],
-                 "expected": expected["top1"][wrong[0]]} if wrong else {},
-                detail="label names of the top class, as the manifest recorded them"))
-        return results
+    def reference(self, waveforms: np.ndarray) -> np.ndarray:
+        return logmel_reference(waveforms, self.params)
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+
+def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases,
+                  golden: Mapping | None = None, extra_runs: bool = True) -> ModelRun:
+    """Run every runner on ``cases`` (and, with ``extra_runs``, the determinism, batch-invariance,
+    golden and preprocessing runs); no judging here."""
+    run = ModelRun(mut.subject, list(cases.labels), cases.normalised, {},
+                   baseline=BASELINE if BASELINE in runners else None)
+    for name, runner in runners.items():
+        runner.activate(mut.probe, mut.outputs)
+        res = runner.run(cases.waveforms, cfg.batch_size)
+        run.outputs[name] = res.outputs
+        run.runner_info[name] = res.info
+        run.timings[name] = {"seconds": res.seconds, "ms_per_case": res.ms_per_case}
+    t0 = time.perf_counter()
+    run.reference = mut.reference(cases.waveforms)
+    run.timings["librosa_reference"] = {"seconds": round(time.perf_counter() - t0, 3)}
+    if not extra_runs:
+        return run
+    k = min(cfg.invariance_cases, len(cases.specs))
+    first = cases.waveforms[: min(cfg.batch_size, len(cases.specs))]
+    run.batch_n = int(first.shape[0])
+    golden_cases = None
+    if golden:
+        golden_cases = Cases.from_specs(golden_specs(golden["n"], golden["seed"]))
+        if batch_digest(golden_cases.waveforms) != golden["input_sha256"]:
+            raise RunnerError("the golden inputs regenerated here differ from those the build used "
+                              "(synthesis or numpy changed); rebuild the release")
+        run.golden = GoldenRun(dict(golden), list(golden_cases.labels), {})
+    for name, runner in runners.items():
+        runner.activate(mut.probe, mut.outputs)
+        run.repeat[name] = runner.infer(first)
+        alone = [runner.infer(cases.waveforms[i:i + 1]) for i in range(k)]
+        run.alone[name] = {key: np.concatenate([a[key] for a in alone]) for key in mut.outputs}
+        if golden_cases is not None:
+            run.golden.outputs[name] = runner.infer(golden_cases.waveforms)[mut.subject.logits_name]
+    preprocessing = {n: r for n, r in runners.items() if "preprocess" in r.capabilities}
+    if preprocessing:
+        import onnxruntime as ort
+
+        from .preprocessing import collect_preprocessing
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.intra_op_num_threads = cfg.threads
+        session = ort.InferenceSession(str(mut.probe), opts, providers=["CPUExecutionProvider"])
+        run.preprocessing = collect_preprocessing(preprocessing, session, mut.meta)
+    return run
 
 
 def check_against_manifest(model: ModelFile, entry: Mapping) -> None:
@@ -273,57 +196,42 @@ def check_against_manifest(model: ModelFile, entry: Mapping) -> None:
 
 def check_model(model: ModelFile | Path, arch: str, runners: Mapping[str, Runner], cfg: GateConfig,
                 cases: Cases, expected: Mapping | None = None, report: ModelReport | None = None) -> ModelReport:
-    """Run every stage for one model; ``expected`` is the manifest entry (labels, golden)."""
+    """Run, judge, shrink and localise one model; ``expected`` is the manifest entry (labels, golden).
+
+    The raw run is kept on ``report.run`` (for ``--save-outputs``)."""
     if not isinstance(model, ModelFile):
         model = open_model(model)
     report = report or ModelReport(arch=arch, file=model.path.name)
     t_start = time.perf_counter()
     if expected:
         check_against_manifest(model, expected)
-    check = ModelCheck(model, runners, cfg, arch)
+    mut = ModelUnderTest(model, arch)
     try:
-        outputs, timings = check.run_all(cases)
-        report.timings["runners"] = timings
-        t0 = time.perf_counter()
-        reference = logmel_reference(cases.waveforms, check.params)
-        report.timings["librosa_reference"] = {"seconds": round(time.perf_counter() - t0, 3)}
-        report.results += check.judge(cases, outputs, reference)
-        report.results += check.determinism_and_invariance(cases, outputs)
-        report.results += check.golden(expected.get("golden") if expected else None)
-        if "onnxruntime-web-wasm" in runners:  # the shipped JS preprocessing, run by the same node
-            report.results += _js_preprocessing(check, runners["onnxruntime-web-wasm"])
-        failing = check.case_failures(cases, outputs, reference)
+        run = collect_model(mut, runners, cfg, cases, expected.get("golden") if expected else None)
+        report.run = run
+        report.timings["runners"] = {n: run.timings[n] for n in runners}
+        report.timings["librosa_reference"] = run.timings["librosa_reference"]
+        report.results += judge.judge_model(run, cfg.tolerances)
+        failing = judge.failing_cases(report.results, len(cases.specs))
         if failing.any() and cfg.shrink:
-            report.counterexamples.append(_shrink(check, cases, failing, cfg))
+            report.counterexamples.append(_shrink(mut, runners, cases, failing, cfg))
         if report.failures and cfg.localize:
-            report.localization += _localize(check, cases, outputs, reference, report)
+            report.localization += _localize(mut, runners, cases, report, cfg)
         report.timings["total_s"] = round(time.perf_counter() - t_start, 2)
     finally:
-        check.close()
+        mut.close()
     return report
 
 
-def _js_preprocessing(check: ModelCheck, runner: Runner) -> list[compare.StageResult]:
-    import onnxruntime as ort
-
-    from .preprocessing import check_js_preprocessing
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(check.probe), opts, providers=["CPUExecutionProvider"])
-    return check_js_preprocessing(runner, session, check.arch, check.meta, check.tolerance("js_preprocessing", None))
-
-
-def _shrink(check: ModelCheck, cases: Cases, failing: np.ndarray, cfg: GateConfig) -> dict:
+def _shrink(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, failing: np.ndarray,
+            cfg: GateConfig) -> dict:
     known = {spec: bool(f) for spec, f in zip(cases.specs, failing)}
-    for name in check.runners:
-        check.activate(name)
 
     def fails(spec: CaseSpec) -> bool:
         if spec not in known:
             one = Cases.from_specs([spec])
-            outs = {name: r.infer(one.waveforms) for name, r in check.runners.items()}
-            known[spec] = bool(check.case_failures(one, outs, logmel_reference(one.waveforms, check.params))[0])
+            run = collect_model(mut, runners, cfg, one, extra_runs=False)
+            known[spec] = bool(judge.failing_cases(judge.judge_model(run, cfg.tolerances), 1)[0])
         return known[spec]
 
     minimal = shrink_failure(cfg.examples, cfg.seed, fails, cfg.shrink_budget_s)
@@ -335,27 +243,24 @@ def _shrink(check: ModelCheck, cases: Cases, failing: np.ndarray, cfg: GateConfi
     entry = {"case": minimal.label(), "spec": dataclasses.asdict(minimal), "how": how}
     if cfg.counterexample_dir:
         cfg.counterexample_dir.mkdir(parents=True, exist_ok=True)
-        path = cfg.counterexample_dir / f"{check.arch}_{minimal.kind}_{minimal.seed}.npy"
+        path = cfg.counterexample_dir / f"{mut.arch}_{minimal.kind}_{minimal.seed}.npy"
         np.save(path, render(minimal))
         entry["saved"] = str(path)
     return entry
 
 
-def _localize(check: ModelCheck, cases: Cases, outputs, reference, report: ModelReport) -> list[dict]:
-    rel = check.tolerance("localization", None)["relative"]
+def _localize(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, report: ModelReport,
+              cfg: GateConfig) -> list[dict]:
+    rel = tolerances_mod.for_stage("localization", None, cfg.tolerances)["relative"]
     found = []
-    per_case = [r for r in report.failures if r.where.get("case") is not None and r.stage != "labels"
-                and not r.stage.startswith("golden")]
+    per_case = [r for r in report.failures if r.scope == judge.CASES and r.where.get("case") is not None]
     for r in per_case[:1]:
-        x = cases.waveforms[r.where["case"]] if r.where["case"] < len(cases.specs) else None
-        if x is None:
-            continue
-        if r.runner not in ("pytorch",) and "onnxruntime-python" in check.runners and r.runner != "onnxruntime-python":
-            found.append(first_divergence(check.probe, x, check.runners["onnxruntime-python"],
-                                          check.runners[r.runner], rel))
-        if "pytorch" in check.runners and r.runner != "pytorch":
-            found.append(first_divergence_vs_pytorch(check.probe, x, check.runners[r.runner],
-                                                     check.runners["pytorch"].model, rel))
+        x = cases.waveforms[r.where["case"]]
+        if r.runner != "onnxruntime-python" and "onnxruntime-python" in runners:
+            found.append(first_divergence(mut.probe, x, runners["onnxruntime-python"], runners[r.runner], rel))
+        if "pytorch" in runners and r.runner != "pytorch":
+            runners["pytorch"].activate(mut.probe, mut.outputs)
+            found.append(first_divergence_vs_pytorch(mut.probe, x, runners[r.runner], runners["pytorch"].model, rel))
     return found
 
 
@@ -393,5 +298,47 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
     finally:
         for r in runners.values():
             r.deactivate()
+    if cfg.save_outputs:
+        runs = {m.arch: m.run for m in report.models if m.run is not None}
+        save_runs(Path(cfg.save_outputs), runs, {
+            "release_dir": str(release_dir), "config": cfg.to_dict() | {"tolerances": None},
+            "files": {m.arch: {"file": m.file, "sha256_expected": m.sha256_expected,
+                               "sha256_actual": m.sha256_actual, "error": m.error} for m in report.models},
+            "runners": report.runners, "cases_checked": report.cases_checked})
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def rejudge(folder: Path, tolerances: Mapping | None = None) -> GateReport:
+    """Judge a run saved with ``verify --save-outputs`` again, under ``tolerances``; runs nothing.
+
+    Checksums and could-not-check errors are carried over as recorded; shrinking and
+    localisation need the runtimes and are not redone.
+    """
+    t0 = time.perf_counter()
+    report = GateReport(release_dir=str(folder), config={"rejudged": str(folder)})
+    try:
+        runs, index = load_runs(Path(folder))
+    except RecordError as exc:
+        report.error = str(exc)
+        return report
+    report.runners = index.get("runners", {}) if isinstance(index.get("runners"), dict) else {}
+    report.config = {"rejudged": str(folder), "original": index.get("config")}
+    files = index.get("files") if isinstance(index.get("files"), dict) else {}
+    for arch, run in runs.items():
+        f = files.get(arch) if isinstance(files.get(arch), dict) else {}
+        mr = ModelReport(arch=arch, file=run.subject.file, sha256_expected=f.get("sha256_expected"),
+                         sha256_actual=f.get("sha256_actual"), error=f.get("error"))
+        mr.timings["runners"] = {n: run.timings[n] for n in run.outputs if n in run.timings}
+        try:
+            mr.results = judge.judge_model(run, tolerances)
+        except (KeyError, ValueError) as exc:
+            mr.error = f"{Path(folder) / (arch + '.json')}: cannot be judged ({exc})"
+        report.models.append(mr)
+        report.cases_checked += run.n_cases
+    for arch, f in files.items():  # models that could not be run have no saved outputs
+        if arch not in runs and isinstance(f, dict):
+            report.models.append(ModelReport(arch=arch, file=str(f.get("file")), error=f.get("error") or
+                                             "no saved outputs"))
     report.wall_s = time.perf_counter() - t0
     return report

@@ -19,6 +19,7 @@ from ser_export import tolerances
 from ser_export.export.measured_ops import COLUMNS, CaseInfo, Cell, MeasuredTable
 from ser_export.export.opsuite import NodeContext, OpCase, all_cases
 
+from .judge import judge_operator_outputs
 from .runners import RUNNERS, RunnerError
 
 #: The runner of each column.
@@ -37,38 +38,6 @@ def reference_outputs(model_bytes: bytes, inputs: dict[str, np.ndarray]) -> dict
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, {k: np.asarray(v) for k, v in inputs.items()})))
-
-
-def compare_outputs(reference: dict[str, np.ndarray], got: dict[str, np.ndarray],
-                    tol: dict) -> tuple[bool, float | None, str | None]:
-    """``(correct, max |error|, what was wrong)`` of a backend's outputs against the reference.
-
-    Values are compared as float64 (a backend may return int32 where the model says
-    int64); floats within ``atol + rtol * |reference|``, integers and booleans within
-    ``integer_atol`` (quantized rounding may differ by one step).
-    """
-    worst = 0.0
-    problems = []
-    for name, ref in reference.items():
-        if name not in got:
-            return False, None, f"output {name} missing"
-        out = np.asarray(got[name])
-        if tuple(out.shape) != tuple(ref.shape):
-            return False, None, f"output {name} has shape {tuple(out.shape)}, expected {tuple(ref.shape)}"
-        a, b = out.astype(np.float64), ref.astype(np.float64)
-        if not np.array_equal(np.isnan(a), np.isnan(b)):
-            problems.append(f"output {name}: NaN where the reference has none (or the reverse)")
-            continue
-        err = np.abs(np.nan_to_num(a - b, nan=0.0))
-        worst = max(worst, float(err.max()) if err.size else 0.0)
-        if np.issubdtype(ref.dtype, np.floating):
-            bad = err > tol["atol"] + tol["rtol"] * np.abs(np.nan_to_num(b))
-        else:
-            bad = err > tol["integer_atol"]
-        if bad.any():
-            problems.append(f"output {name}: {int(bad.sum())} of {bad.size} values off, max |error| "
-                            f"{float(err.max()):.3g}")
-    return not problems, worst, "; ".join(problems) or None
 
 
 def _falls_back(column: str, placement: dict | None, all_folded: bool) -> tuple[bool | None, dict | None]:
@@ -94,7 +63,7 @@ def measure_case(runner, column: str, case: OpCase, model_path: Path, inputs: di
     falls_back, placement = _falls_back(column, reply.get("placement"), all(ctx.is_folded(n) for n in model.graph.node))
     if not reply.get("ran"):
         return Cell(loads=True, runs=False, error=reply.get("runError"), placement=placement)
-    correct, err, problem = compare_outputs(reference, reply["outputs"], tol)
+    correct, err, problem = judge_operator_outputs(reference, reply["outputs"], tol)
     return Cell(loads=True, runs=True, correct=correct, falls_back=falls_back, max_abs_error=err, error=problem,
                 placement=placement)
 
@@ -154,4 +123,4 @@ def measure(columns: Sequence[str] = COLUMNS, cases: Iterable[OpCase] | None = N
                          cells=cells)
 
 
-__all__ = ["measure", "measure_case", "compare_outputs", "reference_outputs", "COLUMN_RUNNERS", "RunnerError"]
+__all__ = ["measure", "measure_case", "judge_operator_outputs", "reference_outputs", "COLUMN_RUNNERS", "RunnerError"]

@@ -6,22 +6,21 @@ window, a clip shorter than a window) go through both implementations: the
 windows must match in number, position and silence, their samples must agree
 (to float32 rounding at the model's rate; within the resamplers' difference
 otherwise: librosa's soxr in Python, a Kaiser-windowed sinc in JS), and the
-model's probabilities on both must agree.
+model's probabilities on both must agree (the rules: :func:`parity.judge.judge_preprocessing`).
+Every runner with the ``"preprocess"`` capability runs it in its own JS engine: Node's,
+or Chromium's for the browser runners.
 """
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from ser_export import contract
 from ser_export.audio import model_windows, to_mono
 from ser_export.data import synthetic
-from ser_export.export.check import softmax
 
-from .compare import StageResult
+from .record import PreprocessRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,50 +60,50 @@ RECORDINGS = (
 )
 
 
-def check_js_preprocessing(node_runner, session, arch: str, meta: dict, tol: dict) -> list[StageResult]:
-    """One result per recording; ``node_runner`` is a started Node harness runner."""
+def collect_preprocessing(runners: dict, session, meta: dict, recordings=RECORDINGS) -> dict[str, list]:
+    """Each recording through every runner's JS preprocessing and once through Python's
+    (:func:`ser_export.audio.model_windows`); all windows through ``session`` (onnxruntime-python
+    on the probe model) for their logits.  Returns ``{runner: [PreprocessRecord]}``."""
     norm = meta["normalization"]
     n = int(meta["input_length"])
-    js_contract = {"sampleRate": int(meta["sample_rate"]), "inputLength": n, "normalization": norm}
-    results = []
-    with tempfile.TemporaryDirectory(prefix="ser_export_pre_") as tmp:
-        for rec in RECORDINGS:
-            planar = rec.render()
-            inp = Path(tmp) / f"{rec.name}.f32"
-            planar.astype("<f4").tofile(inp)
-            out_dir = Path(tmp) / rec.name
-            out_dir.mkdir()
-            reply = node_runner._request({"cmd": "preprocess", "input": str(inp), "channels": rec.channels,
-                                          "sampleRate": rec.sample_rate, "contract": js_contract,
-                                          "outDir": str(out_dir)})
-            js = [None if w["silent"] else np.fromfile(w["file"], dtype="<f4") for w in reply["windows"]]
-            js_starts = [w["start"] for w in reply["windows"]]
-            py_starts, py = model_windows(to_mono(planar.T, rec.sample_rate, int(meta["sample_rate"])), n,
-                                          norm["rms_level_db"], norm["min_rms"])
-            same_rate = rec.sample_rate == int(meta["sample_rate"])
-            limit = tol["same_rate_samples"] if same_rate else tol["resampled_samples"]
-            where: dict = {"input": rec.name}
-            problems = []
-            if js_starts != py_starts:
-                problems.append(f"window starts differ: js {js_starts} vs python {py_starts}")
-            if [w is None for w in js] != [w is None for w in py]:
-                problems.append(f"silent windows differ: js {[w is None for w in js]} vs python {[w is None for w in py]}")
-            sample_err, prob_err = 0.0, 0.0
-            if not problems:
-                pairs = [(a, b) for a, b in zip(js, py) if a is not None]
-                for i, (a, b) in enumerate(pairs):
-                    e = float(np.abs(a - b).max())
-                    if e > sample_err:
-                        sample_err, where = e, {"input": rec.name, "window": i, "sample": int(np.abs(a - b).argmax())}
-                if pairs:
-                    name = session.get_inputs()[0].name
-                    pa = softmax(session.run(["output"], {name: np.stack([a for a, _ in pairs])})[0].astype(np.float64))
-                    pb = softmax(session.run(["output"], {name: np.stack([b for _, b in pairs])})[0].astype(np.float64))
-                    prob_err = float(np.abs(pa - pb).max())
-            passed = not problems and sample_err <= limit and prob_err <= tol["probabilities"]
-            results.append(StageResult(
-                arch, f"js_preprocessing[{rec.name}]", "onnxruntime-web-wasm", "python-preprocessing", passed, limit,
-                sample_err, sample_err, len(js), where,
-                detail="; ".join(problems) or f"probabilities max |diff| {prob_err:.3g} "
-                                               f"(tolerance {tol['probabilities']:g}); JS took {reply['ms']:.0f} ms"))
-    return results
+    sr = int(meta["sample_rate"])
+    js_contract = {"sampleRate": sr, "inputLength": n, "normalization": norm}
+    name = session.get_inputs()[0].name
+    logits_name = session.get_outputs()[0].name
+
+    def logits(x):
+        if not x.shape[0]:
+            return np.zeros((0, 0), np.float32)
+        return session.run([logits_name], {name: np.ascontiguousarray(x, np.float32)})[0]
+
+    def stack(windows):
+        kept = [w for w in windows if w is not None]
+        return np.stack(kept).astype(np.float32) if kept else np.zeros((0, n), np.float32)
+
+    out: dict[str, list] = {r: [] for r in runners}
+    for rec in recordings:
+        planar = _rendered(rec)
+        py_starts, py = model_windows(to_mono(planar.T, rec.sample_rate, sr), n, norm["rms_level_db"],
+                                      norm["min_rms"])
+        py_win = stack(py)
+        py_logits = logits(py_win)
+        for runner_name, runner in runners.items():
+            reply = runner.preprocess(planar, rec.sample_rate, js_contract)
+            js_win = stack([w["samples"] for w in reply["windows"]])
+            comparable = js_win.shape == py_win.shape
+            out[runner_name].append(PreprocessRecord(
+                rec.name, rec.sample_rate == sr, [w["start"] for w in reply["windows"]], list(py_starts),
+                [w["samples"] is None for w in reply["windows"]], [w is None for w in py], js_win, py_win,
+                logits(js_win) if comparable else np.zeros((0, 0), np.float32),
+                py_logits if comparable else np.zeros((0, 0), np.float32), float(reply["ms"])))
+    return out
+
+
+_RENDERED: dict = {}
+
+
+def _rendered(rec: Recording) -> np.ndarray:
+    """Recordings are rendered once per process (librosa's resampler is the slow part)."""
+    if rec not in _RENDERED:
+        _RENDERED[rec] = rec.render()
+    return _RENDERED[rec]

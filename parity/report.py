@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ser_export.io import atomic_write_text
 
-from .compare import StageResult
+from .judge import StageResult, metric
 
 #: Gate exit codes.
 PASSED, FAILED, NOT_CHECKED = 0, 1, 2
@@ -26,6 +26,8 @@ class ModelReport:
     counterexamples: list[dict] = dataclasses.field(default_factory=list)
     timings: dict = dataclasses.field(default_factory=dict)
     error: str | None = None  # could not be checked
+    #: The raw run (:class:`parity.record.ModelRun`) for ``--save-outputs``; not part of the report.
+    run: object | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def checksum_ok(self) -> bool | None:
@@ -36,7 +38,7 @@ class ModelReport:
 
     @property
     def failures(self) -> list[StageResult]:
-        return [r for r in self.results if not r.passed]
+        return [r for r in self.results if not r.passed and r.applicable]
 
     def to_dict(self) -> dict:
         return {"arch": self.arch, "file": self.file,
@@ -109,15 +111,41 @@ class GateReport:
                 "cases_per_second": round(rate, 2), "models": [m.to_dict() for m in self.models]}
 
 
-def _json_default(obj):
-    if isinstance(obj, float) and (math.isinf(obj) or math.isnan(obj)):
-        return str(obj)
-    raise TypeError(type(obj))
+def finite_json(data):
+    """``data`` with every non-finite float replaced by ``None``, and where each was.
+
+    Returns ``(clean, non_finite)``: ``non_finite`` maps a JSON path (``models.0.results.3.max_abs``)
+    to ``"inf"``, ``"-inf"`` or ``"nan"``.  Strings are never touched, so a message that says
+    "NaN" stays as it is and the report always parses as strict JSON.
+    """
+    flags: dict[str, str] = {}
+
+    def walk(value, path):
+        if isinstance(value, float) and not math.isfinite(value):
+            flags[".".join(path)] = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+            return None
+        if isinstance(value, dict):
+            return {str(k): walk(v, path + [str(k)]) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v, path + [str(i)]) for i, v in enumerate(value)]
+        if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy scalars
+            return walk(value.item(), path)
+        return value
+
+    return walk(data, []), flags
 
 
 def write_json(report: GateReport, path: str | Path) -> None:
-    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, default=_json_default, allow_nan=True)
-    atomic_write_text(path, text.replace("Infinity", '"inf"').replace("NaN", '"nan"') + "\n")
+    """The whole report as strict JSON; non-finite numbers are ``null``, listed under ``non_finite``."""
+    clean, flags = finite_json(report.to_dict())
+    clean["non_finite"] = flags
+    atomic_write_text(path, json.dumps(clean, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _xml_text(text: str) -> str:
+    """Characters XML 1.0 cannot hold (most control characters) as ``\\xNN``."""
+    return "".join(c if c in "\t\n\r" or 0x20 <= ord(c) < 0xD800 or 0xE000 <= ord(c) < 0xFFFE
+                   or 0x10000 <= ord(c) <= 0x10FFFF else f"\\x{ord(c):02x}" for c in str(text))
 
 
 def write_junit(report: GateReport, path: str | Path) -> None:
@@ -132,17 +160,20 @@ def write_junit(report: GateReport, path: str | Path) -> None:
                               failures=str(sum(1 for c in cases if c[1] is False)),
                               errors=str(sum(1 for c in cases if c[1] is None)))
         for name, ok, message, result in cases:
+            message = _xml_text(message)
             case = ET.SubElement(suite, "testcase", classname=f"parity.{m.arch}", name=name)
             if result is not None:
-                ET.SubElement(case, "system-out").text = result.message()
-            if ok is False:
+                ET.SubElement(case, "system-out").text = message
+            if result is not None and not result.applicable:
+                ET.SubElement(case, "skipped", message=message[:500])
+            elif ok is False:
                 ET.SubElement(case, "failure", message=message[:500]).text = message
             elif ok is None:
                 ET.SubElement(case, "error", message=message[:500]).text = message
     if report.error:
         suite = ET.SubElement(suites, "testsuite", name="gate", tests="1", failures="0", errors="1")
         case = ET.SubElement(suite, "testcase", classname="parity", name="run")
-        ET.SubElement(case, "error", message=report.error[:500]).text = report.error
+        ET.SubElement(case, "error", message=_xml_text(report.error)[:500]).text = _xml_text(report.error)
     ET.indent(suites)
     atomic_write_text(path, ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n")
 
@@ -159,15 +190,11 @@ def summary_table(report: GateReport) -> list[str]:
         lines.append(f"  {'runner':<22} {'logmel vs librosa dB':>21} {'above floor':>12} "
                      f"{'|logit| vs torch':>17} {'top-1':>7} {'ms/case':>8}")
         for name in runners:
-            def get(stage, attr="max_abs"):
-                r = next((r for r in m.results if r.runner == name and r.stage == stage), None)
-                return r, (getattr(r, attr) if r else None)
-
-            _, all_bins = get("logmel_vs_librosa[all_bins]")
-            _, above = get("logmel_vs_librosa[above_floor]")
-            _, logits = get("logits")
-            top1, _ = get("top1")
-            agree = top1.detail.split(";")[0].replace("agreement ", "") if top1 else "-"
+            all_bins = metric(m.results, name, "logmel_vs_librosa[all_bins]")
+            above = metric(m.results, name, "logmel_vs_librosa[above_floor]")
+            logits = metric(m.results, name, "logits")
+            agreement = metric(m.results, name, "top1", "agreement")
+            agree = "-" if agreement is None else f"{agreement:.4f}"
             ms = m.timings.get("runners", {}).get(name, {}).get("ms_per_case")
             fmt = lambda v: "-" if v is None else f"{v:.2e}"  # noqa: E731
             lines.append(f"  {name:<22} {fmt(all_bins):>21} {fmt(above):>12} {fmt(logits):>17} {agree:>7} "
@@ -191,21 +218,21 @@ def summary_table(report: GateReport) -> list[str]:
 
 
 def model_figures(m: ModelReport) -> dict:
-    """Key figures per runner, for the manifest."""
+    """Key figures per runner, for the manifest (from the judge's results, never from their messages)."""
     out: dict = {"passed": not m.failures and m.error is None, "runners": {}}
-    for name in dict.fromkeys(r.runner for r in m.results if r.runner != "metadata"):
-        def val(stage):
-            r = next((r for r in m.results if r.runner == name and r.stage == stage), None)
-            return None if r is None else float(f"{r.max_abs:.4g}")
 
-        top1 = next((r for r in m.results if r.runner == name and r.stage == "top1"), None)
+    def val(name, stage, key="max_abs"):
+        v = metric(m.results, name, stage, key)
+        return None if v is None else float(f"{v:.4g}")
+
+    for name in dict.fromkeys(r.runner for r in m.results if r.runner != "metadata"):
         out["runners"][name] = {
-            "logmel_vs_librosa_max_abs_db": val("logmel_vs_librosa[all_bins]"),
-            "logmel_vs_librosa_above_floor_max_abs_db": val("logmel_vs_librosa[above_floor]"),
-            "logits_vs_pytorch_max_abs": val("logits"),
-            "probabilities_vs_pytorch_max_abs": val("probabilities"),
-            "golden_logits_max_abs": val("golden_logits"),
-            "top1_agreement": float(top1.detail.split(";")[0].split()[-1]) if top1 else None,
+            "logmel_vs_librosa_max_abs_db": val(name, "logmel_vs_librosa[all_bins]"),
+            "logmel_vs_librosa_above_floor_max_abs_db": val(name, "logmel_vs_librosa[above_floor]"),
+            "logits_vs_pytorch_max_abs": val(name, "logits"),
+            "probabilities_vs_pytorch_max_abs": val(name, "probabilities"),
+            "golden_logits_max_abs": val(name, "golden_logits"),
+            "top1_agreement": metric(m.results, name, "top1", "agreement"),
             "ms_per_case": m.timings.get("runners", {}).get(name, {}).get("ms_per_case"),
         }
     out["cases"] = max((r.n_cases for r in m.results if r.stage.startswith("logmel_vs_librosa")), default=0)

@@ -20,7 +20,6 @@ from .data.corpora import ScanReport, Utterance, scan_corpus
 from .data.dataset import AugmentConfig, Dataset, build_dataset, describe_utterances, synthetic_utterances
 from .data.split import check_split, split_speakers
 from .errors import SerExportError
-from .export.check import check_release
 from .export.lint import lint_model, require_compatible
 from .export.metadata import build_metadata
 from .export.model_card import render_model_card
@@ -28,6 +27,7 @@ from .export.onnx_export import export_onnx, serialize, set_metadata
 from .export.recover import require_recoverable
 from .export.optables import BACKENDS, load_tables
 from parity.golden import golden_record
+from parity.heldout import check_heldout
 
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter
 from .io import atomic_write_bytes
@@ -245,7 +245,7 @@ def run_build(opts: BuildOptions) -> dict:
             lint = lint_model(proto, opts.backends, tables)
             require_compatible(lint, opts.backends, what=f"{arch} (opset {opts.opset})")
             blob = serialize(proto)
-            release_check = check_release(result.model, blob, dataset.check_waveforms)
+            release_check = check_heldout(result.model, blob, dataset.check_waveforms)
             timings[f"export_{arch}"] = time.perf_counter() - t0
             _log(f"{arch}: exported {len(blob) / 1e6:.1f} MB; lint {lint.summary()}; ORT vs PyTorch max |logit| "
                  f"diff {release_check['onnxruntime_vs_pytorch']['max_abs_logit_diff']:.2e}")

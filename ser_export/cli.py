@@ -103,17 +103,20 @@ def _run_setup_js(args) -> int:
 
 
 def _run_verify(args) -> int:
-    from parity.gate import DEFAULT_RUNTIMES, GateConfig, verify_release
+    from parity.gate import DEFAULT_RUNTIMES, GateConfig, rejudge, verify_release
     from parity.report import summary_table, write_json, write_junit
 
+    from . import tolerances
+
     try:
+        tol = tolerances.load_overrides(args.tolerances) if args.tolerances else None
         cfg = GateConfig(runtimes=_runtimes(args.runtimes) or DEFAULT_RUNTIMES, examples=args.examples,
                          seed=args.seed, threads=args.threads,
                          timeout_s=args.timeout, shrink=not args.no_shrink,
-                         counterexample_dir=args.counterexamples)
+                         counterexample_dir=args.counterexamples, tolerances=tol, save_outputs=args.save_outputs)
     except ValueError as exc:
         raise SerExportError(str(exc)) from None
-    report = verify_release(args.release_dir, cfg)
+    report = rejudge(args.rejudge, tol) if args.rejudge else verify_release(args.release_dir, cfg)
     if args.report:
         write_json(report, args.report)
     if args.junit:
@@ -130,7 +133,7 @@ def _run_verify(args) -> int:
 
 
 def _run_export(args) -> int:
-    from .export.reexport import reexport
+    from .reexport import reexport
 
     summary = reexport(args.model, args.out, frontend=args.frontend, opset=args.opset, backends=args.backend)
     print(json.dumps(summary, indent=2))
@@ -239,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases with hypothesis")
     p.add_argument("--counterexamples", type=Path, default=Path("parity-out") / "counterexamples",
                    help="where minimal failing inputs are saved as .npy")
+    p.add_argument("--tolerances", type=Path, metavar="FILE",
+                   help="tolerances laid over the shipped ones (tolerances.json's layout; name only what changes)")
+    p.add_argument("--save-outputs", type=Path, metavar="DIR",
+                   help="save every runner's raw outputs here, to judge again later with --rejudge")
+    p.add_argument("--rejudge", type=Path, metavar="DIR",
+                   help="judge outputs saved with --save-outputs again (under --tolerances); runs no runtime")
     p = sub.add_parser("export", help="re-export a release model with another front-end or opset (no retraining)")
     p.add_argument("model", type=Path, help="a ser_export release model (.onnx)")
     p.add_argument("--out", type=Path, required=True)

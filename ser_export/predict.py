@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from . import contract
 from .audio import load_audio, model_windows
 from .errors import AudioError, SerExportError, SilentAudioError
-from .export.check import softmax
 
 
 def default_model_path() -> Path:
@@ -99,7 +99,7 @@ def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | 
     logits = session.run(None, {session.get_inputs()[0].name: np.stack(batch)})[0]
     if not np.all(np.isfinite(logits)):
         raise AudioError(f"{audio_path}: the model produced non-finite scores")
-    probs = softmax(logits.astype(np.float64))
+    probs = softmax(logits.astype(np.float64), axis=-1)
     return Prediction(labels=tuple(meta["labels"]), probabilities=probs.mean(axis=0), window_probabilities=probs,
                       window_starts_s=starts, silent_windows=silent, duration_s=y.size / sr)
 

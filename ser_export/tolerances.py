@@ -35,3 +35,49 @@ def for_stage(stage: str, runner: str | None = None, data: Mapping | None = None
     if runner is not None:
         out.update(data.get("runners", {}).get(runner, {}).get(stage, {}))
     return out
+
+
+def load_overrides(path: str | Path, base: Mapping | None = None) -> dict:
+    """The shipped tolerances with ``path``'s values laid over them.
+
+    ``path`` has the layout of ``tolerances.json`` but may name only what it changes,
+    e.g. ``{"defaults": {"logits": {"max_abs": 1e-6}}}`` or
+    ``{"runners": {"chromium-webgl": {"logits": {"max_abs": 0.01}}}}``.  An unknown stage
+    or key, or a value that is not a non-negative number, is a ``ValueError`` naming it.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read tolerances ({exc})") from None
+    out = copy.deepcopy(dict(base) if base is not None else _load(str(PATH)))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must hold a JSON object")
+    unknown = sorted(set(data) - {"version", "description", "defaults", "runners"})
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level field {unknown[0]!r} (defaults, runners)")
+
+    def merge(section: Mapping, target: dict, where: str) -> None:
+        if not isinstance(section, dict):
+            raise ValueError(f"{path}: {where} must be an object")
+        for stage, values in section.items():
+            if stage not in out["defaults"]:
+                raise ValueError(f"{path}: {where}.{stage} is not a stage (one of {', '.join(STAGES)})")
+            if not isinstance(values, dict):
+                raise ValueError(f"{path}: {where}.{stage} must be an object")
+            for key, value in values.items():
+                if key not in out["defaults"][stage]:
+                    raise ValueError(f"{path}: {where}.{stage}.{key} is not a tolerance of {stage} "
+                                     f"({', '.join(out['defaults'][stage])})")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                        or value == float("inf"):
+                    raise ValueError(f"{path}: {where}.{stage}.{key} must be a finite number >= 0, not {value!r}")
+                target.setdefault(stage, {})[key] = float(value)
+
+    merge(data.get("defaults", {}), out["defaults"], "defaults")
+    runners = data.get("runners", {})
+    if not isinstance(runners, dict):
+        raise ValueError(f"{path}: runners must be an object")
+    for runner, section in runners.items():
+        merge(section, out.setdefault("runners", {}).setdefault(runner, {}), f"runners.{runner}")
+    return out

@@ -2,6 +2,7 @@
 import * as ort from '/ort/ort.all.min.mjs';
 import { pinDimensions } from '/lib/onnx_model.mjs';
 import { runCase } from '/lib/opcase.mjs';
+import { toModelInputs } from '/lib/preprocess.mjs';
 
 ort.env.wasm.wasmPaths = '/ort/';
 
@@ -124,6 +125,21 @@ window.harness = {
       ms.push(performance.now() - t0);
     }
     return { ms };
+  },
+
+  // The shipped preprocessing (lib/preprocess.mjs) in this browser's JS engine: a planar float32
+  // recording in, the model windows out (base64 float32, null for a silent window).
+  async preprocess({ inputUrl, channels, sampleRate, contract }) {
+    const all = await fetchFloats(inputUrl);
+    const n = all.length / channels;
+    if (!Number.isInteger(n)) throw new Error('input length is not a multiple of the channel count');
+    const planar = Array.from({ length: channels }, (_, c) => all.subarray(c * n, (c + 1) * n));
+    const t0 = performance.now();
+    const result = toModelInputs(planar, sampleRate, contract);
+    const ms = performance.now() - t0;
+    const windows = result.windows.map((w) => ({ start: w.start, silent: w.samples === null,
+      b64: w.samples ? toBase64(w.samples) : null }));
+    return { windows, ms };
   },
 
   // One case of the measured operator table (lib/opcase.mjs), with onnxruntime's verbose log on so

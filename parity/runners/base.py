@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ class Runner(abc.ABC):
 
     #: Registry name, e.g. ``"onnxruntime-python"``.
     name: str = ""
+    #: What else the runner can do: ``"preprocess"`` (the shipped JS preprocessing, :meth:`preprocess`).
+    capabilities: frozenset[str] = frozenset()
 
     def activate(self, model_path: Path, outputs: list[str]) -> None:
         raise NotImplementedError
@@ -33,6 +37,25 @@ class Runner(abc.ABC):
     def info(self) -> dict:
         """What ran: runtime and version, backend/execution provider, threads, ..."""
 
+    def run(self, waveforms: np.ndarray, batch_size: int) -> "RunOutputs":
+        """Every case of ``waveforms`` in batches of ``batch_size``, as data (outputs, what ran, timings)."""
+        parts: dict[str, list[np.ndarray]] = {}
+        t0 = time.perf_counter()
+        for i in range(0, waveforms.shape[0], batch_size):
+            for k, v in self.infer(waveforms[i:i + batch_size]).items():
+                parts.setdefault(k, []).append(v)
+        seconds = time.perf_counter() - t0
+        return RunOutputs(self.name, {k: np.concatenate(v) for k, v in parts.items()}, self.info(),
+                          round(seconds, 3), round(1000 * seconds / max(waveforms.shape[0], 1), 3))
+
+    def preprocess(self, planar: np.ndarray, sample_rate: int, contract: dict) -> dict:
+        """The shipped JS preprocessing on a planar ``(channels, n)`` float32 recording.
+
+        Returns ``{"windows": [{"start", "silent", "samples" (float32 or None)}], "ms"}``; only
+        runners with ``"preprocess"`` in :attr:`capabilities` have it.
+        """
+        raise RunnerError(f"{self.name}: has no preprocessing")
+
     def deactivate(self) -> None:
         """Release resources (processes, sessions)."""
 
@@ -41,3 +64,14 @@ class Runner(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.deactivate()
+
+
+@dataclasses.dataclass
+class RunOutputs:
+    """What one runner gave for a set of cases: outputs by name, what ran, and how long it took."""
+
+    runner: str
+    outputs: dict[str, np.ndarray]
+    info: dict
+    seconds: float
+    ms_per_case: float

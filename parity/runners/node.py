@@ -154,6 +154,23 @@ class NodeHarnessRunner(Runner):
     def _check_placement(self, placement: dict | None) -> None:
         """Node runners have one provider: nothing to check."""
 
+    capabilities = frozenset({"preprocess"})
+
+    def preprocess(self, planar: np.ndarray, sample_rate: int, contract: dict) -> dict:
+        """``js_harness/lib/preprocess.mjs`` on a planar ``(channels, n)`` recording, in this runner's JS engine."""
+        planar = np.ascontiguousarray(np.atleast_2d(planar), dtype="<f4")
+        tmp = Path(self._tmp.name)
+        inp = tmp / "recording.f32"
+        planar.tofile(inp)
+        out_dir = tmp / "windows"
+        out_dir.mkdir(exist_ok=True)
+        reply = self._request({"cmd": "preprocess", "input": str(inp), "channels": int(planar.shape[0]),
+                               "sampleRate": int(sample_rate), "contract": contract, "outDir": str(out_dir)})
+        windows = [{"start": int(w["start"]), "silent": bool(w["silent"]),
+                    "samples": None if w["silent"] else np.fromfile(w["file"], dtype="<f4")}
+                   for w in reply["windows"]]
+        return {"windows": windows, "ms": float(reply.get("ms", 0.0))}
+
     def harness_info(self) -> dict:
         """What the harness reports of itself (versions, browser, renderer), no model needed."""
         return self._request({"cmd": "info"})["info"]

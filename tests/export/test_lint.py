@@ -120,7 +120,8 @@ def test_real_blockers_are_named_for_webgl_and_webgpu(user_models):
 def test_what_the_lint_calls_wasm_compatible_runs_in_onnxruntime_web(user_models, tmp_path, rng):
     """Both plain exports load and run in onnxruntime-web's wasm backend in Node, with
     onnxruntime-python's outputs."""
-    from parity.opmeasure import compare_outputs, reference_outputs
+    from parity.judge import judge_operator_outputs
+    from parity.opmeasure import reference_outputs
     from parity.runners.node import OrtWebWasmRunner
     from ser_export import tolerances
 
@@ -133,7 +134,7 @@ def test_what_the_lint_calls_wasm_compatible_runs_in_onnxruntime_web(user_models
             onnx.save(model, str(path))
             reply = runner.run_case(path, x)
             assert reply["loaded"] and reply["ran"], reply
-            ok, err, problem = compare_outputs(reference_outputs(model.SerializeToString(), x), reply["outputs"],
+            ok, err, problem = judge_operator_outputs(reference_outputs(model.SerializeToString(), x), reply["outputs"],
                                                tolerances.for_stage("operator_table"))
             assert ok, (name, err, problem)
     finally:

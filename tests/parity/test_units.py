@@ -4,9 +4,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, note, settings, strategies as st
 
-from parity import compare
+from parity import judge
 from parity.cases import KINDS, CaseSpec, case_specs, draw_cases, golden_specs, render, shrink_failure
 from parity.report import GateReport, ModelReport, write_json, write_junit
 
@@ -49,9 +49,10 @@ def test_compare_logmel_reports_where_and_splits_regions():
     ours[1, 0, 0, 0] += 0.01   # small error near the floor
     ours[0, 0, 2, 3] += 0.002  # above the floor
     tol = {"floor_margin_db": 40.0, "above_floor": 0.001, "all_bins": 0.02}
-    above, all_bins = compare.compare_logmel("m", "r", "ref", ours, ref, ["c0", "c1"], tol, 80.0, "logmel")
+    above, all_bins = judge.judge_features("m", "r", "ref", ours, ref, ["c0", "c1"], tol, -80.0, "logmel")
     assert not above.passed and above.where == {"case": 0, "input": "c0", "mel_band": 2, "frame": 3,
-                                                "reference_db": -10.0}
+                                                "reference": -10.0}
+    assert above.case_failed == [True, False] and all_bins.case_errors == pytest.approx([0.002, 0.01])
     assert all_bins.passed and all_bins.max_abs == pytest.approx(0.01)
     assert above.min_passing_tolerance == pytest.approx(0.002)
 
@@ -59,23 +60,23 @@ def test_compare_logmel_reports_where_and_splits_regions():
 def test_nan_output_is_the_worst_error():
     ref = np.zeros((1, 3))
     ours = np.array([[0.0, np.nan, 0.0]])
-    r = compare.compare_logits("m", "r", "b", ours, ref, ["c"], ["a", "b", "c"], 1e-3)
+    r = judge.judge_logits("m", "r", "b", ours, ref, ["c"], ["a", "b", "c"], 1e-3)
     assert not r.passed and r.where["logit"] == "b" and r.max_abs == float("inf")
 
 
 def test_top1_exempts_ties_within_tolerance():
     ref = np.array([[1.0, 1.0005, 0.0], [2.0, 0.0, 0.0]])
     ours = np.array([[1.0005, 1.0, 0.0], [0.0, 2.0, 0.0]])
-    r = compare.compare_top1("m", "r", "b", ours, ref, ["tie", "clear"], ["a", "b", "c"], 1e-3)
+    r = judge.judge_top1("m", "r", "b", ours, ref, ["tie", "clear"], ["a", "b", "c"], 1e-3)
     assert not r.passed and r.where["case"] == 1 and r.where["expected"] == "a" and r.where["got"] == "b"
-    assert "1 ties" in r.detail
+    assert r.metrics["ties_exempt"] == 1 and r.metrics["agreement"] == 0.0 and r.case_failed == [False, True]
 
 
 def test_reports_are_valid_json_and_junit(tmp_path):
     m = ModelReport(arch="alexnet", file="m.onnx", sha256_expected="a", sha256_actual="a")
-    m.results.append(compare.StageResult("alexnet", "logits", "wasm", "pytorch", False, 1e-3, 0.5, 0.4, 3,
-                                         {"case": 2, "input": "tone", "logit": "sad"}))
-    m.results.append(compare.StageResult("alexnet", "top1", "wasm", "pytorch", True, 0, 0, 0, 3, {}))
+    m.results.append(judge.StageResult("alexnet", "logits", "wasm", "pytorch", False, 1e-3, 0.5, 0.4, 3,
+                                       {"case": 2, "input": "tone", "logit": "sad"}))
+    m.results.append(judge.StageResult("alexnet", "top1", "wasm", "pytorch", True, 0, 0, 0, 3, {}))
     report = GateReport(release_dir="x", config={}, models=[m], wall_s=2.0, cases_checked=3)
     assert report.exit_code == 1
     write_json(report, tmp_path / "r.json")
@@ -116,21 +117,112 @@ def test_localization_names_the_first_diverging_node(quick_release):
     assert found["node"] == conv.name and found["op_type"] == "Conv"
 
 
+def _run(outputs, normalised, features=None, reference=None, classes=("a", "b")):
+    from parity.record import ModelRun, Subject
+
+    n = len(normalised)
+    return ModelRun(Subject("m", "m.onnx", "output", "logmel" if features is not None else None, tuple(classes)),
+                    [f"case{i}" for i in range(n)], np.asarray(normalised, bool), outputs, reference=reference,
+                    baseline="pytorch")
+
+
 def test_end_to_end_stages_report_case_numbers_of_the_whole_case_list():
     """Logits are judged on the normalised cases only; the reported case must still index all cases."""
-    from parity.cases import CaseSpec
-    from parity.gate import Cases, ModelCheck
-
-    specs = [CaseSpec("noise", 1e-3, 0.0, 1, 1, False), CaseSpec("tone", 440.0, 0.0, 1, 2, True),
-             CaseSpec("tone", 880.0, 0.0, 1, 3, True)]
-    cases = Cases.from_specs(specs)
-    check = ModelCheck.__new__(ModelCheck)  # only judge() is exercised
-    check.arch, check.classes, check.logits_name, check.features_name = "m", ["a", "b"], "output", "logmel"
-    check.tol = __import__("ser_export.tolerances", fromlist=["load"]).load()
-    check.params = __import__("ser_export.contract", fromlist=["FrontendParams"]).FrontendParams()
     feats = np.zeros((3, 1, 128, 91), dtype=np.float32)
     base = {"output": np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]], np.float32), "logmel": feats}
     other = {"output": np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 5.0]], np.float32), "logmel": feats}
-    results = check.judge(cases, {"pytorch": base, "x": other}, feats.astype(np.float64))
+    run = _run({"pytorch": base, "x": other}, [False, True, True], feats, feats.astype(np.float64))
+    results = judge.judge_model(run)
     logits = next(r for r in results if r.stage == "logits" and r.runner == "x")
-    assert not logits.passed and logits.where["case"] == 2 and logits.where["input"] == specs[2].label()
+    assert not logits.passed and logits.where["case"] == 2 and logits.where["input"] == "case2"
+    assert logits.cases == [1, 2] and logits.case_failed == [False, True]
+    assert judge.failing_cases(results, 3).tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("stage", ["probabilities", "logmel_vs_pytorch[above_floor]"])
+def test_every_per_case_stage_marks_its_failing_cases(stage):
+    """A failure seen only by the probabilities, or only between runtimes, still names its case
+    (so it is shrunk and saved like any other)."""
+    rng = np.random.default_rng(0)
+    feats = rng.uniform(-30, 0, (4, 1, 8, 5)).astype(np.float32)
+    logits = rng.normal(size=(4, 2)).astype(np.float32) * 10
+    other_logits, other_feats = logits.copy(), feats.copy()
+    if stage == "probabilities":  # the logit tolerance passes, the probability one does not
+        tol = judge.tolerances_mod.load()
+        tol["defaults"]["logits"]["max_abs"] = 1.0
+        other_logits[3] = [0.0, 0.5]
+        logits[3] = [0.0, 0.0]
+        reference = None
+    else:  # both agree with no reference; they differ from each other
+        tol = None
+        other_feats[1, 0, 2, 2] += 0.5
+        reference = None
+    run = _run({"pytorch": {"output": logits, "logmel": feats}, "x": {"output": other_logits, "logmel": other_feats}},
+               [True] * 4, feats, reference)
+    results = judge.judge_model(run, tol)
+    failed = [r for r in results if not r.passed]
+    assert {r.stage.split("[")[0] for r in failed} == {stage.split("[")[0]}, [r.message() for r in failed]
+    assert judge.failing_cases(results, 4).tolist() == [False, False, False, True] if stage == "probabilities" \
+        else judge.failing_cases(results, 4).tolist() == [False, True, False, False]
+
+
+@settings(max_examples=100)
+@given(st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50), st.floats(-50, 50)), min_size=1, max_size=12),
+       st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50), st.floats(-50, 50)), min_size=1, max_size=12),
+       st.floats(0, 5))
+def test_top1_tie_rule_matches_its_definition(ours, ref, tol):
+    """A case fails exactly when the labels differ and the reference's best two logits are >= tol apart."""
+    n = min(len(ours), len(ref))
+    ours, ref = np.array(ours[:n]), np.array(ref[:n])
+    r = judge.judge_top1("m", "r", "b", ours, ref, [str(i) for i in range(n)], ["a", "b", "c"], tol)
+    expected = []
+    for o, f in zip(ours, ref):
+        top2 = sorted(f)[-2:]
+        expected.append(bool(o.argmax() != f.argmax() and top2[1] - top2[0] >= tol))
+    note(f"ours {ours.tolist()} ref {ref.tolist()} tol {tol}: {r.case_failed} vs {expected}")
+    assert r.case_failed == expected and r.passed == (not any(expected))
+    assert r.max_abs == sum(expected)
+
+
+@settings(max_examples=100)
+@given(st.integers(1, 5), st.integers(1, 4), st.floats(0, 1e-2), st.integers(0, 2**31 - 1))
+def test_per_case_errors_agree_with_the_worst_error(n, k, tol, seed):
+    """``max_abs`` is the largest per-case error, its case is the one named, and a case fails iff its error > tol."""
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(size=(n, k))
+    ours = ref + rng.normal(scale=5e-3, size=(n, k))
+    r = judge.judge_logits("m", "r", "b", ours, ref, [f"c{i}" for i in range(n)], None, tol)
+    note(f"{r.message()} {r.case_errors}")
+    assert r.max_abs == pytest.approx(max(r.case_errors))
+    assert r.where["case"] == int(np.argmax(r.case_errors))
+    assert r.case_failed == [e > tol for e in r.case_errors] and r.passed == (not any(r.case_failed))
+
+
+def test_json_report_parses_whatever_the_values_and_messages(tmp_path):
+    """NaN and infinities become null with a flag; the words "NaN" and "Infinity" in messages stay as written."""
+    m = ModelReport(arch="alexnet", file="m.onnx", sha256_expected="a", sha256_actual="a",
+                    error='runner said: "NaN" and Infinity, -Infinity; \x00 control')
+    m.results.append(judge.StageResult("alexnet", "logits", "wasm", "pytorch", False, 1e-3, float("inf"), float("nan"),
+                                       3, {"case": 2, "input": "NaN-shaped input Infinity"},
+                                       detail="NaN everywhere", metrics={"x": float("-inf")},
+                                       case_errors=[float("nan"), 1.0, float("inf")]))
+    report = GateReport(release_dir="x", config={"note": "Infinity"}, models=[m], wall_s=2.0, cases_checked=3)
+    write_json(report, tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    r = data["models"][0]["results"][0]
+    assert r["max_abs"] is None and r["p99"] is None and r["case_errors"] == [None, 1.0, None]
+    assert r["detail"] == "NaN everywhere" and r["where"]["input"] == "NaN-shaped input Infinity"
+    assert data["config"]["note"] == "Infinity" and data["models"][0]["error"].startswith('runner said: "NaN"')
+    assert data["non_finite"] == {"models.0.results.0.max_abs": "inf", "models.0.results.0.p99": "nan",
+                                  "models.0.results.0.min_passing_tolerance": "inf",
+                                  "models.0.results.0.metrics.x": "-inf",
+                                  "models.0.results.0.case_errors.0": "nan", "models.0.results.0.case_errors.2": "inf"}
+    write_junit(report, tmp_path / "j.xml")
+    ET.parse(tmp_path / "j.xml")  # control characters are escaped, the XML parses
+
+
+def test_not_applicable_stages_never_fail():
+    r = judge.not_applicable("m", "golden_logits", "x", "the contract declares no golden logits")
+    m = ModelReport(arch="m", file="m.onnx", results=[r])
+    assert not m.failures and r.message().startswith("n/a:")

@@ -1,4 +1,6 @@
-"""Re-export a release model with another front-end or opset, without retraining.
+"""Re-export a release model with another front-end or opset, without retraining (``python -m ser_export export``).
+
+A command: it wires the exporter (``export/``) to the release check of ``parity/``.
 
 The front-end is fixed DSP and holds no weights, so the trained body rebuilt from
 the release file (:func:`ser_export.export.recover.model_from_onnx`) loads into a
@@ -12,17 +14,19 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import contract
-from ..errors import ExportError
-from ..io import atomic_write_bytes
-from ..models import VoiceEmotionCnn
-from .check import check_release
-from .lint import lint_model, require_compatible
-from .metadata import build_metadata, read_metadata
-from .model_file import open_model
-from .onnx_export import export_onnx, serialize, set_metadata
-from .optables import BACKENDS
-from .recover import model_from_onnx, require_recoverable
+from parity.cases import golden_specs, render
+from parity.heldout import check_heldout
+
+from . import contract
+from .errors import ExportError
+from .export.lint import lint_model, require_compatible
+from .export.metadata import build_metadata, read_metadata
+from .export.model_file import open_model
+from .export.onnx_export import export_onnx, serialize, set_metadata
+from .export.optables import BACKENDS
+from .export.recover import model_from_onnx, require_recoverable
+from .io import atomic_write_bytes
+from .models import VoiceEmotionCnn
 
 
 def reexport(model_path: Path, out_path: Path, frontend: str, opset: int = contract.DEFAULT_OPSET,
@@ -45,10 +49,8 @@ def reexport(model_path: Path, out_path: Path, frontend: str, opset: int = contr
     lint = lint_model(proto, backends)
     require_compatible(lint, backends, what=f"{model_path.name} with the {frontend} front-end")
     blob = serialize(proto)
-    from parity.cases import golden_specs, render
-
     clips = np.stack([render(s) for s in golden_specs()])
-    check = check_release(net, blob, clips)
+    check = check_heldout(net, blob, clips)
     # the trained body is the same: logits of both front-ends must agree within the logit tolerance
     import torch
 

@@ -1,0 +1,208 @@
+"""What a gate run produced, as data: outputs per runner, references, extra runs.
+
+:class:`ModelRun` holds everything :func:`parity.judge.judge_model` needs, so a run
+can be saved (``verify --save-outputs DIR``) and judged again later under other
+tolerances without running any runtime (``verify --rejudge DIR``).
+
+On disk, per model: ``<name>.json`` (the subject, case labels, runner info and
+timings, golden expectations, preprocessing metadata) and ``<name>.npz`` (every
+array, loaded with ``allow_pickle=False``).  A saved folder is read as untrusted
+input: a missing or malformed entry is a :class:`RecordError` naming the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ser_export.io import atomic_write_bytes, atomic_write_text
+
+FORMAT = "ser_export-parity-run"
+VERSION = 1
+#: Largest saved run read back (bytes per file).
+MAX_BYTES = 4 << 30
+
+
+class RecordError(ValueError):
+    """A saved run that cannot be read (exit 2: could not check)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """What the judge needs to know about a model (from its contract).
+
+    ``floor``: the log transform's floor in the features' unit (``-top_db`` dB for
+    ``power_to_db`` with a per-example max reference); ``features_name``/``classes``
+    are ``None`` when the contract declares no features output / no labels.
+    """
+
+    arch: str
+    file: str
+    logits_name: str
+    features_name: str | None = None
+    classes: tuple[str, ...] | None = None
+    floor: float = -80.0
+    unit: str = "dB"
+
+
+@dataclasses.dataclass
+class PreprocessRecord:
+    """One recording through the JS preprocessing and Python's (windows as ``(n, N)`` float32)."""
+
+    name: str
+    same_rate: bool
+    js_starts: list[int]
+    py_starts: list[int]
+    js_silent: list[bool]
+    py_silent: list[bool]
+    js_windows: np.ndarray
+    py_windows: np.ndarray
+    js_logits: np.ndarray
+    py_logits: np.ndarray
+    js_ms: float = 0.0
+
+
+@dataclasses.dataclass
+class GoldenRun:
+    expected: dict                      # the manifest's golden record (logits, top1, n, seed, input_sha256)
+    labels: list[str]
+    outputs: dict[str, np.ndarray]      # runner -> (n, n_classes) logits
+
+
+@dataclasses.dataclass
+class ModelRun:
+    subject: Subject
+    case_labels: list[str]
+    normalised: np.ndarray                              # (n,) bool
+    outputs: dict[str, dict[str, np.ndarray]]           # runner -> output name -> (n, ...)
+    reference: np.ndarray | None = None                 # the reference features, (n, ...) float64
+    reference_name: str = "librosa-float64"
+    baseline: str | None = None
+    runner_info: dict[str, dict] = dataclasses.field(default_factory=dict)
+    timings: dict[str, dict] = dataclasses.field(default_factory=dict)
+    repeat: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)   # same batch again
+    alone: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)    # first k cases alone
+    batch_n: int = 0
+    golden: GoldenRun | None = None
+    preprocessing: dict[str, list[PreprocessRecord]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.case_labels)
+
+    # ------------------------------------------------------------- saving ---
+    def save(self, folder: Path, name: str) -> None:
+        """Write ``folder/name.json`` and ``folder/name.npz`` (atomically)."""
+        _check_name(name)
+        arrays: dict[str, np.ndarray] = {"normalised": np.asarray(self.normalised, bool)}
+        if self.reference is not None:
+            arrays["reference"] = self.reference
+        for group in ("outputs", "repeat", "alone"):
+            for runner, outs in getattr(self, group).items():
+                for key, value in outs.items():
+                    arrays[f"{group}/{runner}/{key}"] = value
+        meta = {"format": FORMAT, "version": VERSION, "subject": dataclasses.asdict(self.subject),
+                "case_labels": self.case_labels, "reference_name": self.reference_name,
+                "baseline": self.baseline, "runner_info": self.runner_info, "timings": self.timings,
+                "batch_n": self.batch_n,
+                "groups": {g: {r: sorted(o) for r, o in getattr(self, g).items()}
+                           for g in ("outputs", "repeat", "alone")}}
+        if self.golden is not None:
+            meta["golden"] = {"expected": self.golden.expected, "labels": self.golden.labels,
+                              "runners": sorted(self.golden.outputs)}
+            for runner, value in self.golden.outputs.items():
+                arrays[f"golden/{runner}"] = value
+        meta["preprocessing"] = {}
+        for runner, recs in self.preprocessing.items():
+            meta["preprocessing"][runner] = []
+            for i, rec in enumerate(recs):
+                fields = dataclasses.asdict(rec)
+                for key in ("js_windows", "py_windows", "js_logits", "py_logits"):
+                    arrays[f"preprocessing/{runner}/{i}/{key}"] = fields.pop(key)
+                meta["preprocessing"][runner].append(fields)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / f"{name}.npz", buf.getvalue())
+        atomic_write_text(folder / f"{name}.json", json.dumps(meta, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> "ModelRun":
+        """Read what :meth:`save` wrote; :class:`RecordError` (naming the file) for anything else."""
+        _check_name(name)
+        jpath, npath = folder / f"{name}.json", folder / f"{name}.npz"
+        for p in (jpath, npath):
+            if p.is_symlink() or not p.is_file():
+                raise RecordError(f"{p}: missing or not a regular file")
+            if p.stat().st_size > MAX_BYTES:
+                raise RecordError(f"{p}: larger than {MAX_BYTES} bytes")
+        try:
+            meta = json.loads(jpath.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RecordError(f"{jpath}: not a saved run ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise RecordError(f"{jpath}: not a saved run of format {FORMAT} version {VERSION}")
+        try:
+            with np.load(npath, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:  # zipfile/numpy raise many kinds for a corrupt file
+            raise RecordError(f"{npath}: not a saved run's arrays ({type(exc).__name__}: {exc})") from None
+        try:
+            subject = meta["subject"]
+            subject = Subject(**{**subject, "classes": tuple(subject["classes"]) if subject.get("classes") else None})
+            groups = {g: {r: {k: arrays[f"{g}/{r}/{k}"] for k in keys} for r, keys in meta["groups"][g].items()}
+                      for g in ("outputs", "repeat", "alone")}
+            golden = None
+            if "golden" in meta:
+                g = meta["golden"]
+                golden = GoldenRun(g["expected"], list(g["labels"]),
+                                   {r: arrays[f"golden/{r}"] for r in g["runners"]})
+            pre = {runner: [PreprocessRecord(**rec, **{k: arrays[f"preprocessing/{runner}/{i}/{k}"]
+                                                       for k in ("js_windows", "py_windows", "js_logits",
+                                                                 "py_logits")})
+                            for i, rec in enumerate(recs)]
+                   for runner, recs in meta["preprocessing"].items()}
+            run = cls(subject, list(meta["case_labels"]), arrays["normalised"], groups["outputs"],
+                      arrays.get("reference"), meta["reference_name"], meta["baseline"], meta["runner_info"],
+                      meta["timings"], groups["repeat"], groups["alone"], int(meta["batch_n"]), golden, pre)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{jpath}: malformed saved run ({type(exc).__name__}: {exc})") from None
+        n = run.n_cases
+        for runner, outs in run.outputs.items():
+            for key, value in outs.items():
+                if value.shape[:1] != (n,):
+                    raise RecordError(f"{npath}: outputs of {runner} {key!r} hold {value.shape[0]} cases, not {n}")
+        return run
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or name.startswith("."):
+        raise RecordError(f"{name!r} is not a plain file name")
+
+
+def save_runs(folder: Path, runs: Mapping[str, ModelRun], extra: Mapping) -> None:
+    """A whole gate run: ``index.json`` (model names, files, the run's config) and one pair per model."""
+    for name, run in runs.items():
+        run.save(folder, name)
+    index = {"format": FORMAT + "-index", "version": VERSION, "models": list(runs), **extra}
+    atomic_write_text(folder / "index.json", json.dumps(index, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def load_runs(folder: Path) -> tuple[dict[str, ModelRun], dict]:
+    """What :func:`save_runs` wrote: ``({name: run}, index)``."""
+    path = Path(folder) / "index.json"
+    if path.is_symlink() or not path.is_file():
+        raise RecordError(f"{path}: missing (not a folder written by verify --save-outputs)")
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT + "-index" or not isinstance(
+            index.get("models"), list):
+        raise RecordError(f"{path}: not a saved run index of format {FORMAT}")
+    return {str(name): ModelRun.load(Path(folder), str(name)) for name in index["models"]}, index
