@@ -42,9 +42,16 @@ class CaseSpec:
         return f"{self.kind}(a={self.a:.4g}, b={self.b:.4g}, count={self.count}, seed={self.seed}, {norm})"
 
 
-def render(spec: CaseSpec) -> np.ndarray:
-    """The waveform of ``spec``: float32, ``contract.N_SAMPLES`` long."""
+def render(spec: CaseSpec, sample_rate: int = SR, n_samples: int = N, rms: float = 1.0) -> np.ndarray:
+    """The waveform of ``spec``: float32, ``n_samples`` long at ``sample_rate`` (default: our models' contract).
+
+    Frequencies are drawn as fractions of our models' Nyquist frequency and scaled to
+    ``sample_rate``'s; a normalised case has RMS ``rms``.  With the defaults the
+    waveforms are bit-identical to those the releases were built and checked with.
+    """
     rng = np.random.default_rng(spec.seed)
+    if (sample_rate, n_samples) != (SR, N):
+        return _render_at(spec, sample_rate, n_samples, rms)
     t = np.arange(N) / SR
     if spec.kind == "noise":
         y = spec.a * rng.standard_normal(N)
@@ -83,7 +90,59 @@ def render(spec: CaseSpec) -> np.ndarray:
         energy = np.sum(y * y)
         if energy <= 0:
             raise ValueError(f"{spec.label()} is silent and cannot be normalised")
-        y = y * np.sqrt(N / energy)
+        y = y * np.sqrt(N / energy) * rms
+    return y.astype(np.float32)
+
+
+def _render_at(spec: CaseSpec, sample_rate: int, n_samples: int, rms: float) -> np.ndarray:
+    """:func:`render` at another rate and length: frequencies scaled by the Nyquist ratio, the
+    speech resampled (polyphase), positions and lengths scaled by the length ratio."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ratio = (sample_rate / 2) / (SR / 2)
+    scaled = dataclasses.replace(spec, normalised=False)
+    if spec.kind in ("tone", "chirp", "square"):
+        scaled = dataclasses.replace(scaled, a=spec.a * ratio, b=spec.b * ratio if spec.kind == "chirp" else spec.b)
+    if spec.kind == "burst":
+        scaled = dataclasses.replace(scaled, count=max(1, int(spec.count * n_samples / N)))
+    if spec.kind == "speech":
+        base = render(scaled)
+        frac = Fraction(sample_rate, SR).limit_denominator(1000)
+        y = resample_poly(base.astype(np.float64), frac.numerator, frac.denominator)
+    else:
+        # the same recipe on a time axis of the new rate and length
+        rng = np.random.default_rng(spec.seed)
+        t = np.arange(n_samples) / sample_rate
+        a, b = scaled.a, scaled.b
+        if spec.kind in ("noise", "quiet"):
+            y = a * rng.standard_normal(n_samples)
+        elif spec.kind == "tone":
+            y = 0.5 * np.sin(2 * np.pi * a * t + b)
+        elif spec.kind == "chirp":
+            y = 0.5 * np.sin(2 * np.pi * (a * t + (b - a) * t ** 2 / (2 * t[-1])))
+        elif spec.kind == "impulses":
+            y = np.zeros(n_samples)
+            y[rng.integers(0, n_samples, max(spec.count, 1))] = rng.choice([-1.0, 1.0], max(spec.count, 1))
+        elif spec.kind == "burst":
+            y = np.zeros(n_samples)
+            start = int(a * (n_samples - 1))
+            seg = rng.standard_normal(scaled.count)[: n_samples - start]
+            y[start:start + seg.size] = seg
+        elif spec.kind == "square":
+            y = np.where(np.sin(2 * np.pi * a * t + b) >= 0, 1.0, -1.0)
+        elif spec.kind == "dc":
+            y = a + b * rng.standard_normal(n_samples)
+        else:
+            raise ValueError(f"unknown case kind {spec.kind!r}")
+    y = np.resize(np.asarray(y, np.float64), n_samples) if len(y) < n_samples else np.asarray(y[:n_samples],
+                                                                                               np.float64)
+    if spec.normalised:
+        energy = np.sum(y * y)
+        if energy <= 0:
+            raise ValueError(f"{spec.label()} is silent and cannot be normalised")
+        y = y * np.sqrt(n_samples / energy) * rms
     return y.astype(np.float32)
 
 

@@ -17,7 +17,8 @@ from ser_export import tolerances as tolerances_mod
 from ser_export.export.metadata import frontend_from_metadata, read_metadata
 from ser_export.export.model_file import ModelFile, ReleaseFileError, open_model
 from ser_export.manifest import Manifest, ManifestError
-from ser_export.frontend.reference import logmel_reference
+from ser_export.frontend.reference import features_reference
+from ser_export.model_contract import ModelContract
 
 from . import judge
 from .cases import CaseSpec, batch_digest, draw_cases, golden_specs, render, shrink_failure
@@ -71,9 +72,13 @@ class Cases:
     normalised: np.ndarray         # (n,) bool
 
     @classmethod
-    def from_specs(cls, specs: Sequence[CaseSpec]) -> "Cases":
-        return cls(list(specs), np.stack([render(s) for s in specs]), [s.label() for s in specs],
-                   np.asarray([s.normalised for s in specs], dtype=bool))
+    def from_specs(cls, specs: Sequence[CaseSpec], sample_rate: int | None = None, n_samples: int | None = None,
+                   rms: float = 1.0, all_in_contract: bool = False) -> "Cases":
+        """Render ``specs`` (at our models' rate and length unless given); ``all_in_contract``: the
+        model takes any waveform (no normalisation), so every case is checked end to end."""
+        kw = {} if sample_rate is None else {"sample_rate": sample_rate, "n_samples": n_samples, "rms": rms}
+        return cls(list(specs), np.stack([render(s, **kw) for s in specs]), [s.label() for s in specs],
+                   np.asarray([all_in_contract or s.normalised for s in specs], dtype=bool))
 
 
 def make_runners(cfg: GateConfig) -> dict[str, Runner]:
@@ -88,46 +93,99 @@ def make_runners(cfg: GateConfig) -> dict[str, Runner]:
 
 
 class ModelUnderTest:
-    """One release model made ready for the runners: its subject, front-end and a probe copy.
+    """One model made ready for the runners: its contract, subject and a probe copy.
 
-    Every runner (PyTorch too) reads the self-contained probe copy written from the
-    already-checked model, never the release folder.
+    Our releases' contract comes from their metadata; any other model's from
+    ``--contract``.  Every runner (PyTorch too) reads the self-contained probe copy
+    written from the already-checked model, never the model's folder.
     """
 
-    def __init__(self, model: ModelFile, arch: str):
+    def __init__(self, model: ModelFile, arch: str, contract: ModelContract | None = None):
         self.path = model.path
         self.arch = arch
         self.meta = read_metadata(model.proto)
-        try:
-            self.params = frontend_from_metadata(self.meta)
-            classes = tuple(self.meta["labels"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ReleaseFileError(f"{self.path}: metadata is not a ser_export model's ({exc})") from None
-        features = self.meta.get("features_output")
-        if not features:
-            raise ReleaseFileError(f"{self.path}: metadata has no 'features_output' (rebuild with ser_export)")
-        self.subject = Subject(arch, model.path.name, model.proto.graph.output[0].name, features, classes,
-                               floor=-float(self.params.top_db), unit="dB")
+        graph = model.proto.graph
+        if contract is None:  # one of ours: the contract is in the metadata
+            initializers = {t.name for t in graph.initializer}
+            inp = next((i for i in graph.input if i.name not in initializers), None)
+            shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "batch")
+                     for d in inp.type.tensor_type.shape.dim] if inp is not None else []
+            try:
+                contract = ModelContract.from_metadata(self.meta, inp.name if inp is not None else "", shape,
+                                                       graph.output[0].name)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ReleaseFileError(f"{self.path}: metadata is not a ser_export model's ({exc})") from None
+            if not contract.outputs.features:
+                raise ReleaseFileError(f"{self.path}: metadata has no 'features_output' (rebuild with ser_export)")
+        self.contract = contract
+        check_model_matches_contract(model, contract)
+        out = contract.outputs
+        fe = out.frontend
+        self.subject = Subject(arch, model.path.name, out.logits, out.features,
+                               tuple(out.labels) if out.labels else None,
+                               floor=fe.log.floor() if fe else 0.0, unit=fe.log.unit if fe else "")
         self._tmp = tempfile.TemporaryDirectory(prefix="ser_export_parity_")
-        self.probe = write_probe(model.proto, Path(self._tmp.name) / "probe.onnx", [features])
-        self.outputs = [self.subject.logits_name, features]
+        self.probe = write_probe(model.proto, Path(self._tmp.name) / "probe.onnx",
+                                 [out.features] if out.features else [])
+        self.outputs = [out.logits] + ([out.features] if out.features else [])
 
-    def reference(self, waveforms: np.ndarray) -> np.ndarray:
-        return logmel_reference(waveforms, self.params)
+    def cases(self, specs: Sequence[CaseSpec]) -> Cases:
+        """``specs`` rendered as the contract's input wants them (rate, length, normalisation)."""
+        inp = self.contract.input
+        norm = inp.normalization
+        return Cases.from_specs(specs, inp.sample_rate, inp.n_samples,
+                                rms=10 ** (norm.rms_level_db / 20) if norm.kind == "rms" else 0.1,
+                                all_in_contract=norm.kind == "none")
+
+    def inputs(self, waveforms: np.ndarray) -> np.ndarray:
+        """What the model is fed: the waveforms, or the features the contract's input front-end makes of them."""
+        inp = self.contract.input
+        if inp.kind == "features":
+            return features_reference(waveforms, inp.frontend).astype(np.float32)
+        return waveforms
+
+    def reference(self, waveforms: np.ndarray) -> np.ndarray | None:
+        fe = self.contract.outputs.frontend
+        return features_reference(waveforms, fe) if self.contract.outputs.features else None
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+
+def check_model_matches_contract(model: ModelFile, contract: ModelContract) -> None:
+    """Refuse a model whose graph does not have the contract's input and outputs (exit 2, naming both)."""
+    graph = model.proto.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or inputs[0].name != contract.input.name:
+        raise ReleaseFileError(f"{model.path}: has inputs {[i.name for i in inputs]}; the contract declares one, "
+                               f"{contract.input.name!r}")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    want = list(contract.input.shape)
+    if dims and (len(dims) != len(want) or any(isinstance(w, int) and d is not None and d != w
+                                               for d, w in zip(dims, want))):
+        raise ReleaseFileError(f"{model.path}: input {contract.input.name!r} has shape "
+                               f"{['?' if d is None else d for d in dims]}; the contract declares {want}")
+    produced = {o for n in graph.node for o in n.output} | {o.name for o in graph.output}
+    for what, name in (("logits", contract.outputs.logits), ("features", contract.outputs.features)):
+        if name and name not in produced:
+            raise ReleaseFileError(f"{model.path}: has no tensor {name!r} (the contract's {what} output)")
+
+
+def baseline_of(runners: Mapping[str, Runner]) -> str | None:
+    """The runner every other is compared with: PyTorch when it runs, else onnxruntime-python."""
+    return next((n for n in (BASELINE, "onnxruntime-python") if n in runners), None)
 
 
 def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases,
                   golden: Mapping | None = None, extra_runs: bool = True) -> ModelRun:
     """Run every runner on ``cases`` (and, with ``extra_runs``, the determinism, batch-invariance,
     golden and preprocessing runs); no judging here."""
-    run = ModelRun(mut.subject, list(cases.labels), cases.normalised, {},
-                   baseline=BASELINE if BASELINE in runners else None)
+    run = ModelRun(mut.subject, list(cases.labels), cases.normalised, {}, baseline=baseline_of(runners))
+    x = mut.inputs(cases.waveforms)
     for name, runner in runners.items():
         runner.activate(mut.probe, mut.outputs)
-        res = runner.run(cases.waveforms, cfg.batch_size)
+        res = runner.run(x, cfg.batch_size)
         run.outputs[name] = res.outputs
         run.runner_info[name] = res.info
         run.timings[name] = {"seconds": res.seconds, "ms_per_case": res.ms_per_case}
@@ -137,7 +195,7 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
     if not extra_runs:
         return run
     k = min(cfg.invariance_cases, len(cases.specs))
-    first = cases.waveforms[: min(cfg.batch_size, len(cases.specs))]
+    first = x[: min(cfg.batch_size, len(cases.specs))]
     run.batch_n = int(first.shape[0])
     golden_cases = None
     if golden:
@@ -149,12 +207,13 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
     for name, runner in runners.items():
         runner.activate(mut.probe, mut.outputs)
         run.repeat[name] = runner.infer(first)
-        alone = [runner.infer(cases.waveforms[i:i + 1]) for i in range(k)]
+        alone = [runner.infer(x[i:i + 1]) for i in range(k)]
         run.alone[name] = {key: np.concatenate([a[key] for a in alone]) for key in mut.outputs}
         if golden_cases is not None:
             run.golden.outputs[name] = runner.infer(golden_cases.waveforms)[mut.subject.logits_name]
     preprocessing = {n: r for n, r in runners.items() if "preprocess" in r.capabilities}
-    if preprocessing:
+    inp = mut.contract.input
+    if preprocessing and inp.kind == "waveform" and inp.normalization.kind == "rms":
         import onnxruntime as ort
 
         from .preprocessing import collect_preprocessing
@@ -163,7 +222,10 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
         opts.log_severity_level = 3
         opts.intra_op_num_threads = cfg.threads
         session = ort.InferenceSession(str(mut.probe), opts, providers=["CPUExecutionProvider"])
-        run.preprocessing = collect_preprocessing(preprocessing, session, mut.meta)
+        norm = inp.normalization
+        run.preprocessing = collect_preprocessing(preprocessing, session, {
+            "sample_rate": inp.sample_rate, "input_length": inp.n_samples,
+            "normalization": {"rms_level_db": norm.rms_level_db, "min_rms": norm.min_rms}})
     return run
 
 
@@ -229,7 +291,7 @@ def _shrink(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, fa
 
     def fails(spec: CaseSpec) -> bool:
         if spec not in known:
-            one = Cases.from_specs([spec])
+            one = mut.cases([spec])
             run = collect_model(mut, runners, cfg, one, extra_runs=False)
             known[spec] = bool(judge.failing_cases(judge.judge_model(run, cfg.tolerances), 1)[0])
         return known[spec]
@@ -244,7 +306,7 @@ def _shrink(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, fa
     if cfg.counterexample_dir:
         cfg.counterexample_dir.mkdir(parents=True, exist_ok=True)
         path = cfg.counterexample_dir / f"{mut.arch}_{minimal.kind}_{minimal.seed}.npy"
-        np.save(path, render(minimal))
+        np.save(path, mut.cases([minimal]).waveforms[0])
         entry["saved"] = str(path)
     return entry
 
@@ -255,7 +317,7 @@ def _localize(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, 
     found = []
     per_case = [r for r in report.failures if r.scope == judge.CASES and r.where.get("case") is not None]
     for r in per_case[:1]:
-        x = cases.waveforms[r.where["case"]]
+        x = mut.inputs(cases.waveforms[r.where["case"]:r.where["case"] + 1])[0]
         if r.runner != "onnxruntime-python" and "onnxruntime-python" in runners:
             found.append(first_divergence(mut.probe, x, runners["onnxruntime-python"], runners[r.runner], rel))
         if "pytorch" in runners and r.runner != "pytorch":

@@ -1,0 +1,368 @@
+"""The declared contract of an audio model: everything the gate needs to check it.
+
+A :class:`ModelContract` (frozen, versioned) says what the model takes (input name,
+dtype, shape, sample rate, length, normalisation), what it gives (the logits output
+and its labels; optionally a features output and the front-end that makes it, with
+librosa's parameter names and the log transform), which backends it targets and,
+optionally, tolerances laid over the shipped ones.
+
+It is read from a TOML or JSON file (``verify MODEL --contract FILE``) or, for
+ser_export's own models, from their metadata (:meth:`ModelContract.from_metadata`).
+A wrong, unknown or missing field is a :class:`ContractError` naming the field and
+the file.  ``python -m ser_export contract --schema`` prints the JSON schema
+(:func:`json_schema`).
+
+Example (TOML)::
+
+    version = 1
+    name = "kws"
+    targets = ["wasm", "webgpu"]
+
+    [input]
+    name = "waveform"
+    shape = ["batch", 16000]
+    sample_rate = 16000
+    normalization = { kind = "none" }
+
+    [outputs]
+    logits = "logits"
+    labels = ["yes", "no", "up", "down"]
+    features = "logmel"
+
+    [outputs.frontend]
+    sr = 16000
+    n_fft = 512
+    win_length = 400
+    hop_length = 160
+    n_mels = 40
+    htk = true
+    pad_mode = "reflect"
+    log = { kind = "log", eps = 1e-6 }
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+import typing
+from pathlib import Path
+from typing import Mapping
+
+from .errors import SerExportError
+
+VERSION = 1
+#: Backends a contract may target (onnxruntime-web's, as the lint knows them).
+BACKENDS = ("wasm", "webgl", "webgpu")
+#: Largest contract file read.
+MAX_BYTES = 1 << 20
+
+
+class ContractError(SerExportError):
+    """A contract that cannot be used (exit 2), naming the field and the file."""
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogTransform:
+    """How power becomes the features' log scale.
+
+    ``power_to_db``: ``librosa.power_to_db(S, ref=..., amin=amin, top_db=top_db)``, ``ref``
+    ``"max"`` (each example's maximum) or a number; ``log``/``log10``: ``log(S + eps)``.
+    """
+
+    kind: str = "power_to_db"
+    ref: str | float = "max"
+    amin: float = 1e-10
+    top_db: float | None = 80.0
+    eps: float = 1e-6
+
+    def __post_init__(self):
+        _choice("kind", self.kind, ("power_to_db", "log", "log10"))
+        if isinstance(self.ref, str) and self.ref != "max":
+            raise ValueError(f"ref must be \"max\" or a number, not {self.ref!r}")
+        _positive("amin", self.amin)
+        _positive("eps", self.eps)
+        if self.top_db is not None:
+            _positive("top_db", self.top_db)
+
+    @property
+    def unit(self) -> str:
+        return {"power_to_db": "dB", "log": "ln", "log10": "log10"}[self.kind]
+
+    def floor(self, peak: float | None = None) -> float:
+        """The lowest value the transform gives (the floor-margin region is measured from it)."""
+        if self.kind == "power_to_db":
+            if self.top_db is not None and self.ref == "max":
+                return -float(self.top_db)
+            return 10 * math.log10(self.amin) - (10 * math.log10(self.ref) if isinstance(self.ref, float) else 0.0)
+        return math.log(self.eps) if self.kind == "log" else math.log10(self.eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontEnd:
+    """A mel front-end with librosa's parameter names (``librosa.feature.melspectrogram``)."""
+
+    sr: int
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    win_length: int | None = None
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "constant"
+    power: float = 2.0
+    fmin: float = 0.0
+    fmax: float | None = None
+    htk: bool = False
+    norm: str | None = "slaney"
+    log: LogTransform = LogTransform()
+
+    def __post_init__(self):
+        for name in ("sr", "n_fft", "hop_length", "n_mels"):
+            _positive(name, getattr(self, name))
+        if self.win_length is not None and not 0 < self.win_length <= self.n_fft:
+            raise ValueError(f"win_length must be in 1..n_fft ({self.n_fft}), not {self.win_length}")
+        _choice("pad_mode", self.pad_mode, ("constant", "reflect", "edge", "wrap", "symmetric"))
+        _choice("norm", self.norm, ("slaney", None))
+        if self.fmax is not None and not self.fmin < self.fmax <= self.sr / 2:
+            raise ValueError(f"fmax must be in (fmin, sr/2], not {self.fmax}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """What the input must satisfy: ``rms`` (each window at ``rms_level_db`` dBFS RMS) or ``none``."""
+
+    kind: str = "none"
+    rms_level_db: float = 0.0
+    min_rms: float = 1e-4
+
+    def __post_init__(self):
+        _choice("kind", self.kind, ("none", "rms"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """The model's one input.
+
+    ``kind = "waveform"``: ``shape`` is ``[batch, length]`` at ``sample_rate``;
+    ``kind = "features"``: the model takes features made by ``frontend`` from waveforms
+    of ``length`` samples (the gate makes its cases that way).
+    """
+
+    name: str
+    shape: tuple[int | str, ...]
+    sample_rate: int
+    dtype: str = "float32"
+    kind: str = "waveform"
+    length: int | None = None
+    normalization: Normalization = Normalization()
+    frontend: FrontEnd | None = None
+
+    def __post_init__(self):
+        _choice("dtype", self.dtype, ("float32",))
+        _choice("kind", self.kind, ("waveform", "features"))
+        _positive("sample_rate", self.sample_rate)
+        if not self.shape or not isinstance(self.shape[0], str) and self.shape[0] != 1:
+            raise ValueError("shape must start with the batch dimension (a name such as \"batch\")")
+        if self.kind == "waveform" and (len(self.shape) != 2 or not isinstance(self.shape[1], int)):
+            raise ValueError(f"shape of a waveform input must be [batch, samples], not {list(self.shape)}")
+        if self.kind == "features" and self.frontend is None:
+            raise ValueError("a features input needs its frontend (how the features are made)")
+        if self.kind == "features" and not self.length:
+            raise ValueError("a features input needs length (samples per waveform before the front-end)")
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.shape[1]) if self.kind == "waveform" else int(self.length)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """The logits output (and its labels, if declared); optionally a features output and its front-end."""
+
+    logits: str
+    labels: tuple[str, ...] | None = None
+    features: str | None = None
+    frontend: FrontEnd | None = None
+
+    def __post_init__(self):
+        if self.features and self.frontend is None:
+            raise ValueError("a features output needs its frontend")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be distinct")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelContract:
+    """Everything the gate needs to check one audio model (see the module docstring)."""
+
+    input: Input
+    outputs: Outputs
+    version: int = VERSION
+    name: str = "model"
+    targets: tuple[str, ...] = BACKENDS
+    tolerances: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.version != VERSION:
+            raise ValueError(f"version must be {VERSION}, not {self.version}")
+        for t in self.targets:
+            _choice("targets", t, BACKENDS)
+
+    # --------------------------------------------------------------- reading ---
+    @classmethod
+    def from_mapping(cls, data: Mapping, source: str = "contract") -> "ModelContract":
+        """Build from parsed TOML/JSON; :class:`ContractError` names the field and ``source``."""
+        return _build(cls, data, source, "")
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ModelContract":
+        """A ``.toml`` or ``.json`` contract file."""
+        path = Path(path)
+        try:
+            if path.is_dir() or path.stat().st_size > MAX_BYTES:
+                raise ContractError(f"{path}: not a contract file (a directory, or over {MAX_BYTES} bytes)")
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ContractError(f"{path}: cannot read the contract ({exc.strerror or exc})") from None
+        try:
+            text = raw.decode("utf-8")
+            data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ContractError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} "
+                                f"({exc})") from None
+        if not isinstance(data, dict):
+            raise ContractError(f"{path}: must hold an object (a table)")
+        return cls.from_mapping(data, str(path))
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping, input_name: str, input_shape, logits: str,
+                      targets: tuple[str, ...] = BACKENDS) -> "ModelContract":
+        """The contract of a ser_export model, from its ONNX metadata (:mod:`ser_export.export.metadata`)."""
+        fe = meta["frontend"]
+        log = LogTransform("power_to_db", "max", float(fe["amin"]), float(fe["top_db"]))
+        frontend = FrontEnd(sr=int(fe["sr"]), n_fft=int(fe["n_fft"]), hop_length=int(fe["hop_length"]),
+                            n_mels=int(fe["n_mels"]), win_length=int(fe["n_fft"]), window=str(fe["window"]),
+                            center=bool(fe["center"]), pad_mode=str(fe["pad_mode"]), power=float(fe["power"]),
+                            fmin=float(fe["fmin"]), fmax=float(fe["fmax"]) if fe.get("fmax") is not None else None,
+                            htk=False, norm="slaney", log=log)
+        norm = meta["normalization"]
+        return cls(Input(input_name, tuple(input_shape), int(meta["sample_rate"]),
+                         normalization=Normalization("rms", float(norm["rms_level_db"]), float(norm["min_rms"]))),
+                   Outputs(logits, tuple(meta["labels"]), meta.get("features_output"), frontend),
+                   name=str(meta.get("arch", "model")), targets=tuple(targets))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------ parsing ---
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "none")
+
+
+def _convert(tp, value, where: str, source: str):
+    """``value`` as ``tp`` (a dataclass, scalar, tuple or union), or a ContractError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, __import__("types").UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        real = [o for o in options if o is not type(None)]
+        if len(real) == 1:  # Optional[X]: X's own message
+            return _convert(real[0], value, where, source)
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _convert(opt, value, where, source)
+            except ContractError as exc:
+                errors.append(exc)
+        raise ContractError(f"{source}: {where} must be {' or '.join(_type_name(o) for o in options)}, "
+                            f"not {json.dumps(value)}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ContractError(f"{source}: {where} must be a table (object), not {json.dumps(value)}")
+        return _build(tp, value, source, where + ".")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ContractError(f"{source}: {where} must be a list, not {json.dumps(value)}")
+        item = typing.get_args(tp)[0]
+        return tuple(_convert(item, v, f"{where}[{i}]", source) for i, v in enumerate(value))
+    if tp is dict:
+        if not isinstance(value, Mapping):
+            raise ContractError(f"{source}: {where} must be a table (object)")
+        return dict(value)
+    ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          str: lambda v: isinstance(v, str), bool: lambda v: isinstance(v, bool)}[tp]
+    if not ok(value):
+        raise ContractError(f"{source}: {where} must be {_type_name(tp)}, not {json.dumps(value)}")
+    return float(value) if tp is float else value
+
+
+def _build(cls, data: Mapping, source: str, prefix: str):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ContractError(f"{source}: {prefix}{unknown[0]} is not a field of the contract "
+                            f"({prefix.rstrip('.') or 'top level'}: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ContractError(f"{source}: {prefix}{name} is missing")
+            continue
+        kwargs[name] = _convert(hints[name], data[name], prefix + name, source)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ContractError(f"{source}: {prefix.rstrip('.') or 'contract'}: {exc}") from None
+
+
+# ------------------------------------------------------------------- schema ---
+def json_schema() -> dict:
+    """The JSON schema of a contract file (draft 2020-12), generated from the dataclasses."""
+
+    def schema(tp) -> dict:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, __import__("types").UnionType):
+            return {"anyOf": [schema(a) for a in typing.get_args(tp)]}
+        if tp is type(None):
+            return {"type": "null"}
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            props, required = {}, []
+            for f in dataclasses.fields(tp):
+                props[f.name] = schema(hints[f.name])
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    required.append(f.name)
+                elif f.default is not dataclasses.MISSING and not dataclasses.is_dataclass(f.default):
+                    props[f.name]["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
+            return {"type": "object", "title": tp.__name__, "description": (tp.__doc__ or "").strip().split("\n")[0],
+                    "properties": props, "required": required, "additionalProperties": False}
+        if origin is tuple:
+            return {"type": "array", "items": schema(typing.get_args(tp)[0])}
+        return {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
+                bool: {"type": "boolean"}, dict: {"type": "object"}}[tp]
+
+    out = schema(ModelContract)
+    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    out["$id"] = f"https://ser-export/contract/v{VERSION}"
+    return out
+
+
+__all__ = ["ModelContract", "Input", "Outputs", "FrontEnd", "LogTransform", "Normalization", "ContractError",
+           "json_schema", "VERSION", "BACKENDS"]
