@@ -22,11 +22,12 @@ from ser_export.model_contract import ModelContract
 
 from . import judge
 from .cases import CaseSpec, batch_digest, draw_cases, golden_specs, render, shrink_failure
-from .localize import first_divergence, first_divergence_vs_pytorch
+from .localize import first_divergence, first_divergence_vs_export, first_divergence_vs_pytorch
 from .probe import write_probe
 from .record import GoldenRun, ModelRun, RecordError, Subject, load_runs, save_runs
 from .report import GateReport, ModelReport
 from .runners import BASELINE, RUNNERS, Runner, RunnerError
+from .runners.torch_module import TorchModuleRunner
 
 DEFAULT_RUNTIMES = ("pytorch", "onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node")
 
@@ -84,6 +85,8 @@ class Cases:
 def make_runners(cfg: GateConfig) -> dict[str, Runner]:
     out = {}
     for name in cfg.runtimes:
+        if name not in RUNNERS:
+            raise RunnerError(f"unknown runtime {name!r}")
         factory = RUNNERS[name]
         kwargs = {"threads": cfg.threads}
         if name != "pytorch" and name != "onnxruntime-python":
@@ -322,7 +325,15 @@ def _localize(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, 
             found.append(first_divergence(mut.probe, x, runners["onnxruntime-python"], runners[r.runner], rel))
         if "pytorch" in runners and r.runner != "pytorch":
             runners["pytorch"].activate(mut.probe, mut.outputs)
-            found.append(first_divergence_vs_pytorch(mut.probe, x, runners[r.runner], runners["pytorch"].model, rel))
+            if isinstance(runners["pytorch"], TorchModuleRunner):  # a model built anywhere: node by node
+                try:
+                    found.append(first_divergence_vs_export(
+                        mut.probe, x, runners["pytorch"].model, mut.contract.input.name, mut.outputs, rel))
+                except Exception as exc:  # the user's module may not export; localisation is a hint
+                    found.append({"node": None, "between": f"pytorch export failed: {type(exc).__name__}"})
+            else:
+                found.append(first_divergence_vs_pytorch(mut.probe, x, runners[r.runner], runners["pytorch"].model,
+                                                         rel))
     return found
 
 
@@ -404,3 +415,112 @@ def rejudge(folder: Path, tolerances: Mapping | None = None) -> GateReport:
                                              "no saved outputs"))
     report.wall_s = time.perf_counter() - t0
     return report
+
+
+#: The onnxruntime-web backend each runner exercises (the operator lint's columns); others have none.
+RUNNER_BACKENDS = {"onnxruntime-web-wasm": "wasm", "chromium-wasm": "wasm", "chromium-webgl": "webgl",
+                   "chromium-webgpu": "webgpu"}
+
+
+def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, torch_factory: str | None = None,
+                 torch_weights: Path | None = None) -> GateReport:
+    """Check one model built anywhere against its declared contract.
+
+    Without ``torch_factory`` onnxruntime-python is the baseline every other runtime is
+    compared with; with it, the user's module is.  The operator lint runs first for every
+    backend a selected runtime exercises: a runtime whose backend cannot run the model is
+    reported with the lint's findings, and is a failure only if the contract targets that
+    backend.  Stages the contract declares nothing for are reported as not applicable.
+    """
+    from ser_export.export.lint import lint_model
+
+    t0 = time.perf_counter()
+    model_path = Path(model_path)
+    report = GateReport(release_dir=str(model_path), config=cfg.to_dict() | {"contract": contract.to_dict()})
+    arch = contract.name
+    mr = ModelReport(arch=arch, file=model_path.name)
+    report.models.append(mr)
+    try:
+        model = open_model(model_path, folder=model_path.parent)
+    except ReleaseFileError as exc:
+        mr.error = str(exc)
+        return report
+    mr.sha256_actual = model.sha256
+    tol = tolerances_mod.load()
+    if contract.tolerances:
+        import json as _json
+
+        with tempfile.TemporaryDirectory() as tmp:  # the same validation as --tolerances
+            path = Path(tmp) / "contract-tolerances.json"
+            path.write_text(_json.dumps(contract.tolerances))
+            try:
+                tol = tolerances_mod.load_overrides(path, cfg.tolerances or tol)
+            except ValueError as exc:
+                mr.error = f"contract tolerances: {str(exc).split(': ', 1)[1]}"
+                return report
+    elif cfg.tolerances:
+        tol = cfg.tolerances
+    cfg = dataclasses.replace(cfg, tolerances=tol)
+
+    wanted = [r for r in cfg.runtimes if r != "pytorch"]
+    backends = sorted({RUNNER_BACKENDS[r] for r in wanted if r in RUNNER_BACKENDS})
+    if backends:
+        lint = lint_model(model.proto, backends)
+        for runtime in list(wanted):
+            backend = RUNNER_BACKENDS.get(runtime)
+            if backend and not lint.compatible(backend):
+                why = "; ".join(f.message for f in lint.errors(backend))
+                wanted.remove(runtime)
+                if backend in contract.targets:
+                    mr.results.append(judge.StageResult(arch, "operator_lint", runtime, f"{backend} operator table",
+                                                        False, 0.0, float(len(lint.errors(backend))), 0.0, 0, {},
+                                                        detail=why))
+                else:
+                    mr.results.append(judge.not_applicable(arch, "operator_lint", runtime,
+                                                           f"not run: {backend} is not a target and cannot run "
+                                                           f"this model ({why})"))
+    runners: dict[str, Runner] = {}
+    if torch_factory:
+        names = tuple(n for n in (contract.outputs.logits, contract.outputs.features) if n)
+        runners["pytorch"] = TorchModuleRunner(torch_factory, torch_weights, names, threads=cfg.threads)
+    runners |= make_runners(dataclasses.replace(cfg, runtimes=tuple(wanted)))
+    cases = None
+    try:
+        mut = ModelUnderTest(model, arch, contract)
+        try:
+            cases = mut.cases(draw_cases(cfg.examples, cfg.seed))
+            run = collect_model(mut, runners, cfg, cases)
+            mr.run = run
+            mr.timings["runners"] = {n: run.timings[n] for n in runners}
+            mr.results += judge.judge_model(run, cfg.tolerances)
+            mr.results += _not_applicable(arch, contract, run)
+            failing = judge.failing_cases(mr.results, len(cases.specs))
+            if failing.any() and cfg.shrink:
+                mr.counterexamples.append(_shrink(mut, runners, cases, failing, cfg))
+            if mr.failures and cfg.localize:
+                mr.localization += _localize(mut, runners, cases, mr, cfg)
+        finally:
+            mut.close()
+        report.cases_checked = len(cases.specs)
+        report.runners = {name: r.info() for name, r in runners.items()}
+    except (RunnerError, ReleaseFileError) as exc:
+        mr.error = str(exc)
+    finally:
+        for r in runners.values():
+            r.deactivate()
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def _not_applicable(arch: str, contract: ModelContract, run: ModelRun) -> list[judge.StageResult]:
+    out = [judge.not_applicable(arch, "golden_logits", "-", "the contract declares no golden logits")]
+    if not contract.outputs.features:
+        out.append(judge.not_applicable(arch, "logmel_vs_librosa", "-", "the contract declares no features output"))
+    if not contract.outputs.labels:
+        out.append(judge.not_applicable(arch, "labels", "-", "the contract declares no labels (top-1 compares "
+                                                              "class indices)"))
+    if not run.preprocessing:
+        out.append(judge.not_applicable(arch, "js_preprocessing", "-",
+                                        "needs an RMS-normalised waveform input and a runner with the "
+                                        "preprocess capability"))
+    return out

@@ -101,3 +101,47 @@ def first_divergence_vs_pytorch(model_path: Path, waveform: np.ndarray, runner: 
             return {"module": module, "output": last_in_scope[module], "relative_error": err,
                     "checked": len(order), "between": f"{runner.name} vs pytorch"}
     return {"module": None, "checked": len(order), "between": f"{runner.name} vs pytorch"}
+
+
+def first_divergence_vs_export(model_path: Path, x: np.ndarray, net: torch.nn.Module, input_name: str,
+                               output_names: list[str], relative_tol: float) -> dict:
+    """Node by node against the user's own module, exported here the same way.
+
+    ``net`` is exported with ``torch.onnx.export`` (same input and output names, the
+    model's opset); tensors with the same name in both graphs are compared in the
+    model's graph order through onnxruntime-python, and the first node whose output
+    differs beyond ``relative_tol`` is named.  Useful when the module's functional code
+    (padding, STFT arithmetic) has no submodule to hook.  Tensors whose names do not
+    match (another exporter or opset) are skipped; ``checked`` says how many matched.
+    """
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    with tempfile.TemporaryDirectory(prefix="ser_export_localize_") as tmp:
+        ref_path = Path(tmp) / "reference.onnx"
+        dims = {input_name: {0: "batch"}, **{o: {0: "batch"} for o in output_names}}
+        with torch.no_grad():
+            torch.onnx.export(net.eval(), (torch.from_numpy(np.ascontiguousarray(x[None], np.float32)),),
+                              str(ref_path), input_names=[input_name], output_names=output_names,
+                              dynamic_axes=dims, opset_version=opset, dynamo=False)
+        reference = onnx.load(str(ref_path))
+        ours_names = float_tensors(model)
+        common = [n for n in ours_names if n in set(float_tensors(reference))]
+        outs = {}
+        for key, m, path in (("ours", model, Path(tmp) / "ours.onnx"), ("ref", reference, Path(tmp) / "ref.onnx")):
+            write_probe(m, path, common)
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            outs[key] = dict(zip(common, session.run(common, {input_name: np.ascontiguousarray(x[None], np.float32)})))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    between = "onnxruntime-python: the model vs pytorch's export of the --torch module"
+    for name in common:
+        err = _relative_error(outs["ours"][name], outs["ref"][name])
+        if err > relative_tol:
+            node = producer[name]
+            return {"node": node.name, "op_type": node.op_type, "output": name, "relative_error": err,
+                    "checked": len(common), "between": between}
+    return {"node": None, "checked": len(common), "between": between}

@@ -76,10 +76,11 @@ class GateReport:
         if errors:
             return errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
         for m in self.models:
+            where = Path(self.release_dir) if Path(self.release_dir).name == m.file else Path(self.release_dir) / m.file
             if m.checksum_ok is False:
-                return f"{Path(self.release_dir) / m.file}: sha256 does not match the manifest's (not the released file)"
+                return f"{where}: sha256 does not match the manifest's (not the released file)"
             if m.failures:
-                return f"{Path(self.release_dir) / m.file}: {m.failures[0].message()}"
+                return f"{where}: {m.failures[0].message()}"
         return None
 
     def summary_lines(self) -> list[str]:
@@ -185,7 +186,7 @@ def summary_table(report: GateReport) -> list[str]:
         if not m.results:
             continue
         lines.append(f"{m.file} ({m.arch}):")
-        runners = sorted({r.runner for r in m.results if r.runner != "metadata"},
+        runners = sorted({r.runner for r in m.results if r.runner != "metadata" and r.applicable},
                          key=lambda n: list(report.runners).index(n) if n in report.runners else 99)
         lines.append(f"  {'runner':<22} {'logmel vs librosa dB':>21} {'above floor':>12} "
                      f"{'|logit| vs torch':>17} {'top-1':>7} {'ms/case':>8}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -116,7 +117,25 @@ def _run_verify(args) -> int:
                          counterexample_dir=args.counterexamples, tolerances=tol, save_outputs=args.save_outputs)
     except ValueError as exc:
         raise SerExportError(str(exc)) from None
-    report = rejudge(args.rejudge, tol) if args.rejudge else verify_release(args.release_dir, cfg)
+    if args.rejudge:
+        report = rejudge(args.rejudge, tol)
+    elif args.contract or args.release_dir.suffix == ".onnx":
+        from parity.gate import verify_model
+
+        from .model_contract import ModelContract
+
+        if not args.contract:
+            raise SerExportError(f"{args.release_dir}: a single model needs --contract FILE (TOML or JSON; "
+                                 f"see `python -m ser_export contract --schema`)")
+        contract = ModelContract.read(args.contract)
+        if not args.runtimes:
+            cfg = dataclasses.replace(cfg, runtimes=tuple(r for r in DEFAULT_RUNTIMES if r != "pytorch"))
+        report = verify_model(args.release_dir, contract, cfg, torch_factory=args.torch,
+                              torch_weights=args.torch_weights)
+    else:
+        if args.torch:
+            raise SerExportError("--torch is for a single model with --contract (a release rebuilds its own)")
+        report = verify_release(args.release_dir, cfg)
     if args.report:
         write_json(report, args.report)
     if args.junit:
@@ -149,6 +168,14 @@ def _run_bench(args) -> int:
     if args.json:
         write_bench(report, args.json)
         print(f"written to {args.json}")
+    return 0
+
+
+def _run_contract(args) -> int:
+    from .model_contract import ModelContract, json_schema
+
+    data = json_schema() if args.schema else ModelContract.read(args.check).to_dict()
+    print(json.dumps(data, indent=2))
     return 0
 
 
@@ -229,7 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Re-check each model's sha256 against the manifest and run the parity suite. "
                                    "Exit 0: all passed; 1: a parity failure or checksum mismatch; 2: could not "
                                    "check (no node, harness crashed or timed out, unreadable release).")
-    p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
+    p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"), metavar="RELEASE_OR_MODEL",
+                   help="a release folder (with manifest.json), or one .onnx model with --contract")
+    p.add_argument("--contract", type=Path, metavar="FILE",
+                   help="the model's declared contract (TOML or JSON; `contract --schema` prints its schema)")
+    p.add_argument("--torch", metavar="PKG.MODULE:FACTORY",
+                   help="a factory returning the nn.Module that gives the contract's outputs (the baseline)")
+    p.add_argument("--torch-weights", type=Path, metavar="FILE",
+                   help="state dict for --torch, read safely (torch.load weights_only=True, or .safetensors)")
     p.add_argument("--runtimes", action="append", metavar="A,B",
                    help="runners to use (comma-separated or repeated; default: pytorch, onnxruntime-python, "
                         "onnxruntime-web-wasm, onnxruntime-node)")
@@ -274,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", action="append", default=[], metavar="A,B",
                    help="columns to measure (default: wasm-node, wasm, webgl, webgpu)")
     p.add_argument("--markdown", type=Path, metavar="TABLE", help="print TABLE as the README's markdown and exit")
+    p = sub.add_parser("contract", help="the model contract that `verify MODEL --contract FILE` reads",
+                       description="Print the JSON schema of a contract file (--schema), or check a contract file "
+                                   "and print it with every default filled in (--check FILE).")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--schema", action="store_true", help="print the JSON schema")
+    g.add_argument("--check", type=Path, metavar="FILE", help="read FILE; exit 2 with the field named if it is wrong")
     p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
     p.add_argument("--force", action="store_true")
     return parser
@@ -281,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
-            "check-browser": _run_check_browser, "optable": _run_optable}
+            "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract}
 
 
 def main(argv: list[str] | None = None) -> int:
