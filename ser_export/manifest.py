@@ -20,6 +20,8 @@ from typing import Any, Mapping
 from .errors import SerExportError
 
 MANIFEST = "manifest.json"
+#: The model card every release holds (listed in ``files``).
+MODEL_CARD = "MODEL_CARD.md"
 FORMAT = "ser_export-manifest"
 FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 16 << 20
@@ -271,8 +273,9 @@ class Manifest:
             raise ManifestError(f"{where}: files lists {bad[0]!r}, which is not a plain file name")
         if len(set(files)) != len(files):
             raise ManifestError(f"{where}: files lists a name twice")
-        if MANIFEST not in files:
-            raise ManifestError(f"{where}: files does not list {MANIFEST}")
+        for required in (MANIFEST, MODEL_CARD):
+            if required not in files:
+                raise ManifestError(f"{where}: files does not list {required}")
         models = {}
         seen: set[str] = set()
         for arch, entry in data["models"].items():
@@ -281,6 +284,9 @@ class Manifest:
                 raise ManifestError(f"{where}: {field}.file {entry['file']!r} is not a file of the release")
             if entry["file"] in seen:
                 raise ManifestError(f"{where}: {field}.file {entry['file']!r} is listed by two models")
+            for kind, plot in (entry.get("plots") or {}).items():
+                if plot not in files:
+                    raise ManifestError(f"{where}: {field}.plots.{kind} {plot!r} is not a file of the release")
             seen.add(entry["file"])
             if not _SHA256.match(entry["sha256"]):
                 raise ManifestError(f"{where}: {field}.sha256 is not 64 hexadecimal digits")

@@ -18,9 +18,8 @@ from pathlib import Path
 from ..io import FILE_MODE, _fsync_dir
 from ..manifest import FORMAT as MANIFEST_FORMAT
 from ..manifest import FORMAT_VERSION as MANIFEST_VERSION
-from ..manifest import MANIFEST
+from ..manifest import MANIFEST, MODEL_CARD
 
-MODEL_CARD = "MODEL_CARD.md"
 
 
 

@@ -26,7 +26,7 @@ MEL_LABELS = ["dog", "rain", "siren", "speech", "engine"]
 KWS_CONTRACT = """
 version = 1
 name = "kws"
-targets = ["wasm", "webgpu"]
+targets = ["wasm"]
 
 # natural-log units: judge "above the floor" from 5 units above log(1e-6)
 tolerances = { defaults = { logmel_db = { floor_margin_db = 5.0 }, logmel_between_runtimes = { floor_margin_db = 5.0 } } }
