@@ -16,13 +16,24 @@ from tests.e2e import ROOT, run_cli
 pytestmark = pytest.mark.browser
 
 BACKENDS = ["wasm", "webgl", "webgpu"]
+#: Cases per model for the Chromium gate run (CI: 8; `SER_EXPORT_BROWSER_EXAMPLES=100 tox -e browser` for more).
+EXAMPLES = os.environ.get("SER_EXPORT_BROWSER_EXAMPLES", "8")
 
 
-def test_browser_runners_pass_the_gate_and_prove_their_backend(quick_release, tmp_path):
-    report = tmp_path / "report.json"
-    proc = run_cli("verify", str(quick_release["out"]), "--runtimes",
-                   "pytorch,chromium-wasm,chromium-webgl,chromium-webgpu", "--examples", "4", "--no-shrink",
-                   "--report", str(report))
+@pytest.fixture(scope="module")
+def committed_release():
+    """The committed release (the browser tests only read it)."""
+    return {"out": ROOT / "saved_models"}
+
+
+def test_browser_runners_pass_the_gate_and_prove_their_backend(committed_release):
+    """The release gate on the committed models in Chromium (wasm, WebGL, WebGPU), with the JS
+    preprocessing run inside the page; the report and JUnit go to parity-out/ for CI."""
+    out = ROOT / "parity-out"
+    report = out / "browser-report.json"
+    proc = run_cli("verify", str(committed_release["out"]), "--runtimes",
+                   "pytorch,onnxruntime-python,chromium-wasm,chromium-webgl,chromium-webgpu", "--examples", EXAMPLES,
+                   "--report", str(report), "--junit", str(out / "browser-junit.xml"))
     data = json.loads(report.read_text())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     info = data["runners"]
@@ -36,12 +47,14 @@ def test_browser_runners_pass_the_gate_and_prove_their_backend(quick_release, tm
     for backend in BACKENDS:
         assert ("logmel_vs_librosa[above_floor]", f"chromium-{backend}") in stages
         assert ("logits", f"chromium-{backend}") in stages
+        pre = {s for s, r in stages if r == f"chromium-{backend}" and s.startswith("js_preprocessing[")}
+        assert {"js_preprocessing[44100Hz-stereo-3.3s]", "js_preprocessing[48000Hz-mono-2.1s]"} <= pre
 
 
 @pytest.fixture(scope="module")
-def demo_server(quick_release):
+def demo_server(committed_release):
     node = find_node().node
-    proc = subprocess.Popen([node, str(HARNESS_DIR / "serve.mjs"), "--models", str(quick_release["out"])],
+    proc = subprocess.Popen([node, str(HARNESS_DIR / "serve.mjs"), "--models", str(committed_release["out"])],
                             cwd=HARNESS_DIR, stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:"), url
@@ -58,7 +71,7 @@ def speech_wav(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, quick_release, speech_wav, backend, tmp_path):
+def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, committed_release, speech_wav, backend, tmp_path):
     model = "voice_emotion_cnn.onnx"
     shot_dir = Path(os.environ.get("SER_EXPORT_SCREENSHOTS", tmp_path)).resolve()
     shot_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +83,7 @@ def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, quick_rel
     shown = json.loads(proc.stdout)
     assert "error" not in shown, shown
     assert shown["consoleErrors"] == [], shown["consoleErrors"]
-    expected = predict_file(speech_wav, quick_release["out"] / model)
+    expected = predict_file(speech_wav, committed_release["out"] / model)
     probs = {b["label"]: b["prob"] for b in shown["shown"]["bars"]}
     assert list(probs) == list(expected.labels)
     tol = 1e-4 if backend == "wasm" else 2e-3  # GPU backends: float32 shader arithmetic (SwiftShader)
@@ -98,7 +111,7 @@ def test_check_browser_without_chromium_says_how_to_install(tmp_path):
     assert len(lines) == 1 and "apt-get install -y chromium" in lines[0]
 
 
-def test_demo_page_names_a_truncated_or_foreign_model_without_console_errors(quick_release, tmp_path):
+def test_demo_page_names_a_truncated_or_foreign_model_without_console_errors(committed_release, tmp_path):
     """The demo reads model files as untrusted: a truncated model and one without our metadata give
     one clear message naming the file on the page, and no exception in the console."""
     import shutil
@@ -108,17 +121,17 @@ def test_demo_page_names_a_truncated_or_foreign_model_without_console_errors(qui
 
     models = tmp_path / "models"
     models.mkdir()
-    data = (quick_release["out"] / "voice_emotion_cnn.onnx").read_bytes()
+    data = (committed_release["out"] / "voice_emotion_cnn.onnx").read_bytes()
     (models / "truncated.onnx").write_bytes(data[: len(data) // 3])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     onnx.save(helper.make_model(graph), str(models / "foreign.onnx"))
-    manifest = json.loads((quick_release["out"] / "manifest.json").read_text())
+    manifest = json.loads((committed_release["out"] / "manifest.json").read_text())
     entry = manifest["models"]["alexnet"]
     manifest["models"] = {"truncated": dict(entry, file="truncated.onnx"), "foreign": dict(entry, file="foreign.onnx")}
     (models / "manifest.json").write_text(json.dumps(manifest))
-    shutil.copy(quick_release["out"] / "MODEL_CARD.md", models)
+    shutil.copy(committed_release["out"] / "MODEL_CARD.md", models)
     node = find_node().node
     server = subprocess.Popen([node, str(HARNESS_DIR / "serve.mjs"), "--models", str(models)], cwd=HARNESS_DIR,
                               stdout=subprocess.PIPE, text=True)

@@ -189,3 +189,12 @@ def change_one_weight(src: Path, dst: Path, initializer_prefix: str = "conv2") -
             onnx.save(model, str(dst))
             return init.name
     raise AssertionError(f"no initializer {initializer_prefix}*weight")
+
+
+if __name__ == "__main__":  # python -m tests.parity.foreign_models OUT_DIR
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.parity.foreign_models OUT_DIR")
+    for name, path in build(Path(sys.argv[1])).items():
+        print(f"{name}: {path} (weights {path.with_suffix('.pt')}, contract {path.with_suffix('.toml')})")

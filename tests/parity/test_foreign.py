@@ -126,3 +126,12 @@ def test_python_api_returns_the_report(models):
     report = ser_export.verify(models / "mel.onnx", models / "mel.toml", runtimes=["onnxruntime-python"],
                                examples=4, shrink=False)
     assert report.exit_code == 0 and report.models[0].results
+
+
+def test_readme_shows_the_contract_the_tests_use():
+    """The README's contract is the file the tests verify, byte for byte (so the README stays true)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- contract:begin -->")[1].split("<!-- contract:end -->")[0]
+    toml = block.strip().removeprefix("```toml").removesuffix("```").strip()
+    assert toml == foreign_models.KWS_CONTRACT.strip()
+    ModelContract.from_mapping(__import__("tomllib").loads(toml), "README.md")
