@@ -71,6 +71,17 @@ class Cases:
     waveforms: np.ndarray          # (n, N) float32
     labels: list[str]
     normalised: np.ndarray         # (n,) bool
+    _references: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def reference(self, mut: "ModelUnderTest") -> np.ndarray | None:
+        """The librosa reference of these cases for ``mut``'s front-end (computed once per front-end:
+        both of our models share it)."""
+        fe = mut.contract.outputs.frontend if mut.contract.outputs.features else None
+        if fe is None:
+            return None
+        if fe not in self._references:
+            self._references[fe] = mut.reference(self.waveforms)
+        return self._references[fe]
 
     @classmethod
     def from_specs(cls, specs: Sequence[CaseSpec], sample_rate: int | None = None, n_samples: int | None = None,
@@ -193,7 +204,7 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
         run.runner_info[name] = res.info
         run.timings[name] = {"seconds": res.seconds, "ms_per_case": res.ms_per_case}
     t0 = time.perf_counter()
-    run.reference = mut.reference(cases.waveforms)
+    run.reference = cases.reference(mut)
     run.timings["librosa_reference"] = {"seconds": round(time.perf_counter() - t0, 3)}
     if not extra_runs:
         return run
@@ -214,7 +225,11 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
         run.alone[name] = {key: np.concatenate([a[key] for a in alone]) for key in mut.outputs}
         if golden_cases is not None:
             run.golden.outputs[name] = runner.infer(golden_cases.waveforms)[mut.subject.logits_name]
-    preprocessing = {n: r for n, r in runners.items() if "preprocess" in r.capabilities}
+    engines: dict[str, tuple[str, Runner]] = {}
+    for n, r in runners.items():  # the same JS engine gives the same windows: once per engine
+        if "preprocess" in r.capabilities:
+            engines.setdefault(r.js_engine or n, (n, r))
+    preprocessing = dict(engines.values())
     inp = mut.contract.input
     if preprocessing and inp.kind == "waveform" and inp.normalization.kind == "rms":
         import onnxruntime as ort

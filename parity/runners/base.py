@@ -25,6 +25,9 @@ class Runner(abc.ABC):
     name: str = ""
     #: What else the runner can do: ``"preprocess"`` (the shipped JS preprocessing, :meth:`preprocess`).
     capabilities: frozenset[str] = frozenset()
+    #: The JS engine :meth:`preprocess` runs in (``"node"``, ``"chromium"``); the gate runs the
+    #: preprocessing once per engine, on the first runner that has it.
+    js_engine: str | None = None
 
     def activate(self, model_path: Path, outputs: list[str]) -> None:
         raise NotImplementedError

@@ -155,6 +155,7 @@ class NodeHarnessRunner(Runner):
         """Node runners have one provider: nothing to check."""
 
     capabilities = frozenset({"preprocess"})
+    js_engine = "node"
 
     def preprocess(self, planar: np.ndarray, sample_rate: int, contract: dict) -> dict:
         """``js_harness/lib/preprocess.mjs`` on a planar ``(channels, n)`` recording, in this runner's JS engine."""
@@ -287,6 +288,7 @@ class BrowserRunner(NodeHarnessRunner):
     def __init__(self, backend: str, threads: int = 1, **kw):
         super().__init__("web", backend, threads, **kw)
         self.name = f"chromium-{backend}"
+        self.js_engine = "chromium"
 
     def _command(self, node: str) -> list[str]:
         return [node, str(self.harness / "browser_runner.mjs"), "--backend", self.backend,
