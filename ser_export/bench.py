@@ -205,5 +205,33 @@ def format_bench(report: dict) -> str:
     return "\n".join(lines)
 
 
+def render_markdown(report: dict, threads: int = 1) -> str:
+    """The README's table: median ms per clip at ``threads`` threads, the ratios, file sizes."""
+    res = report["results"]
+
+    def ms(subject, runtime):
+        return next((r["median_ms"] for r in res if r["subject"] == subject and r["runtime"] == runtime
+                     and r["threads"] == threads), None)
+
+    lib = ms("librosa", "librosa")
+    names = {"frontend": "front-end", "alexnet": "AlexNet", "resnet18": "ResNet18"}
+    lines = ["| | librosa (numpy) | onnxruntime-python | onnxruntime-web wasm (Node) | file |", "|---|---|---|---|---|"]
+    for subject in dict.fromkeys(r["subject"] for r in res if r["subject"] != "librosa"):
+        kind, _, frontend = subject.partition("/")
+        ort_ms, web_ms = ms(subject, "onnxruntime-python"), ms(subject, "onnxruntime-web-wasm")
+        if kind == "frontend":
+            ratio = f" ({web_ms / lib:.1f} x librosa)" if web_ms and lib else ""
+            first = f"{lib:.2f}" if lib else ""
+        else:
+            ratio = f" ({web_ms / ort_ms:.1f} x ORT-python)" if web_ms and ort_ms else ""
+            first = ""
+        size = report["file_bytes"].get(subject)
+        lines.append(f"| {names.get(kind, kind)}, `{frontend}` | {first} | "
+                     f"{'-' if ort_ms is None else f'{ort_ms:.2f}'} | "
+                     f"{'-' if web_ms is None else f'{web_ms:.2f}'}{ratio} | "
+                     f"{'-' if size is None else f'{size / 1e6:.1f} MB'} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_bench(report: dict, path: Path) -> None:
     atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -160,7 +160,15 @@ def _run_export(args) -> int:
 
 
 def _run_bench(args) -> int:
-    from .bench import format_bench, run_bench, write_bench
+    from .bench import format_bench, render_markdown, run_bench, write_bench
+
+    if args.markdown:
+        try:
+            report = json.loads(Path(args.markdown).read_text(encoding="utf-8"))
+            sys.stdout.write(render_markdown(report))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SerExportError(f"{args.markdown}: not a bench JSON ({type(exc).__name__}: {exc})") from None
+        return 0
 
     report = run_bench(args.release_dir, threads=tuple(args.threads), repeat=args.repeat, warmup=args.warmup,
                        archs=tuple(args.arch or ("alexnet", "resnet18")))
@@ -295,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--arch", action="append", choices=["alexnet", "resnet18"])
     p.add_argument("--json", type=Path, default=Path("parity-out") / "bench.json")
+    p.add_argument("--markdown", type=Path, metavar="BENCH_JSON", help="print BENCH_JSON as the README's table and exit")
     p = sub.add_parser("demo", help="serve the demo page (pick or record audio, see the emotions) on 127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--models", type=Path, default=Path("saved_models"))

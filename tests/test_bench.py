@@ -23,3 +23,16 @@ def test_bench_reports_every_subject_runtime_and_ratio(quick_release, tmp_path):
     assert all(r["median_ms"] > 0 for r in report["results"])
     assert report["file_bytes"]["alexnet/fft"] < report["file_bytes"]["alexnet/conv2d"]
     assert "ratios:" in proc.stdout
+
+
+def test_markdown_table_ratios_and_sizes():
+    from ser_export.bench import render_markdown
+
+    row = lambda subject, runtime, ms: {"subject": subject, "runtime": runtime, "threads": 1, "median_ms": ms}  # noqa: E731
+    report = {"results": [row("librosa", "librosa", 2.0), row("frontend/fft", "onnxruntime-python", 1.0),
+                          row("frontend/fft", "onnxruntime-web-wasm", 5.0), row("alexnet/fft", "onnxruntime-python", 4.0),
+                          row("alexnet/fft", "onnxruntime-web-wasm", 10.0)],
+              "file_bytes": {"frontend/fft": 700_000, "alexnet/fft": 17_229_987}}
+    lines = render_markdown(report).splitlines()
+    assert lines[2] == "| front-end, `fft` | 2.00 | 1.00 | 5.00 (2.5 x librosa) | 0.7 MB |"
+    assert lines[3] == "| AlexNet, `fft` |  | 4.00 | 10.00 (2.5 x ORT-python) | 17.2 MB |"
