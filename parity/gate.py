@@ -1,7 +1,14 @@
-"""The release gate: checksums, every runner on hypothesis cases, comparisons, report, exit code.
+"""The release gate: wires runners, the judge and the reports together.
 
-``python -m ser_export verify`` calls :func:`verify_release`; the build calls
-:func:`check_model` on its staged files before writing a release.
+- :func:`verify_release`: a release folder (``verify saved_models/``): the manifest, the
+  checksums, then :func:`check_model` per model, its contract read from its metadata;
+- :func:`verify_model`: one model built anywhere with a declared :class:`ModelContract`
+  (``verify model.onnx --contract c.toml [--torch pkg.mod:factory]``);
+- :func:`rejudge`: a run saved with ``--save-outputs``, judged again (no runtime runs).
+
+Per model: :func:`collect_model` runs every runner (outputs as data, :class:`ModelRun`),
+:func:`parity.judge.judge_model` judges, then failing cases are shrunk and localised.
+The build calls :func:`check_model` on its staged files before writing a release.
 """
 from __future__ import annotations
 

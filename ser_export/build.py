@@ -31,6 +31,7 @@ from parity.heldout import check_heldout
 
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter
 from .io import atomic_write_bytes
+from .manifest import Manifest
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
@@ -290,7 +291,9 @@ def run_build(opts: BuildOptions) -> dict:
             "models": models,
         }
         writer.add(MODEL_CARD, render_model_card(manifest).encode())
-        writer.commit(manifest)
+        # written against the layout it is read with (ser_export/manifest.py): never a manifest verify refuses
+        writer.commit(manifest, check=lambda m: Manifest.from_dict(m, where=f"{opts.out_dir / 'manifest.json'} "
+                                                                         f"(about to be written)"))
     total = time.perf_counter() - t_start
     _log(f"release written to {opts.out_dir} in {total:.0f} s "
          f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")

@@ -53,13 +53,18 @@ class ReleaseWriter:
         """Where ``name`` is staged (a complete file, not yet in place)."""
         return self._staged[name]
 
-    def commit(self, manifest: dict) -> Path:
-        """Rename every staged file into place, then write the manifest; drop stale files."""
+    def commit(self, manifest: dict, check=None) -> Path:
+        """Rename every staged file into place, then write the manifest; drop stale files.
+
+        ``check`` (optional) is called with the final manifest (``files`` filled in) before anything is
+        renamed; if it raises, nothing of the release is replaced."""
         try:
             previous = read_manifest(self.out_dir, missing_ok=True)
         except (OSError, ValueError):  # a broken previous manifest: replace it, delete nothing it lists
             previous = None
         manifest = dict(manifest, files=sorted([*self._staged, MANIFEST]))
+        if check is not None:  # e.g. the reader's layout: a manifest readers would refuse is never written
+            check(json.loads(json.dumps(manifest)))
         self.add(MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         order = [n for n in self._staged if n != MANIFEST] + [MANIFEST]
         for name in order:

@@ -52,3 +52,18 @@ def test_bad_names_are_refused(tmp_path):
 def test_add_returns_sha256(tmp_path):
     with ReleaseWriter(tmp_path) as w:
         assert w.add("x", b"abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_a_failing_check_replaces_nothing(tmp_path):
+    _release(tmp_path, {"a.onnx": b"old"})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def refuse(manifest):
+        assert manifest["files"] == ["a.onnx", MANIFEST]
+        raise ValueError("layout says no")
+
+    with pytest.raises(ValueError, match="layout says no"):
+        with ReleaseWriter(tmp_path) as w:
+            w.add("a.onnx", b"new")
+            w.commit({"format": "ser_export-manifest"}, check=refuse)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
