@@ -12,32 +12,8 @@ A wrong, unknown or missing field is a :class:`ContractError` naming the field a
 the file.  ``python -m ser_export contract --schema`` prints the JSON schema
 (:func:`json_schema`).
 
-Example (TOML)::
-
-    version = 1
-    name = "kws"
-    targets = ["wasm", "webgpu"]
-
-    [input]
-    name = "waveform"
-    shape = ["batch", 16000]
-    sample_rate = 16000
-    normalization = { kind = "none" }
-
-    [outputs]
-    logits = "logits"
-    labels = ["yes", "no", "up", "down"]
-    features = "logmel"
-
-    [outputs.frontend]
-    sr = 16000
-    n_fft = 512
-    win_length = 400
-    hop_length = 160
-    n_mels = 40
-    htk = true
-    pad_mode = "reflect"
-    log = { kind = "log", eps = 1e-6 }
+A complete example is in the README ("Verify your own model"), the file ``tests/parity/test_foreign.py``
+verifies.
 """
 from __future__ import annotations
 

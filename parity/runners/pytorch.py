@@ -12,6 +12,17 @@ from ser_export.export.recover import model_from_onnx
 from .base import Runner, RunnerError
 
 
+def run_module(model: torch.nn.Module, x: np.ndarray, threads: int):
+    """``model(x)`` without gradients on ``threads`` threads (the caller's thread count restored)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    finally:
+        torch.set_num_threads(previous)
+
+
 class PyTorchRunner(Runner):
     """Runs the ``VoiceEmotionCnn`` rebuilt from the ONNX file's metadata and initializers.
 
@@ -48,14 +59,10 @@ class PyTorchRunner(Runner):
         captured = {}
         hook = self.model.melspec_extractor.register_forward_hook(
             lambda _m, _i, out: captured.__setitem__("features", out))
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
         try:
-            with torch.no_grad():
-                logits = self.model(torch.from_numpy(np.ascontiguousarray(waveforms, dtype=np.float32)))
+            logits = run_module(self.model, waveforms, self.threads)
         finally:
             hook.remove()
-            torch.set_num_threads(previous)
         out = {logits_name: logits.numpy(), features_name: captured["features"].numpy()}
         return {k: v for k, v in out.items() if k in self._wanted}
 

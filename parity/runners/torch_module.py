@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .base import Runner, RunnerError
+from .pytorch import run_module
 
 
 def load_factory(spec: str):
@@ -90,13 +91,7 @@ class TorchModuleRunner(Runner):
     def infer(self, waveforms: np.ndarray) -> dict[str, np.ndarray]:
         if self.model is None:
             raise RunnerError("pytorch: no model loaded")
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.no_grad():
-                out = self.model(torch.from_numpy(np.ascontiguousarray(waveforms, dtype=np.float32)))
-        finally:
-            torch.set_num_threads(previous)
+        out = run_module(self.model, waveforms, self.threads)
         if isinstance(out, torch.Tensor):
             out = (out,)
         if isinstance(out, dict):
