@@ -152,3 +152,23 @@ def test_demo_page_names_a_truncated_or_foreign_model_without_console_errors(com
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("name", ["kws", "mel"])
+def test_models_built_anywhere_pass_in_chromium(tmp_path, name):
+    """The two plain-torch models of tests/parity/foreign_models.py in Chromium: each runs on every
+    backend the lint allows and passes there; the others are reported with the lint's reason."""
+    from tests.parity import foreign_models
+
+    paths = foreign_models.build(tmp_path)
+    report = tmp_path / "report.json"
+    proc = run_cli("verify", str(paths[name]), "--contract", str(tmp_path / f"{name}.toml"), "--runtimes",
+                   "onnxruntime-python,chromium-wasm,chromium-webgl,chromium-webgpu", "--examples", "4",
+                   "--no-shrink", "--report", str(report))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    results = json.loads(report.read_text())["models"][0]["results"]
+    ran = {r["runner"] for r in results if r["applicable"] and r["stage"] == "logits"}
+    skipped = {r["runner"] for r in results if r["stage"] == "operator_lint" and not r["applicable"]}
+    assert ran | skipped == {"chromium-wasm", "chromium-webgl", "chromium-webgpu"}
+    assert "chromium-wasm" in ran and (ran == {"chromium-wasm", "chromium-webgl", "chromium-webgpu"}
+                                       if name == "mel" else skipped == {"chromium-webgl", "chromium-webgpu"})
