@@ -226,3 +226,28 @@ def test_not_applicable_stages_never_fail():
     r = judge.not_applicable("m", "golden_logits", "x", "the contract declares no golden logits")
     m = ModelReport(arch="m", file="m.onnx", results=[r])
     assert not m.failures and r.message().startswith("n/a:")
+
+
+class _Payload:
+    """Something plain pickle would rebuild (and could run code for); weights_only refuses it."""
+
+    def __reduce__(self):
+        return (print, ("pickle ran code",))
+
+
+def test_user_weights_are_loaded_safely(tmp_path):
+    import torch
+
+    from parity.runners.base import RunnerError
+    from parity.runners.torch_module import load_weights
+
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.ones(2)}, good)
+    assert load_weights(good)["w"].tolist() == [1.0, 1.0]
+    bad = tmp_path / "bad.pt"
+    torch.save({"w": _Payload()}, bad)
+    with pytest.raises(RunnerError, match="not a weights file torch loads safely"):
+        load_weights(bad)
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(RunnerError, match="not a state dict"):
+        load_weights(tmp_path / "list.pt")
