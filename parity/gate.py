@@ -393,20 +393,29 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
     finally:
         for r in runners.values():
             r.deactivate()
-    if cfg.save_outputs:
-        runs = {m.arch: m.run for m in report.models if m.run is not None}
-        save_runs(Path(cfg.save_outputs), runs, {
-            "release_dir": str(release_dir), "config": cfg.to_dict() | {"tolerances": None},
-            "files": {m.arch: {"file": m.file, "sha256_expected": m.sha256_expected,
-                               "sha256_actual": m.sha256_actual, "error": m.error} for m in report.models},
-            "runners": report.runners, "cases_checked": report.cases_checked})
+    _save(report, cfg, cfg.tolerances)
     report.wall_s = time.perf_counter() - t0
     return report
 
 
-def rejudge(folder: Path, tolerances: Mapping | None = None) -> GateReport:
-    """Judge a run saved with ``verify --save-outputs`` again, under ``tolerances``; runs nothing.
+def _save(report: GateReport, cfg: GateConfig, tolerances: Mapping | None) -> None:
+    """``--save-outputs``: every model's run, and the tolerances it was judged under (for ``--rejudge``)."""
+    if not cfg.save_outputs:
+        return
+    runs = {m.arch: m.run for m in report.models if m.run is not None}
+    save_runs(Path(cfg.save_outputs), runs, {
+        "release_dir": report.release_dir, "config": cfg.to_dict() | {"tolerances": None},
+        "tolerances": dict(tolerances) if tolerances is not None else tolerances_mod.load(),
+        "files": {m.arch: {"file": m.file, "sha256_expected": m.sha256_expected,
+                           "sha256_actual": m.sha256_actual, "error": m.error} for m in report.models},
+        "runners": report.runners, "cases_checked": report.cases_checked})
 
+
+def rejudge(folder: Path, overrides: Path | Mapping | None = None) -> GateReport:
+    """Judge a run saved with ``verify --save-outputs`` again; runs nothing.
+
+    The run is judged under the tolerances it was saved with (a contract's own included),
+    with ``overrides`` (a ``--tolerances`` file, or its parsed contents) laid over them.
     Checksums and could-not-check errors are carried over as recorded; shrinking and
     localisation need the runtimes and are not redone.
     """
@@ -414,7 +423,16 @@ def rejudge(folder: Path, tolerances: Mapping | None = None) -> GateReport:
     report = GateReport(release_dir=str(folder), config={"rejudged": str(folder)})
     try:
         runs, index = load_runs(Path(folder))
-    except RecordError as exc:
+        try:
+            saved = tolerances_mod.apply_overrides(index.get("tolerances") or {}, None,
+                                                   f"{Path(folder) / 'index.json'}: tolerances")
+        except ValueError as exc:
+            raise RecordError(str(exc)) from None
+        if isinstance(overrides, (str, Path)):
+            tolerances = tolerances_mod.load_overrides(overrides, saved)
+        else:
+            tolerances = tolerances_mod.apply_overrides(overrides or {}, saved, "tolerances")
+    except (RecordError, ValueError) as exc:
         report.error = str(exc)
         return report
     report.runners = index.get("runners", {}) if isinstance(index.get("runners"), dict) else {}
@@ -468,20 +486,13 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
         mr.error = str(exc)
         return report
     mr.sha256_actual = model.sha256
-    tol = tolerances_mod.load()
+    tol = cfg.tolerances or tolerances_mod.load()
     if contract.tolerances:
-        import json as _json
-
-        with tempfile.TemporaryDirectory() as tmp:  # the same validation as --tolerances
-            path = Path(tmp) / "contract-tolerances.json"
-            path.write_text(_json.dumps(contract.tolerances))
-            try:
-                tol = tolerances_mod.load_overrides(path, cfg.tolerances or tol)
-            except ValueError as exc:
-                mr.error = f"contract tolerances: {str(exc).split(': ', 1)[1]}"
-                return report
-    elif cfg.tolerances:
-        tol = cfg.tolerances
+        try:
+            tol = tolerances_mod.apply_overrides(contract.tolerances, tol, "contract tolerances")
+        except ValueError as exc:
+            mr.error = str(exc)
+            return report
     cfg = dataclasses.replace(cfg, tolerances=tol)
 
     wanted = [r for r in cfg.runtimes if r != "pytorch"]
@@ -530,6 +541,7 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
     finally:
         for r in runners.values():
             r.deactivate()
+    _save(report, cfg, cfg.tolerances)
     report.wall_s = time.perf_counter() - t0
     return report
 

@@ -117,8 +117,8 @@ def _run_verify(args) -> int:
                          counterexample_dir=args.counterexamples, tolerances=tol, save_outputs=args.save_outputs)
     except ValueError as exc:
         raise SerExportError(str(exc)) from None
-    if args.rejudge:
-        report = rejudge(args.rejudge, tol)
+    if args.rejudge:  # the saved run's own tolerances, with --tolerances laid over them
+        report = rejudge(args.rejudge, args.tolerances)
     elif args.contract or args.release_dir.suffix == ".onnx":
         from parity.gate import verify_model
 

@@ -50,6 +50,12 @@ def load_overrides(path: str | Path, base: Mapping | None = None) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read tolerances ({exc})") from None
+    return apply_overrides(data, base, str(path))
+
+
+def apply_overrides(data: Any, base: Mapping | None = None, path: str = "tolerances") -> dict:
+    """:func:`load_overrides` on already-parsed data (a contract's ``tolerances`` table);
+    errors name ``path`` and the field."""
     out = copy.deepcopy(dict(base) if base is not None else _load(str(PATH)))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: must hold a JSON object")

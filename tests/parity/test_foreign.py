@@ -135,3 +135,22 @@ def test_readme_shows_the_contract_the_tests_use():
     toml = block.strip().removeprefix("```toml").removesuffix("```").strip()
     assert toml == foreign_models.KWS_CONTRACT.strip()
     ModelContract.from_mapping(__import__("tomllib").loads(toml), "README.md")
+
+
+def test_a_saved_foreign_run_is_rejudged_under_its_contract_tolerances(models, tmp_path):
+    """The contract's own tolerances travel with --save-outputs: re-judging gives the live figures;
+    --tolerances is laid over them."""
+    proc, live = _verify(models, "kws", "kws", "--save-outputs", str(tmp_path / "saved"), torch=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    index = json.loads((tmp_path / "saved" / "index.json").read_text())
+    assert index["tolerances"]["defaults"]["logmel_db"]["floor_margin_db"] == 5.0
+    report = tmp_path / "again.json"
+    proc = run_cli("verify", "--rejudge", str(tmp_path / "saved"), "--report", str(report))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    again = json.loads(report.read_text())["models"][0]["results"]
+    figures = lambda rs: {(r["stage"], r["runner"]): (r["max_abs"], r["tolerance"]) for r in rs if r["applicable"]}  # noqa: E731
+    assert figures(again) == figures(live["models"][0]["results"])
+    tight = tmp_path / "tight.json"
+    tight.write_text(json.dumps({"defaults": {"logmel_db": {"all_bins": 1e-9}}}))
+    proc = run_cli("verify", "--rejudge", str(tmp_path / "saved"), "--tolerances", str(tight))
+    assert proc.returncode == 1 and "logmel_vs_librosa[all_bins]" in proc.stderr, proc.stdout + proc.stderr
