@@ -294,20 +294,26 @@ def check_model(model: ModelFile | Path, arch: str, runners: Mapping[str, Runner
         check_against_manifest(model, expected)
     mut = ModelUnderTest(model, arch)
     try:
-        run = collect_model(mut, runners, cfg, cases, expected.get("golden") if expected else None)
-        report.run = run
-        report.timings["runners"] = {n: run.timings[n] for n in runners}
-        report.timings["librosa_reference"] = run.timings["librosa_reference"]
-        report.results += judge.judge_model(run, cfg.tolerances)
-        failing = judge.failing_cases(report.results, len(cases.specs))
-        if failing.any() and cfg.shrink:
-            report.counterexamples.append(_shrink(mut, runners, cases, failing, cfg))
-        if report.failures and cfg.localize:
-            report.localization += _localize(mut, runners, cases, report, cfg)
+        _run_and_judge(mut, runners, cfg, cases, report, expected.get("golden") if expected else None)
         report.timings["total_s"] = round(time.perf_counter() - t_start, 2)
     finally:
         mut.close()
     return report
+
+
+def _run_and_judge(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases,
+                   report: ModelReport, golden: Mapping | None = None) -> None:
+    """Collect, judge, then shrink the failing cases and localise the first failure, into ``report``."""
+    run = collect_model(mut, runners, cfg, cases, golden)
+    report.run = run
+    report.timings["runners"] = {n: run.timings[n] for n in runners}
+    report.timings["librosa_reference"] = run.timings["librosa_reference"]
+    report.results += judge.judge_model(run, cfg.tolerances)
+    failing = judge.failing_cases(report.results, len(cases.specs))
+    if failing.any() and cfg.shrink:
+        report.counterexamples.append(_shrink(mut, runners, cases, failing, cfg))
+    if report.failures and cfg.localize:
+        report.localization += _localize(mut, runners, cases, report, cfg)
 
 
 def _shrink(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, failing: np.ndarray,
@@ -391,11 +397,16 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
             report.cases_checked += len(cases.specs)
         report.runners = {name: r.info() for name, r in runners.items()}
     finally:
-        for r in runners.values():
-            r.deactivate()
+        _finish(report, runners, cfg, t0)
+    return report
+
+
+def _finish(report: GateReport, runners: Mapping[str, Runner], cfg: GateConfig, t0: float) -> None:
+    """Stop every runner, save the outputs if asked, and time the whole run."""
+    for r in runners.values():
+        r.deactivate()
     _save(report, cfg, cfg.tolerances)
     report.wall_s = time.perf_counter() - t0
-    return report
 
 
 def _save(report: GateReport, cfg: GateConfig, tolerances: Mapping | None) -> None:
@@ -522,16 +533,8 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
         mut = ModelUnderTest(model, arch, contract)
         try:
             cases = mut.cases(draw_cases(cfg.examples, cfg.seed))
-            run = collect_model(mut, runners, cfg, cases)
-            mr.run = run
-            mr.timings["runners"] = {n: run.timings[n] for n in runners}
-            mr.results += judge.judge_model(run, cfg.tolerances)
-            mr.results += _not_applicable(arch, contract, run)
-            failing = judge.failing_cases(mr.results, len(cases.specs))
-            if failing.any() and cfg.shrink:
-                mr.counterexamples.append(_shrink(mut, runners, cases, failing, cfg))
-            if mr.failures and cfg.localize:
-                mr.localization += _localize(mut, runners, cases, mr, cfg)
+            _run_and_judge(mut, runners, cfg, cases, mr)
+            mr.results += _not_applicable(arch, contract, mr.run)
         finally:
             mut.close()
         report.cases_checked = len(cases.specs)
@@ -539,10 +542,7 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
     except (RunnerError, ReleaseFileError) as exc:
         mr.error = str(exc)
     finally:
-        for r in runners.values():
-            r.deactivate()
-    _save(report, cfg, cfg.tolerances)
-    report.wall_s = time.perf_counter() - t0
+        _finish(report, runners, cfg, t0)
     return report
 
 
