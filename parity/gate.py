@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ser_export import tolerances as tolerances_mod
-from ser_export.export.metadata import frontend_from_metadata, read_metadata
+from ser_export.export.metadata import read_metadata
 from ser_export.export.model_file import ModelFile, ReleaseFileError, open_model
 from ser_export.manifest import Manifest, ManifestError
 from ser_export.frontend.reference import features_reference
