@@ -135,6 +135,18 @@ async function preprocess(req) {
   return { windows, ms: result.ms };
 }
 
+// The shipped post-processing, run inside the page (onnxruntime-web's wasm backend for the VAD).
+async function postprocess(req) {
+  const result = await page.evaluate((a) => window.harness.postprocess(a), {
+    vadUrl: serve(req.vadModel), windowsUrl: serve(req.windows), dims: req.dims, logitsUrl: serve(req.logits),
+    logitsDims: req.logitsDims, logmelUrl: serve(req.logmel), logmelDims: req.logmelDims, sampleRate: req.sampleRate,
+    params: req.params,
+  });
+  const file = join(req.outDir, 'frames.f32');
+  writeFileSync(file, Buffer.from(result.frames, 'base64'));
+  return { ...result, frames: file };
+}
+
 // One case of the measured operator table: never a failed request (a failure is the measurement).
 async function opcase(req) {
   const inputs = req.inputs.map((i) => ({ name: i.name, dtype: i.dtype, dims: i.dims, url: serve(i.file) }));
@@ -150,7 +162,7 @@ async function opcase(req) {
   return { ...result, outputs, placement: result.loaded ? placementFromConsole() : null };
 }
 
-const handlers = { load, run, bench, preprocess, opcase, info: async () => ({ info: await info() }),
+const handlers = { load, run, bench, preprocess, postprocess, opcase, info: async () => ({ info: await info() }),
   console: async () => ({ lines: consoleLines.slice(-200) }) };
 
 await serveRequests(handlers, (e) => {

@@ -12,6 +12,9 @@
 //   {"id": 3, "cmd": "bench", "input": "/abs/x.f32", "dims": [1, 46305], "warmup": 3, "repeat": 20}
 //   {"id": 4, "cmd": "preprocess", "input": "/abs/rec.f32", "channels": 2, "sampleRate": 44100,
 //    "contract": {...}, "outDir": "/abs/dir"}    (lib/preprocess.mjs on a planar recording)
+//   {"id": 4, "cmd": "postprocess", "vadModel": "/abs/silero_vad.onnx", "windows": "/abs/w.f32", "dims": [b, n],
+//    "logits": "/abs/l.f32", "logitsDims": [b, c], "logmel": "/abs/m.f32", "logmelDims": [b, mels, frames],
+//    "sampleRate": 22050, "params": {...postprocessing}, "outDir": "/abs/dir"}   (lib/postprocess.mjs)
 //   {"id": 4, "cmd": "opcase", "model": "/abs/m.onnx", "backend": "wasm",
 //    "inputs": [{"name": "x", "dtype": "float32", "dims": [2, 3], "file": "/abs/x.bin"}], "outDir": "/abs/dir"}
 //    (lib/opcase.mjs: one small model of the measured operator table; a failure is the answer)
@@ -155,6 +158,25 @@ async function preprocess(req) {
   return { windows, durationSeconds: result.durationSeconds, ms };
 }
 
+// The shipped post-processing (lib/postprocess.mjs: VAD, calibration, OOD flag) on a batch of windows
+// with the logits and log-mel given (files of float32); the VAD's frame probabilities come back as a file.
+async function postprocess(req) {
+  const { postprocessBatch } = await import('./lib/postprocess.mjs');
+  const floats = (file) => {
+    const buf = readFileSync(file);
+    return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  };
+  const t0 = performance.now();
+  const result = await postprocessBatch(ort, readFileSync(req.vadModel), { windows: floats(req.windows), dims: req.dims,
+    logits: floats(req.logits), logitsDims: req.logitsDims, logmel: floats(req.logmel), logmelDims: req.logmelDims,
+    sampleRate: req.sampleRate, params: req.params }, runtime === 'node' ? { executionProviders: ['cpu'] } : {});
+  const ms = performance.now() - t0;
+  const file = join(req.outDir, 'frames.f32');
+  writeFileSync(file, Buffer.from(result.frames.buffer, result.frames.byteOffset, result.frames.byteLength));
+  const { frames, ...rest } = result;
+  return { ...rest, frames: file, ms };
+}
+
 // One case of the measured operator table: load, run, outputs as raw files, never a failed request.
 async function opcase(req) {
   const { runCase } = await import('./lib/opcase.mjs');
@@ -176,7 +198,7 @@ async function opcase(req) {
   return { ...result, outputs, placement };
 }
 
-const handlers = { load, run, bench, preprocess, opcase, info: async () => ({ info: info() }) };
+const handlers = { load, run, bench, preprocess, postprocess, opcase, info: async () => ({ info: info() }) };
 
 await serveRequests(handlers);
 if (session) await session.release();

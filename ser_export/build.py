@@ -35,6 +35,10 @@ from .manifest import Manifest
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
+from .uncertainty import Evaluation, evaluate
+from .vad import VAD_FILE, VAD_LICENSE, VAD_SOURCE, VadParams, VoiceActivity, packaged_vad_path, sha256_file
+from .data.ood import ood_clips
+from .plots import plot_reliability
 
 #: Parity cases per model checked before a release is written, per profile.
 VERIFY_EXAMPLES = {"default": 48, "quick": 8}
@@ -101,6 +105,39 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+#: OOD evaluation clips per family, per profile.
+OOD_PER_FAMILY = {"default": 8, "quick": 4}
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def manifest_postprocessing(ev: Evaluation) -> dict:
+    """The manifest's ``postprocessing`` entry: the parameters (the OOD statistics stay in the
+    model's metadata) and the build's evaluation."""
+    pp = ev.postprocessing.to_dict()
+    return {"temperature": pp["temperature"], "confident_probability": pp["confident_probability"],
+            "vad": pp["vad"], "ood": {k: pp["ood"][k] for k in ("score", "statistics", "quantile", "threshold")},
+            "evaluation": ev.report}
+
+
+def describe_evaluation(r: dict) -> str:
+    """One line of the figures the issue's targets are about."""
+    h, ns = r["held_out_test"], r["ood_set"]["non_speech"]
+    return (f"temperature {r['temperature']:.3f}; ECE {r['ece_test']['before']:.3f} -> {r['ece_test']['after']:.3f}; "
+            f"held-out: speech {100 * h['speech_rate']:.1f} %, uncertain {100 * h['uncertain_rate_of_speech']:.1f} %, "
+            f"accuracy on classified {100 * h['accuracy_classified']:.1f} % (all {100 * h['accuracy_all']:.1f} %); "
+            f"non-speech: no speech or uncertain {100 * ns['no_speech_or_uncertain_rate']:.1f} %, confident emotion "
+            f"{100 * ns['confident_emotion_rate']:.1f} %; OOD AUROC "
+            f"{r['ood_auroc']['held_out_vs'][r['ood_auroc']['chosen']]['all']:.3f}")
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -141,14 +178,16 @@ def _drop_skipped(utterances: list[Utterance], skipped: Mapping[str, tuple[str, 
     return kept
 
 
-def _plots(result: TrainResult, arch: str, labels: Sequence[str]) -> dict[str, bytes]:
+def _plots(result: TrainResult, arch: str, labels: Sequence[str], ev: Evaluation) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
-        conf, curves = Path(tmp) / "c.png", Path(tmp) / "h.png"
+        conf, curves, rel = Path(tmp) / "c.png", Path(tmp) / "h.png", Path(tmp) / "r.png"
         acc = result.test_report["accuracy"]
         plot_confusion(np.asarray(result.test_report["confusion_matrix"]), labels,
                        f"{arch}: held-out test speakers (accuracy {100 * acc:.1f} %)", conf)
         plot_history(result.history, result.best_epoch, f"{arch}: training on cached log-mel features", curves)
-        return {"confusion": conf.read_bytes(), "curves": curves.read_bytes()}
+        plot_reliability(ev.ece_before, ev.ece_after, f"{arch}: reliability on the held-out test speakers "
+                         f"(temperature {ev.postprocessing.temperature:.3f})", rel)
+        return {"confusion": conf.read_bytes(), "curves": curves.read_bytes(), "reliability": rel.read_bytes()}
 
 
 def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: Mapping[str, dict],
@@ -200,6 +239,9 @@ def run_build(opts: BuildOptions) -> dict:
     utterances, speakers, data_desc, reports = gather_data(opts, labels)
     assignment = split_speakers(utterances, seed=opts.seed)
     check_split(utterances, assignment, labels)
+    vad_path = packaged_vad_path()
+    vad = VoiceActivity(VadParams(sha256=sha256_file(vad_path)), path=vad_path)
+    ood_set = ood_clips(per_family=OOD_PER_FAMILY[opts.profile], seed=opts.seed)
     aug = AugmentConfig(copies=opts.augment_copies)
     data_desc["augmentation"] = (f"{aug.copies} copy per clip, each of {', '.join(aug.names)} "
                                  f"with probability {aug.probability}") if aug.copies else "none"
@@ -208,7 +250,7 @@ def run_build(opts: BuildOptions) -> dict:
     dataset: Dataset = build_dataset(
         utterances, assignment, labels, frontend, speakers=speakers, augment_config=aug, seed=opts.seed,
         cache_dir=opts.cache_dir / "features" if opts.cache_dir else None, workers=opts.workers,
-        progress=opts.progress, description=data_desc)
+        progress=opts.progress, description=data_desc, vad=vad)
     utterances = _drop_skipped(utterances, dataset.skipped, reports)
     missing = check_split(utterances, assignment, labels)
     if missing:
@@ -239,9 +281,15 @@ def run_build(opts: BuildOptions) -> dict:
                 atomic_write_bytes(Path(opts.cache_dir) / "checkpoints" / f"{arch}.pt", buf.getvalue())
 
             t0 = time.perf_counter()
+            ev = evaluate(result.model, dataset, vad, ood_set, contract.SAMPLE_RATE)
+            timings[f"postprocessing_{arch}"] = time.perf_counter() - t0
+            _log(f"{arch}: {describe_evaluation(ev.report)}")
+
+            t0 = time.perf_counter()
             proto = export_onnx(result.model, opset=opts.opset)
             set_metadata(proto, build_metadata(arch, labels, opts.label_set, frontend, data_desc["name"],
-                                               features_output=contract.FEATURES_NAME))
+                                               features_output=contract.FEATURES_NAME,
+                                               postprocessing=ev.postprocessing.to_json()))
             require_recoverable(proto, result.model)
             lint = lint_model(proto, opts.backends, tables)
             require_compatible(lint, opts.backends, what=f"{arch} (opset {opts.opset})")
@@ -256,7 +304,7 @@ def run_build(opts: BuildOptions) -> dict:
             staged[arch] = writer.staged_path(file_name)
             golden[arch] = golden_record(result.model, labels)
             plot_names = {}
-            for kind, png in _plots(result, arch, labels).items():
+            for kind, png in _plots(result, arch, labels, ev).items():
                 name = f"{Path(file_name).stem}_{kind}.png"
                 writer.add(name, png)
                 plot_names[kind] = name
@@ -276,7 +324,10 @@ def run_build(opts: BuildOptions) -> dict:
                 "release_check": release_check,
                 "golden": golden[arch],
                 "plots": plot_names,
+                "postprocessing": manifest_postprocessing(ev),
             }
+        vad_bytes = vad_path.read_bytes()
+        writer.add(VAD_FILE, vad_bytes)
         t0 = time.perf_counter()
         gate = run_release_gate(staged, labels, golden, opts)
         timings["parity_gate"] = time.perf_counter() - t0
@@ -289,6 +340,8 @@ def run_build(opts: BuildOptions) -> dict:
             "build": {"profile": opts.profile, "seed": opts.seed, "opset": opts.opset, "pad_mode": opts.pad_mode,
                       "frontend": opts.frontend, "target_backends": list(opts.backends)},
             "models": models,
+            "vad": {"file": VAD_FILE, "sha256": sha256_file(vad_path), "bytes": len(vad_bytes), "source": VAD_SOURCE,
+                    "license": VAD_LICENSE, "version": _package_version("silero-vad")},
         }
         writer.add(MODEL_CARD, render_model_card(manifest).encode())
         # written against the layout it is read with (ser_export/manifest.py): never a manifest verify refuses

@@ -158,6 +158,23 @@ _RUNNER_INFO = Record({"runtime": STR}, {
     "webgpuAdapter": Opt(MapOf(Opt(Scalar("a string or a boolean", (str, bool))))),
     "placement": Opt(Record({"providers": MapOf(Scalar("a count or 'all'", (int, str)))}, {"source": STR}))})
 _GOLDEN = Record({"n": INT, "seed": INT, "input_sha256": STR, "logits": ListOf(ListOf(NUM)), "top1": STRS})
+_OUTCOMES = Record({k: NUM for k in (
+    "speech_rate", "no_speech_rate", "uncertain_rate", "uncertain_rate_of_speech", "classified_rate",
+    "confident_emotion_rate", "no_speech_or_uncertain_rate")} | {"n": INT},
+    {"accuracy_all": NUM, "accuracy_classified": NUM})
+_VAD_PARAMS = Record({"file": STR, "sha256": STR, "sample_rate": INT, "frame_length": INT, "context": INT,
+                      "gain_db": NUM, "threshold": NUM, "min_speech_fraction": NUM, "resampler": MapOf(NUM)})
+_POSTPROCESSING = Record({
+    "temperature": NUM, "confident_probability": NUM, "vad": _VAD_PARAMS,
+    "ood": Record({"score": STR, "statistics": STR, "quantile": NUM, "threshold": NUM}),
+    "evaluation": Record({
+        "temperature": NUM,
+        "ece_test": Record({"before": NUM, "after": NUM, "n_bins": INT, "n": INT}),
+        "held_out_test": _OUTCOMES, "validation": _OUTCOMES,
+        "ood_set": Record({"version": INT, "n": INT, "non_speech": _OUTCOMES, "speech_like": _OUTCOMES,
+                           "families": MapOf(_OUTCOMES)}),
+        "ood_auroc": Record({"chosen": STR, "held_out_vs": MapOf(MapOf(NUM))}),
+        "vad": MapOf(NUM)})})
 _MODEL = Record({
     "file": STR, "sha256": STR, "bytes": INT, "arch": STR, "description": STR, "opset": INT, "ops": MapOf(INT),
     "backends": MapOf(_BACKEND), "input": _IO, "output": _IO, "labels": STRS, "frontend": _FRONTEND,
@@ -173,7 +190,8 @@ _MODEL = Record({
     "golden": _GOLDEN,
     "plots": MapOf(STR),
 }, {"parity": Record({"cases": INT, "passed": BOOL, "runners": MapOf(_RUNNER_FIGURES),
-                      "runner_info": MapOf(_RUNNER_INFO)})})
+                      "runner_info": MapOf(_RUNNER_INFO)}),
+    "postprocessing": _POSTPROCESSING})
 _SKIPPED = Record({"file": STR, "reason": STR, "detail": STR})
 _CORPUS = Record({"speakers": MapOf(STRS), "clips": MapOf(MapOf(INT))},
                  {"root": STR, "files": INT, "used": INT, "skipped": ListOf(_SKIPPED), "skipped_total": INT,
@@ -198,7 +216,7 @@ LAYOUT = Record({
     "build": Record({"profile": STR, "seed": INT, "opset": INT, "pad_mode": STR, "frontend": STR,
                      "target_backends": STRS}),
     "models": MapOf(_MODEL),
-})
+}, {"vad": Record({"file": STR, "sha256": STR, "bytes": INT, "source": STR, "license": STR, "version": STR})})
 
 
 def spec_at(path: str, spec: Spec = LAYOUT) -> Spec | None:
@@ -276,6 +294,12 @@ class Manifest:
         for required in (MANIFEST, MODEL_CARD):
             if required not in files:
                 raise ManifestError(f"{where}: files does not list {required}")
+        vad = data.get("vad")
+        if vad is not None:
+            if not _plain_name(vad["file"]) or vad["file"] not in files:
+                raise ManifestError(f"{where}: vad.file {vad['file']!r} is not a file of the release")
+            if not _SHA256.match(vad["sha256"]):
+                raise ManifestError(f"{where}: vad.sha256 is not 64 hexadecimal digits")
         models = {}
         seen: set[str] = set()
         for arch, entry in data["models"].items():

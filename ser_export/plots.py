@@ -59,3 +59,31 @@ def plot_history(history: Sequence[dict], best_epoch: int, title: str, path: str
     fig.tight_layout()
     fig.savefig(path, metadata=_PNG_METADATA)
     plt.close(fig)
+
+
+def plot_reliability(before: dict, after: dict, title: str, path: str | Path) -> None:
+    """Reliability diagram: accuracy per confidence bin, before and after temperature scaling.
+
+    ``before``/``after``: :func:`ser_export.metrics.expected_calibration_error` results.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), dpi=100, sharey=True)
+    for ax, res, name in ((axes[0], before, "raw softmax"), (axes[1], after, "temperature-scaled")):
+        bins = [b for b in res["bins"] if b[2]]
+        lo = [b[0] for b in bins]
+        width = [b[1] - b[0] for b in bins]
+        ax.bar(lo, [b[3] for b in bins], width=width, align="edge", edgecolor="black", alpha=0.7,
+               label="accuracy")
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+        ax.plot([b[4] for b in bins], [b[3] for b in bins], "ro", ms=3, label="mean confidence")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top probability)")
+        ax.set_title(f"{name}: ECE {res['ece']:.3f}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, metadata=_PNG_METADATA)
+    plt.close(fig)

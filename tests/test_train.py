@@ -69,7 +69,8 @@ def _dataset(n_train: int, n_val: int, n_test: int, seed: int = 0) -> Dataset:
     def fs(n):
         return FeatureSet(features=rng.uniform(-80, 0, (n, *shape)).astype(np.float32),
                           targets=rng.integers(0, len(LABELS), n).astype(np.int64),
-                          speakers=["c:s"] * n, augmented=np.zeros(n, bool))
+                          speakers=["c:s"] * n, augmented=np.zeros(n, bool),
+                          vad_frames=rng.uniform(0, 1, (n, 66)).astype(np.float32))
 
     return Dataset(splits={"train": fs(n_train), "val": fs(n_val), "test": fs(n_test)}, labels=LABELS,
                    check_waveforms=np.zeros((0, contract.N_SAMPLES), np.float32),

@@ -3,6 +3,7 @@ import * as ort from '/ort/ort.all.min.mjs';
 import { pinDimensions } from '/lib/onnx_model.mjs';
 import { runCase } from '/lib/opcase.mjs';
 import { toModelInputs } from '/lib/preprocess.mjs';
+import { postprocessBatch } from '/lib/postprocess.mjs';
 
 ort.env.wasm.wasmPaths = '/ort/';
 
@@ -140,6 +141,17 @@ window.harness = {
     const windows = result.windows.map((w) => ({ start: w.start, silent: w.samples === null,
       b64: w.samples ? toBase64(w.samples) : null }));
     return { windows, ms };
+  },
+
+  // The shipped post-processing (lib/postprocess.mjs) in this browser's JS engine; the VAD runs on wasm.
+  async postprocess({ vadUrl, windowsUrl, dims, logitsUrl, logitsDims, logmelUrl, logmelDims, sampleRate, params }) {
+    const vadBytes = new Uint8Array(await (await fetch(vadUrl)).arrayBuffer());
+    const t0 = performance.now();
+    const result = await postprocessBatch(ort, vadBytes, { windows: await fetchFloats(windowsUrl), dims,
+      logits: await fetchFloats(logitsUrl), logitsDims, logmel: await fetchFloats(logmelUrl), logmelDims,
+      sampleRate, params });
+    const ms = performance.now() - t0;
+    return { ...result, frames: toBase64(result.frames), ms };
   },
 
   // One case of the measured operator table (lib/opcase.mjs), with onnxruntime's verbose log on so

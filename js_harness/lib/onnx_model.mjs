@@ -140,6 +140,7 @@ export function readContract(bytes, name = 'model') {
     frontend: meta.frontend ? json('frontend') : null,
     featuresOutput: meta.features_output || null,
     arch: meta.arch || null,
+    postprocessing: meta.postprocessing ? json('postprocessing') : null,
     metadata: meta,
   };
   if (!Array.isArray(contract.labels) || !contract.labels.length || !contract.labels.every((l) => typeof l === 'string')) {

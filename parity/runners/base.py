@@ -59,6 +59,12 @@ class Runner(abc.ABC):
         """
         raise RunnerError(f"{self.name}: has no preprocessing")
 
+    def postprocess(self, windows: np.ndarray, logits: np.ndarray, logmel: np.ndarray, sample_rate: int,
+                    params: dict, vad_model) -> dict:
+        """The shipped JS post-processing (VAD, calibration, OOD flag) on a batch of model windows;
+        runners with ``"postprocess"`` in :attr:`capabilities` have it."""
+        raise RunnerError(f"{self.name}: has no post-processing")
+
     def deactivate(self) -> None:
         """Release resources (processes, sessions)."""
 

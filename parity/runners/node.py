@@ -154,8 +154,31 @@ class NodeHarnessRunner(Runner):
     def _check_placement(self, placement: dict | None) -> None:
         """Node runners have one provider: nothing to check."""
 
-    capabilities = frozenset({"preprocess"})
+    capabilities = frozenset({"preprocess", "postprocess"})
     js_engine = "node"
+
+    def postprocess(self, windows: np.ndarray, logits: np.ndarray, logmel: np.ndarray, sample_rate: int,
+                    params: dict, vad_model: Path) -> dict:
+        """``js_harness/lib/postprocess.mjs`` on a batch (this runner's JS engine and onnxruntime).
+
+        Returns ``frames`` ``(b, n_vad_frames)`` float32 and, per window, ``speechFraction``,
+        ``speech``, ``probabilities`` (calibrated), ``oodScore``, ``uncertain`` and ``verdicts``.
+        """
+        tmp = Path(self._tmp.name)
+        files = {}
+        for key, value in (("windows", windows), ("logits", logits), ("logmel", logmel)):
+            files[key] = tmp / f"post-{key}.f32"
+            np.ascontiguousarray(value, dtype="<f4").tofile(files[key])
+        out_dir = tmp / "post"
+        out_dir.mkdir(exist_ok=True)
+        reply = self._request({"cmd": "postprocess", "vadModel": str(Path(vad_model).resolve()),
+                               "windows": str(files["windows"]), "dims": list(windows.shape),
+                               "logits": str(files["logits"]), "logitsDims": list(logits.shape),
+                               "logmel": str(files["logmel"]),
+                               "logmelDims": [logmel.shape[0], *logmel.shape[-2:]], "sampleRate": int(sample_rate),
+                               "params": params, "outDir": str(out_dir)})
+        frames = np.fromfile(reply["frames"], dtype="<f4").reshape(windows.shape[0], int(reply["vadFrames"]))
+        return {**{k: v for k, v in reply.items() if k not in ("frames", "id", "ok")}, "frames": frames}
 
     def preprocess(self, planar: np.ndarray, sample_rate: int, contract: dict) -> dict:
         """``js_harness/lib/preprocess.mjs`` on a planar ``(channels, n)`` recording, in this runner's JS engine."""

@@ -26,12 +26,13 @@ from ..contract import FrontendParams
 from ..errors import AudioError, DataError, SilentAudioError
 from ..frontend import build_frontend
 from ..io import atomic_write_bytes
+from ..vad import VadParams, VoiceActivity, packaged_vad_path, sha256_file
 from . import augment, synthetic
 from .corpora import ScanReport, Utterance
 from .split import SPLITS
 
 #: Bump when preprocessing or augmentation changes, so caches are not reused.
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -48,12 +49,16 @@ class FeatureSet:
         ``corpus:speaker`` of each clip.
     augmented : np.ndarray [shape=(n,), dtype=bool]
         Whether the clip is an augmented copy.
+    vad_frames : np.ndarray [shape=(n, n_vad_frames), dtype=float32]
+        Silero VAD's speech probability per frame of the clip's model window
+        (:meth:`ser_export.vad.VoiceActivity.frame_probabilities`).
     """
 
     features: np.ndarray
     targets: np.ndarray
     speakers: list[str]
     augmented: np.ndarray
+    vad_frames: np.ndarray
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -203,7 +208,7 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
                   augment_config: AugmentConfig = AugmentConfig(), seed: int = 0,
                   cache_dir: str | os.PathLike | None = None, workers: int = 1,
                   progress: bool = True, n_check: int = 16,
-                  description: Mapping | None = None) -> Dataset:
+                  description: Mapping | None = None, vad: VoiceActivity | None = None) -> Dataset:
     """Preprocess, augment and featurise ``utterances`` into train/val/test sets.
 
     Parameters
@@ -226,6 +231,9 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
         Processes for synthesis/loading and augmentation.
     n_check : int
         Number of test waveforms kept for runtime agreement checks.
+    vad : VoiceActivity, optional
+        Scores every clip's frames for speech (default: Silero from the silero-vad package
+        with the default :class:`ser_export.vad.VadParams`).
     """
     labels = tuple(labels)
     label_index = {label: i for i, label in enumerate(labels)}
@@ -236,13 +244,15 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
         if u.speaker_key not in assignment:
             raise DataError(f"speaker {u.speaker_key} has no split assignment")
     fe = build_frontend(frontend).eval()
+    if vad is None:
+        vad = VoiceActivity(VadParams(sha256=sha256_file(packaged_vad_path())))
     key = _fingerprint({
         "version": DATASET_VERSION, "synth_version": synthetic.SYNTH_VERSION,
         "sources": [[u.corpus, u.speaker, u.label, *_source_identity(u)] for u in utterances],
         "assignment": dict(sorted(assignment.items())), "labels": labels,
         "frontend": frontend.to_dict(), "augment": dataclasses.asdict(augment_config),
         "seed": seed, "n_samples": contract.N_SAMPLES, "n_check": n_check,
-        "torch": torch.__version__, "pipeline": pipeline_fingerprint(fe),
+        "torch": torch.__version__, "pipeline": pipeline_fingerprint(fe), "vad": vad.params.to_dict(),
     })
     cache_path = Path(cache_dir) / f"features-{key}.npz" if cache_dir else None
     if cache_path is not None and cache_path.exists():
@@ -281,7 +291,7 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
         except AudioError as exc:
             raise DataError(f"preprocessing failed: {exc}") from None
 
-    buckets: dict[str, dict[str, list]] = {s: {"x": [], "y": [], "spk": [], "aug": []} for s in SPLITS}
+    buckets: dict[str, dict[str, list]] = {s: {"x": [], "y": [], "spk": [], "aug": [], "vad": []} for s in SPLITS}
     check_w, check_y = [], []
     pending: list[tuple[str, np.ndarray, int, str, bool]] = []
 
@@ -289,10 +299,13 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
         if not pending:
             return
         with torch.no_grad():
-            feats = fe(torch.from_numpy(np.stack([p[1] for p in pending]))).numpy()
-        for (split, _, target, spk, aug), f in zip(pending, feats):
+            clips = np.stack([p[1] for p in pending])
+            feats = fe(torch.from_numpy(clips)).numpy()
+        vad_frames = vad.frame_probabilities(clips, contract.SAMPLE_RATE)
+        for (split, _, target, spk, aug), f, v in zip(pending, feats, vad_frames):
             b = buckets[split]
             b["x"].append(f)
+            b["vad"].append(v)
             b["y"].append(target)
             b["spk"].append(spk)
             b["aug"].append(aug)
@@ -320,6 +333,8 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
             targets=np.asarray(b["y"], dtype=np.int64),
             speakers=list(b["spk"]),
             augmented=np.asarray(b["aug"], dtype=bool),
+            vad_frames=(np.stack(b["vad"]).astype(np.float32) if b["vad"] else
+                        np.zeros((0, vad.params.n_frames(contract.N_SAMPLES, contract.SAMPLE_RATE)), np.float32)),
         )
     pick = _spread(np.asarray(check_y, dtype=np.int64), n_check)
     check_waveforms = (np.stack([check_w[i] for i in pick]) if pick
@@ -353,6 +368,7 @@ def _save_cache(path: Path, ds: Dataset) -> None:
         arrays[f"{s}_y"] = fs.targets
         arrays[f"{s}_spk"] = np.asarray(fs.speakers, dtype=str)
         arrays[f"{s}_aug"] = fs.augmented
+        arrays[f"{s}_vad"] = fs.vad_frames
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -365,7 +381,8 @@ def _load_cache(path: Path, labels: tuple[str, ...], description: dict) -> Datas
             raise ValueError("label mismatch")
         splits = {
             s: FeatureSet(features=z[f"{s}_x"], targets=z[f"{s}_y"],
-                          speakers=[str(x) for x in z[f"{s}_spk"]], augmented=z[f"{s}_aug"])
+                          speakers=[str(x) for x in z[f"{s}_spk"]], augmented=z[f"{s}_aug"],
+                          vad_frames=z[f"{s}_vad"])
             for s in SPLITS
         }
         skipped = {source: tuple(v) for source, v in json.loads(str(z["skipped"])).items()}

@@ -20,13 +20,16 @@ import onnx
 from .. import __version__, contract
 from ..contract import FrontendParams
 
-JSON_KEYS = ("labels", "normalization", "frontend", "contract", "state_dict_extras")
+JSON_KEYS = ("labels", "normalization", "frontend", "contract", "state_dict_extras", "postprocessing")
 
 
 def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend: FrontendParams,
-                   training_data: str, features_output: str | None = None) -> dict[str, str]:
+                   training_data: str, features_output: str | None = None,
+                   postprocessing: str | None = None) -> dict[str, str]:
     c = contract.input_contract(frontend)
     extra = {"features_output": features_output} if features_output else {}
+    if postprocessing:
+        extra["postprocessing"] = postprocessing
     return extra | {
         "arch": arch,
         "labels": contract.dumps_canonical(list(labels)),

@@ -1,0 +1,247 @@
+// What happens to a window after the model: voice activity, calibration and "uncertain" (the same
+// steps and numbers as ser_export/vad.py and ser_export/postprocess.py; the parity gate checks that
+// both agree).  The parameters are the model's metadata `postprocessing` (contract.postprocessing).
+//
+//   import { VoiceActivity, decide } from './postprocess.mjs';
+//   const vad = await VoiceActivity.create(ort, vadBytes, contract.postprocessing.vad);
+//   const frames = await vad.frameProbabilities(windows, contract.sampleRate);   // windows: Float32Array[]
+//   const d = decide({ frames, logits, logmel, dims }, contract.postprocessing);
+//   // d.verdicts[i]: 'no_speech' | 'uncertain' | 'classified'; d.probabilities[i]: calibrated
+
+export const NO_SPEECH = 'no_speech';
+export const UNCERTAIN = 'uncertain';
+export const CLASSIFIED = 'classified';
+
+function gcd(a, b) {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+function besselI0(x) {
+  let sum = 1;
+  let term = 1;
+  for (let k = 1; k < 500; k++) {
+    term *= (x / (2 * k)) ** 2;
+    sum += term;
+    if (term < 1e-17 * sum) break;
+  }
+  return sum;
+}
+
+/** ceil(n * to / from) in integers. */
+export function resampledLength(n, fromRate, toRate) {
+  const g = gcd(fromRate, toRate);
+  const up = toRate / g;
+  const down = fromRate / g;
+  return Math.ceil((n * up) / down);
+}
+
+const tables = new Map();
+
+function kaiserSincTable(fromRate, toRate, zeros, rolloff, beta) {
+  const key = [fromRate, toRate, zeros, rolloff, beta].join(',');
+  if (tables.has(key)) return tables.get(key);
+  const g = gcd(fromRate, toRate);
+  const up = toRate / g;
+  const down = fromRate / g;
+  const cutoff = rolloff * Math.min(1, toRate / fromRate);
+  const half = Math.ceil(zeros / cutoff);
+  const taps = 2 * half;
+  const table = new Float64Array(up * taps);
+  const i0b = besselI0(beta);
+  for (let p = 0; p < up; p++) {
+    for (let i = 0; i < taps; i++) {
+      const d = p / up + (half - 1) - i;
+      const u = d / half;
+      if (Math.abs(u) >= 1) continue;
+      const arg = Math.PI * cutoff * d;
+      const sinc = arg === 0 ? 1 : Math.sin(arg) / arg;
+      table[p * taps + i] = cutoff * sinc * (besselI0(beta * Math.sqrt(Math.max(1 - u * u, 0))) / i0b);
+    }
+  }
+  const entry = { table, half, taps, up, down };
+  tables.set(key, entry);
+  return entry;
+}
+
+/**
+ * Band-limited resampling by a Kaiser-windowed sinc at exact rational positions (the formula of
+ * ser_export.vad.resample_poly_kaiser): output j sits at input position j * from / to.
+ * `gain` multiplies the input first.  Returns a Float32Array.
+ */
+export function resamplePolyKaiser(x, fromRate, toRate, { zeros = 32, rolloff = 0.97, beta = 8.6 } = {}, gain = 1) {
+  if (!(Number.isInteger(fromRate) && Number.isInteger(toRate) && fromRate > 0 && toRate > 0)) {
+    throw new Error(`bad sample rates ${fromRate} -> ${toRate}`);
+  }
+  if (fromRate === toRate) return Float32Array.from(x, (v) => v * gain);
+  const { table, half, taps, up, down } = kaiserSincTable(fromRate, toRate, zeros, rolloff, beta);
+  const n = x.length;
+  const nOut = resampledLength(n, fromRate, toRate);
+  const out = new Float32Array(nOut);
+  for (let j = 0; j < nOut; j++) {
+    const num = j * down;
+    const centre = Math.floor(num / up);
+    const row = (num % up) * taps;
+    let acc = 0;
+    for (let i = 0; i < taps; i++) {
+      const k = centre - half + 1 + i;
+      const v = k >= 0 && k < n ? x[k] * gain : 0;
+      acc += v * table[row + i];
+    }
+    out[j] = acc;
+  }
+  return out;
+}
+
+/** Silero VAD (https://github.com/snakers4/silero-vad, MIT) in onnxruntime(-web): frame speech probabilities. */
+export class VoiceActivity {
+  constructor(ort, session, params) {
+    this.ort = ort;
+    this.session = session;
+    this.params = params;
+  }
+
+  /** `model`: the Silero ONNX bytes (Uint8Array/ArrayBuffer) or a path/URL onnxruntime can open. */
+  static async create(ort, model, params, sessionOptions = {}) {
+    const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3,
+      ...sessionOptions };
+    const source = model instanceof ArrayBuffer ? new Uint8Array(model) : model;
+    const session = await ort.InferenceSession.create(source, options);
+    return new VoiceActivity(ort, session, params);
+  }
+
+  /** The VAD input of one model window: gain, then resampled to the VAD's rate. */
+  vadInput(window, sampleRate) {
+    const p = this.params;
+    return resamplePolyKaiser(window, sampleRate, p.sample_rate, p.resampler, 10 ** (p.gain_db / 20));
+  }
+
+  /** Speech probability of every frame of each window: an Array of Float32Array (one per window). */
+  async frameProbabilities(windows, sampleRate) {
+    const p = this.params;
+    const b = windows.length;
+    if (!b) return [];
+    const inputs = windows.map((w) => this.vadInput(w, sampleRate));
+    const m = inputs[0].length;
+    const nFrames = Math.ceil(m / p.frame_length);
+    const span = p.context + p.frame_length;
+    const padded = inputs.map((x) => {
+      const out = new Float32Array(p.context + nFrames * p.frame_length);
+      out.set(x, p.context);
+      return out;
+    });
+    let state = new this.ort.Tensor('float32', new Float32Array(2 * b * 128), [2, b, 128]);
+    const sr = new this.ort.Tensor('int64', BigInt64Array.from([BigInt(p.sample_rate)]), []);
+    const out = Array.from({ length: b }, () => new Float32Array(nFrames));
+    for (let f = 0; f < nFrames; f++) {
+      const chunk = new Float32Array(b * span);
+      for (let i = 0; i < b; i++) chunk.set(padded[i].subarray(f * p.frame_length, f * p.frame_length + span), i * span);
+      const res = await this.session.run({ input: new this.ort.Tensor('float32', chunk, [b, span]), state, sr });
+      const prob = res.output.data;
+      for (let i = 0; i < b; i++) out[i][f] = prob[i];
+      state = res.stateN;
+    }
+    return out;
+  }
+
+  async release() {
+    await this.session.release();
+  }
+}
+
+export function speechFraction(frames, threshold) {
+  if (!frames.length) return 0;
+  let n = 0;
+  for (const v of frames) if (v >= threshold) n++;
+  return n / frames.length;
+}
+
+/** softmax(logits / temperature) in float64, as a plain Array. */
+export function calibratedProbabilities(logits, temperature) {
+  const z = Array.from(logits, (v) => v / temperature);
+  const m = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - m));
+  const s = e.reduce((a, c) => a + c, 0);
+  return e.map((v) => v / s);
+}
+
+/** Per-band mean and standard deviation over frames of one window's log-mel (nMels x nFrames, row-major). */
+export function bandStatistics(logmel, nMels, nFrames) {
+  const out = new Float64Array(2 * nMels);
+  for (let b = 0; b < nMels; b++) {
+    let sum = 0;
+    for (let t = 0; t < nFrames; t++) sum += logmel[b * nFrames + t];
+    const mean = sum / nFrames;
+    let sq = 0;
+    for (let t = 0; t < nFrames; t++) {
+      const d = logmel[b * nFrames + t] - mean;
+      sq += d * d;
+    }
+    out[b] = mean;
+    out[nMels + b] = Math.sqrt(sq / nFrames);
+  }
+  return out;
+}
+
+/** The out-of-distribution score of one window (ser_export.postprocess.ood_scores). */
+export function oodScore(logmel, nMels, nFrames, ood) {
+  if (ood.score !== 'logmel_band_mahalanobis') throw new Error(`unknown OOD score ${ood.score}`);
+  const f = bandStatistics(logmel, nMels, nFrames);
+  const k = ood.projection[0].length;
+  const z = new Float64Array(k);
+  for (let i = 0; i < f.length; i++) {
+    const d = f[i] - ood.mean[i];
+    const row = ood.projection[i];
+    for (let j = 0; j < k; j++) z[j] += d * row[j];
+  }
+  let s = 0;
+  for (let j = 0; j < k; j++) s += z[j] * z[j];
+  return s / k;
+}
+
+/**
+ * The post-processing of a batch of windows.  `frames`: per-window VAD frame probabilities;
+ * `logits`: per-window logits; `logmel`: per-window log-mel (Float32Array nMels*nFrames) with
+ * `dims` [nMels, nFrames].  Returns arrays over windows.
+ */
+export function decide({ frames, logits, logmel, dims }, pp) {
+  const [nMels, nFrames] = dims;
+  const out = { speechFraction: [], speech: [], probabilities: [], oodScore: [], uncertain: [], verdicts: [] };
+  for (let i = 0; i < logits.length; i++) {
+    const fraction = speechFraction(frames[i], pp.vad.threshold);
+    const speech = fraction >= pp.vad.min_speech_fraction;
+    const score = oodScore(logmel[i], nMels, nFrames, pp.ood);
+    const uncertain = score > pp.ood.threshold;
+    out.speechFraction.push(fraction);
+    out.speech.push(speech);
+    out.probabilities.push(calibratedProbabilities(logits[i], pp.temperature));
+    out.oodScore.push(score);
+    out.uncertain.push(uncertain);
+    out.verdicts.push(!speech ? NO_SPEECH : uncertain ? UNCERTAIN : CLASSIFIED);
+  }
+  return out;
+}
+
+/**
+ * The whole post-processing of a batch given as flat float32 arrays (what the parity runners
+ * receive): `windows` [b, n] model inputs, `logits` [b, c], `logmel` [b, nMels, nFrames].
+ * Returns { frames: Float32Array [b, nFrames of the VAD], vadFrames, ...decide() }.
+ */
+export async function postprocessBatch(ort, vadModel, { windows, dims, logits, logitsDims, logmel, logmelDims,
+  sampleRate, params }, sessionOptions = {}) {
+  const [b, n] = dims;
+  const rows = (flat, width) => Array.from({ length: b }, (_, i) => flat.subarray(i * width, (i + 1) * width));
+  const vad = await VoiceActivity.create(ort, vadModel, params.vad, sessionOptions);
+  try {
+    const frames = await vad.frameProbabilities(rows(windows, n), sampleRate);
+    const [, nMels, nFrames] = logmelDims;
+    const decisions = decide({ frames, logits: rows(logits, logitsDims[1]), logmel: rows(logmel, nMels * nFrames),
+      dims: [nMels, nFrames] }, params);
+    const vadFrames = frames.length ? frames[0].length : 0;
+    const flat = new Float32Array(b * vadFrames);
+    frames.forEach((f, i) => flat.set(f, i * vadFrames));
+    return { frames: flat, vadFrames, ...decisions };
+  } finally {
+    await vad.release();
+  }
+}

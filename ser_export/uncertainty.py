@@ -1,0 +1,121 @@
+"""Fit and evaluate a trained model's post-processing (the build's step after training).
+
+Fits the temperature on the validation speakers and the out-of-distribution score on the
+training speech (its threshold on the validation speakers), then measures what the model
+says about inputs it never saw: the held-out test speakers and the offline OOD set
+(:mod:`ser_export.data.ood`).  Everything measured is returned as data for the manifest
+and model card (:func:`evaluate`); nothing here writes files.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from .audio import rms_normalize
+from .data.dataset import Dataset
+from .data.ood import OOD_VERSION, OodClip
+from .metrics import auroc, expected_calibration_error
+from .postprocess import (CONFIDENT_PROBABILITY, PostProcessing, calibrated_probabilities, decide, energy_scores,
+                          fit_ood, fit_temperature, ood_scores)
+from .vad import VoiceActivity, is_speech
+
+
+@dataclasses.dataclass
+class Evaluation:
+    postprocessing: PostProcessing
+    report: dict              # the manifest's ``postprocessing.evaluation``
+    ece_before: dict          # reliability bins (the plot)
+    ece_after: dict
+
+
+def _logits(model, features: np.ndarray, batch: int = 256) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model.classify(torch.from_numpy(features[i:i + batch]))
+                          for i in range(0, features.shape[0], batch)] or [torch.zeros(0, 0)]).numpy()
+
+
+def _forward(model, waveforms: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    logits, logmel = [], []
+    with torch.no_grad():
+        for i in range(0, waveforms.shape[0], batch):
+            f = model.features(torch.from_numpy(waveforms[i:i + batch]))
+            logmel.append(f.numpy())
+            logits.append(model.classify(f).numpy())
+    return np.concatenate(logits), np.concatenate(logmel)
+
+
+def _rate(mask) -> float:
+    mask = np.asarray(mask, bool)
+    return round(float(mask.mean()), 4) if mask.size else 0.0
+
+
+def _outcomes(d, targets: np.ndarray | None = None) -> dict:
+    """Rates of the verdicts over a set of windows (and accuracy on the classified ones)."""
+    classified = d.speech & ~d.uncertain
+    confident = classified & (d.probabilities.max(axis=1) >= CONFIDENT_PROBABILITY)
+    out = {"n": int(d.speech.size), "speech_rate": _rate(d.speech), "no_speech_rate": _rate(~d.speech),
+           "uncertain_rate": _rate(d.speech & d.uncertain),
+           "uncertain_rate_of_speech": _rate(d.uncertain[d.speech]) if d.speech.any() else 0.0,
+           "classified_rate": _rate(classified), "confident_emotion_rate": _rate(confident),
+           "no_speech_or_uncertain_rate": _rate(~classified)}
+    if targets is not None:
+        pred = d.probabilities.argmax(axis=1)
+        out["accuracy_all"] = _rate(pred == targets)
+        out["accuracy_classified"] = _rate(pred[classified] == targets[classified]) if classified.any() else 0.0
+    return out
+
+
+def evaluate(model, dataset: Dataset, vad: VoiceActivity, ood_set: list[OodClip], sr: int) -> Evaluation:
+    """Fit the post-processing of ``model`` and measure it (see the module docstring)."""
+    train, val, test = (dataset.splits[s] for s in ("train", "val", "test"))
+    val_logits = _logits(model, val.features)
+    test_logits = _logits(model, test.features)
+    temperature = round(fit_temperature(val_logits, val.targets), 6)
+    ood = fit_ood(train.features[~train.augmented], val.features)
+    pp = PostProcessing(temperature=temperature, vad=vad.params, ood=ood)
+
+    before = expected_calibration_error(calibrated_probabilities(test_logits, 1.0), test.targets)
+    after = expected_calibration_error(calibrated_probabilities(test_logits, temperature), test.targets)
+    held = decide(test.vad_frames, test_logits, test.features, pp)
+    val_d = decide(val.vad_frames, val_logits, val.features, pp)
+
+    waves = np.stack([rms_normalize(c.waveform, what=f"OOD clip {c.family}") for c in ood_set])
+    ood_logits, ood_logmel = _forward(model, waves)
+    ood_frames = vad.frame_probabilities(waves, sr)
+    ood_d = decide(ood_frames, ood_logits, ood_logmel, pp)
+    parts = {"non_speech": np.array([not c.speech_like for c in ood_set]),
+             "speech_like": np.array([c.speech_like for c in ood_set])}
+
+    def sub(d, mask):
+        return dataclasses.replace(d, **{f.name: getattr(d, f.name)[mask] for f in dataclasses.fields(d)})
+
+    candidates = {
+        "logmel_band_mahalanobis": (ood_scores(test.features, ood), ood_scores(ood_logmel, ood)),
+        "max_probability": (-calibrated_probabilities(test_logits, temperature).max(axis=1),
+                            -calibrated_probabilities(ood_logits, temperature).max(axis=1)),
+        "energy": (energy_scores(test_logits, temperature), energy_scores(ood_logits, temperature)),
+    }
+    auc = {name: {part: round(auroc(held_s, ood_s[mask]), 4) for part, mask in
+                  (("all", np.ones(len(ood_set), bool)), *parts.items())}
+           for name, (held_s, ood_s) in candidates.items()}
+    families = {}
+    for fam in dict.fromkeys(c.family for c in ood_set):
+        mask = np.array([c.family == fam for c in ood_set])
+        families[fam] = _outcomes(sub(ood_d, mask))
+    report = {
+        "temperature": temperature,
+        "ece_test": {"before": before["ece"], "after": after["ece"], "n_bins": before["n_bins"], "n": int(test.targets.size)},
+        "held_out_test": _outcomes(held, test.targets),
+        "validation": _outcomes(val_d, val.targets),
+        "ood_set": {"version": OOD_VERSION, "n": len(ood_set),
+                    **{part: _outcomes(sub(ood_d, mask)) for part, mask in parts.items()},
+                    "families": families},
+        "ood_auroc": {"chosen": ood.score, "held_out_vs": auc},
+        "vad": {"held_out_speech_rate": _rate(is_speech(test.vad_frames, vad.params)),
+                "train_speech_rate": _rate(is_speech(train.vad_frames[~train.augmented], vad.params))},
+    }
+    return Evaluation(pp, report, before, after)
