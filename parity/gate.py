@@ -31,7 +31,7 @@ from . import judge
 from .cases import CaseSpec, batch_digest, draw_cases, golden_specs, render, shrink_failure
 from .localize import first_divergence, first_divergence_vs_export, first_divergence_vs_pytorch
 from .probe import write_probe
-from .record import GoldenRun, ModelRun, RecordError, Subject, load_runs, save_runs
+from .record import GoldenRun, ModelRun, PostprocessRecord, RecordError, Subject, load_runs, save_runs
 from .report import GateReport, ModelReport
 from .runners import BASELINE, RUNNERS, Runner, RunnerError
 from .runners.torch_module import TorchModuleRunner
@@ -251,7 +251,41 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
         run.preprocessing = collect_preprocessing(preprocessing, session, {
             "sample_rate": inp.sample_rate, "input_length": inp.n_samples,
             "normalization": {"rms_level_db": norm.rms_level_db, "min_rms": norm.min_rms}})
+    posters = {n: r for n, r in runners.items() if "postprocess" in r.capabilities}  # each: its own onnxruntime
+    if posters and "postprocessing" in mut.meta and mut.subject.features_name:
+        run.postprocessing = collect_postprocessing(mut, posters, x, run.outputs[run.baseline or next(iter(runners))])
     return run
+
+
+def collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner], x: np.ndarray,
+                           outputs: Mapping[str, np.ndarray]) -> dict[str, PostprocessRecord]:
+    """The cases through Python's post-processing and each runner's JS one, from the same logits and
+    log-mel (the baseline's), on every runner that has it.  The Silero file is the release's (beside the model,
+    its checksum the metadata's) or the silero-vad package's."""
+    from ser_export.errors import SerExportError
+    from ser_export.postprocess import decide, postprocessing_of
+    from ser_export.vad import VoiceActivity
+
+    try:
+        pp = postprocessing_of(mut.meta)
+        vad = VoiceActivity(pp.vad, near=mut.path)
+    except SerExportError as exc:
+        raise RunnerError(f"{mut.arch}: post-processing: {exc}") from None
+    sr = mut.contract.input.sample_rate
+    logits, logmel = outputs[mut.subject.logits_name], outputs[mut.subject.features_name]
+    frames = vad.frame_probabilities(x, sr)
+    py = decide(frames, logits, logmel, pp)
+    out = {}
+    for name, runner in runners.items():
+        js = runner.postprocess(x, logits, logmel, sr, pp.to_dict(), vad.path)
+        out[name] = PostprocessRecord(
+            js_frames=np.asarray(js["frames"], np.float32), py_frames=frames,
+            js_probabilities=np.asarray(js["probabilities"], np.float64), py_probabilities=py.probabilities,
+            js_ood=np.asarray(js["oodScore"], np.float64), py_ood=py.ood_score,
+            js_speech=np.asarray(js["speech"], bool), py_speech=py.speech,
+            js_uncertain=np.asarray(js["uncertain"], bool), py_uncertain=py.uncertain,
+            vad_threshold=pp.vad.threshold, ood_threshold=pp.ood.threshold, js_ms=float(js.get("ms", 0.0)))
+    return out
 
 
 def check_against_manifest(model: ModelFile, entry: Mapping) -> None:

@@ -312,6 +312,66 @@ def judge_preprocessing(model: str, runner: str, recordings: Sequence, tol: Mapp
     return out
 
 
+def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], tol: Mapping) -> list[StageResult]:
+    """JS post-processing vs Python's on the gate's cases (:class:`parity.record.PostprocessRecord`).
+
+    Three stages: ``postprocessing[vad]`` (frame speech probabilities within
+    ``speech_probability``; a window's speech decision may differ only where one of its
+    frames lies within that tolerance of the threshold), ``postprocessing[calibrated]``
+    (calibrated probabilities within ``calibrated_probabilities``) and
+    ``postprocessing[ood]`` (OOD scores within ``ood_score_relative`` of ``max(1, |score|)``;
+    the uncertain flag may differ only where the score lies that close to the threshold).
+    """
+    n = int(rec.py_frames.shape[0])
+    cases = list(range(n))
+    out = []
+    # VAD
+    tol_p = tol["speech_probability"]
+    err = np.abs(rec.js_frames.astype(np.float64) - rec.py_frames.astype(np.float64))
+    per_case = err.max(axis=1) if err.size else np.zeros(n)
+    near = (np.abs(rec.py_frames.astype(np.float64) - rec.vad_threshold) <= tol_p).any(axis=1) if err.size \
+        else np.zeros(n, bool)
+    flip = (np.asarray(rec.js_speech, bool) != np.asarray(rec.py_speech, bool)) & ~near
+    failed = (per_case > tol_p) | flip
+    worst = int(per_case.argmax()) if n else 0
+    out.append(StageResult(
+        model, "postprocessing[vad]", runner, "python-postprocessing", not failed.any(), tol_p,
+        float(per_case.max()) if n else 0.0, _p99(per_case), n, {"input": labels[worst] if n else None, "case": worst},
+        detail=(f"speech decisions differ on {int(flip.sum())} case(s) away from the threshold; " if flip.any() else "")
+        + f"{int(np.sum(rec.py_speech))} of {n} cases hold speech; JS took {rec.js_ms:.0f} ms",
+        metrics={"decisions_differ": int(flip.sum()), "speech_cases": int(np.sum(rec.py_speech))},
+        cases=cases, case_errors=[float(e) for e in per_case], case_failed=[bool(f) for f in failed]))
+    # calibrated probabilities
+    tol_c = tol["calibrated_probabilities"]
+    perr = np.abs(np.asarray(rec.js_probabilities, np.float64) - np.asarray(rec.py_probabilities, np.float64))
+    per_case = perr.max(axis=1) if perr.size else np.zeros(n)
+    worst = int(per_case.argmax()) if n else 0
+    out.append(StageResult(
+        model, "postprocessing[calibrated]", runner, "python-postprocessing", bool((per_case <= tol_c).all()), tol_c,
+        float(per_case.max()) if n else 0.0, _p99(per_case), n, {"input": labels[worst] if n else None, "case": worst},
+        detail="softmax(logits / temperature) from the same logits", cases=cases,
+        case_errors=[float(e) for e in per_case], case_failed=[bool(e > tol_c) for e in per_case]))
+    # OOD score and the uncertain flag
+    tol_o = tol["ood_score_relative"]
+    py_o, js_o = np.asarray(rec.py_ood, np.float64), np.asarray(rec.js_ood, np.float64)
+    rel = np.abs(js_o - py_o) / np.maximum(1.0, np.abs(py_o))
+    near = np.abs(py_o - rec.ood_threshold) <= tol_o * max(1.0, abs(rec.ood_threshold))
+    flip = (np.asarray(rec.js_uncertain, bool) != np.asarray(rec.py_uncertain, bool)) & ~near
+    failed = (rel > tol_o) | flip
+    worst = int(rel.argmax()) if n else 0
+    out.append(StageResult(
+        model, "postprocessing[ood]", runner, "python-postprocessing", not failed.any(), tol_o,
+        float(rel.max()) if n else 0.0, _p99(rel), n, {"input": labels[worst] if n else None, "case": worst},
+        detail=(f"uncertain flags differ on {int(flip.sum())} case(s) away from the threshold; " if flip.any() else "")
+        + "relative error of the OOD score", metrics={"decisions_differ": int(flip.sum())},
+        cases=cases, case_errors=[float(e) for e in rel], case_failed=[bool(f) for f in failed]))
+    return out
+
+
+def _p99(x: np.ndarray) -> float:
+    return float(np.percentile(x, 99)) if np.size(x) else 0.0
+
+
 def _class(classes: Sequence[str] | None, i: int) -> str | int:
     return classes[i] if classes and 0 <= i < len(classes) else i
 
@@ -368,6 +428,8 @@ def judge_model(run, tolerances: Mapping | None = None) -> list[StageResult]:
                                     t("logits", name)["max_abs"])
     for name, recordings in run.preprocessing.items():
         results += judge_preprocessing(s.arch, name, recordings, t("js_preprocessing", name))
+    for name, rec in run.postprocessing.items():
+        results += judge_postprocessing(s.arch, name, rec, labels, t("postprocessing", name))
     return results
 
 

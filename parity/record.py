@@ -68,6 +68,33 @@ class PreprocessRecord:
 
 
 @dataclasses.dataclass
+class PostprocessRecord:
+    """The gate's cases through the JS post-processing and Python's (both from the same logits and log-mel).
+
+    Arrays over the ``b`` cases: VAD frame probabilities ``(b, n_frames)``, calibrated
+    probabilities ``(b, n_classes)``, OOD scores, and the decisions; the thresholds they
+    were decided with.
+    """
+
+    js_frames: np.ndarray
+    py_frames: np.ndarray
+    js_probabilities: np.ndarray
+    py_probabilities: np.ndarray
+    js_ood: np.ndarray
+    py_ood: np.ndarray
+    js_speech: np.ndarray
+    py_speech: np.ndarray
+    js_uncertain: np.ndarray
+    py_uncertain: np.ndarray
+    vad_threshold: float
+    ood_threshold: float
+    js_ms: float = 0.0
+
+    ARRAYS = ("js_frames", "py_frames", "js_probabilities", "py_probabilities", "js_ood", "py_ood", "js_speech",
+              "py_speech", "js_uncertain", "py_uncertain")
+
+
+@dataclasses.dataclass
 class GoldenRun:
     expected: dict                      # the manifest's golden record (logits, top1, n, seed, input_sha256)
     labels: list[str]
@@ -90,6 +117,7 @@ class ModelRun:
     batch_n: int = 0
     golden: GoldenRun | None = None
     preprocessing: dict[str, list[PreprocessRecord]] = dataclasses.field(default_factory=dict)
+    postprocessing: dict[str, PostprocessRecord] = dataclasses.field(default_factory=dict)
 
     @property
     def n_cases(self) -> int:
@@ -125,6 +153,12 @@ class ModelRun:
                 for key in ("js_windows", "py_windows", "js_logits", "py_logits"):
                     arrays[f"preprocessing/{runner}/{i}/{key}"] = fields.pop(key)
                 meta["preprocessing"][runner].append(fields)
+        meta["postprocessing"] = {}
+        for runner, rec in self.postprocessing.items():
+            fields = dataclasses.asdict(rec)
+            for key in PostprocessRecord.ARRAYS:
+                arrays[f"postprocessing/{runner}/{key}"] = fields.pop(key)
+            meta["postprocessing"][runner] = fields
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         folder.mkdir(parents=True, exist_ok=True)
@@ -167,9 +201,12 @@ class ModelRun:
                                                                  "py_logits")})
                             for i, rec in enumerate(recs)]
                    for runner, recs in meta["preprocessing"].items()}
+            post = {runner: PostprocessRecord(**rec, **{k: arrays[f"postprocessing/{runner}/{k}"]
+                                                        for k in PostprocessRecord.ARRAYS})
+                    for runner, rec in meta.get("postprocessing", {}).items()}
             run = cls(subject, list(meta["case_labels"]), arrays["normalised"], groups["outputs"],
                       arrays.get("reference"), meta["reference_name"], meta["baseline"], meta["runner_info"],
-                      meta["timings"], groups["repeat"], groups["alone"], int(meta["batch_n"]), golden, pre)
+                      meta["timings"], groups["repeat"], groups["alone"], int(meta["batch_n"]), golden, pre, post)
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"{jpath}: malformed saved run ({type(exc).__name__}: {exc})") from None
         n = run.n_cases
