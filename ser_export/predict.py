@@ -16,6 +16,8 @@ from scipy.special import softmax
 from . import contract
 from .audio import load_audio, model_windows
 from .errors import AudioError, SerExportError, SilentAudioError
+from .postprocess import (CLASSIFIED, NO_SPEECH, SILENT, UNCERTAIN, decide, postprocessing_of,
+                          summary_probabilities)
 
 
 def default_model_path() -> Path:
@@ -29,25 +31,58 @@ def default_model_path() -> Path:
 
 @dataclasses.dataclass
 class Prediction:
+    """What ``predict`` says about a file.
+
+    Every window gets a verdict: ``silent`` (RMS below the contract's floor),
+    ``no_speech`` (the VAD heard too little speech), ``uncertain`` (unlike the training
+    speech) or ``classified``.  ``probabilities`` is the mean calibrated probability over
+    the classified windows, ``None`` when there is none.  A model without post-processing
+    metadata (built before it existed) classifies every non-silent window with a plain softmax.
+    """
+
     labels: tuple[str, ...]
-    probabilities: np.ndarray          # (n_labels,) mean over non-silent windows
-    window_probabilities: np.ndarray   # (n_windows, n_labels)
-    window_starts_s: list[float]
-    silent_windows: list[float]        # starts (s) of windows skipped as silent
+    probabilities: np.ndarray | None   # (n_labels,) mean over classified windows
+    window_probabilities: np.ndarray   # (n_windows, n_labels), calibrated; rows of silent windows are NaN
+    window_starts_s: list[float]       # every window, silent ones included
+    verdicts: list[str]                # per window
+    speech_fractions: list[float | None]
+    ood_scores: list[float | None]
     duration_s: float
+    postprocessing: bool = True
 
     @property
-    def top(self) -> str:
-        return self.labels[int(np.argmax(self.probabilities))]
+    def speech(self) -> bool:
+        return any(v in (CLASSIFIED, UNCERTAIN) for v in self.verdicts)
+
+    @property
+    def verdict(self) -> str:
+        """``classified`` when some window is, else ``uncertain`` when some window holds speech, else ``no_speech``."""
+        return CLASSIFIED if CLASSIFIED in self.verdicts else UNCERTAIN if self.speech else NO_SPEECH
+
+    @property
+    def top(self) -> str | None:
+        return None if self.probabilities is None else self.labels[int(np.argmax(self.probabilities))]
+
+    def starts(self, verdict: str) -> list[float]:
+        return [s for s, v in zip(self.window_starts_s, self.verdicts) if v == verdict]
 
     def to_dict(self) -> dict:
+        def probs(p):
+            return None if p is None or not np.all(np.isfinite(p)) else {
+                l: round(float(x), 6) for l, x in zip(self.labels, p)}
+
         return {
-            "top": self.top,
-            "probabilities": {l: round(float(p), 6) for l, p in zip(self.labels, self.probabilities)},
-            "windows": [{"start_s": s, "top": self.labels[int(np.argmax(p))],
-                         "probabilities": {l: round(float(x), 6) for l, x in zip(self.labels, p)}}
-                        for s, p in zip(self.window_starts_s, self.window_probabilities)],
-            "silent_windows_start_s": self.silent_windows,
+            "speech": self.speech, "verdict": self.verdict, "top": self.top,
+            "probabilities": probs(self.probabilities),
+            "calibrated": self.postprocessing,
+            "windows": [{"start_s": s, "verdict": v, "top": self.labels[int(np.argmax(p))] if v == CLASSIFIED else None,
+                         "speech_fraction": None if f is None else round(float(f), 4),
+                         "ood_score": None if o is None else round(float(o), 4), "probabilities": probs(p)}
+                        for s, v, p, f, o in zip(self.window_starts_s, self.verdicts, self.window_probabilities,
+                                                 self.speech_fractions, self.ood_scores)],
+            "silent_windows_start_s": self.starts(SILENT),
+            "no_speech_windows_start_s": self.starts(NO_SPEECH),
+            "uncertain_windows_start_s": self.starts(UNCERTAIN),
             "duration_s": round(self.duration_s, 3),
         }
 
@@ -78,41 +113,79 @@ def load_session(model_path: str | os.PathLike):
 
 
 def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | None = None) -> Prediction:
-    """Classify ``audio_path`` in consecutive windows of the model's input length."""
+    """Classify ``audio_path`` in consecutive windows of the model's input length.
+
+    The model's ``postprocessing`` metadata decides which windows are classified
+    (:mod:`ser_export.postprocess`): silence and windows without speech are skipped,
+    windows unlike the training speech are "uncertain", probabilities are calibrated.
+    """
     if not Path(audio_path).exists():  # check the cheap things before loading a model
         raise AudioError(f"{audio_path}: no such file")
-    session, meta = load_session(model_path or default_model_path())
+    model_path = Path(model_path or default_model_path())
+    session, meta = load_session(model_path)
+    pp = postprocessing_of(meta)
     sr, n = int(meta["sample_rate"]), int(meta["input_length"])
     norm = meta["normalization"]
     y = load_audio(audio_path, sr=sr)
-    batch, starts, silent = [], [], []
-    for start, window in zip(*model_windows(y, n, norm["rms_level_db"], norm["min_rms"])):
-        if window is None:
-            silent.append(round(start / sr, 3))
-        else:
-            batch.append(window)
-            starts.append(round(start / sr, 3))
-    if not batch:
+    starts, windows = model_windows(y, n, norm["rms_level_db"], norm["min_rms"])
+    kept = [i for i, w in enumerate(windows) if w is not None]
+    if not kept:
         raise SilentAudioError(
             f"{audio_path}: silent: every {n / sr:.1f} s window has RMS below {norm['min_rms']:g} "
-            f"({len(silent)} window{'s' if len(silent) != 1 else ''})")
-    logits = session.run(None, {session.get_inputs()[0].name: np.stack(batch)})[0]
+            f"({len(windows)} window{'s' if len(windows) != 1 else ''})")
+    batch = np.stack([windows[i] for i in kept])
+    names = [o.name for o in session.get_outputs()]
+    want = [names[0]] + ([meta["features_output"]] if pp and meta.get("features_output") in names else [])
+    if pp and len(want) < 2:
+        raise SerExportError(f"{model_path}: has post-processing metadata but no log-mel output")
+    outs = session.run(want, {session.get_inputs()[0].name: batch})
+    logits = outs[0]
     if not np.all(np.isfinite(logits)):
         raise AudioError(f"{audio_path}: the model produced non-finite scores")
-    probs = softmax(logits.astype(np.float64), axis=-1)
-    return Prediction(labels=tuple(meta["labels"]), probabilities=probs.mean(axis=0), window_probabilities=probs,
-                      window_starts_s=starts, silent_windows=silent, duration_s=y.size / sr)
+    labels = tuple(meta["labels"])
+    probs = np.full((len(windows), len(labels)), np.nan)
+    verdicts = [SILENT] * len(windows)
+    fractions: list[float | None] = [None] * len(windows)
+    scores: list[float | None] = [None] * len(windows)
+    if pp is None:
+        probs[kept] = softmax(logits.astype(np.float64), axis=-1)
+        for i in kept:
+            verdicts[i] = CLASSIFIED
+    else:
+        from .vad import VoiceActivity
+
+        frames = VoiceActivity(pp.vad, near=model_path).frame_probabilities(batch, sr)
+        d = decide(frames, logits, outs[1], pp)
+        probs[kept] = d.probabilities
+        for j, i in enumerate(kept):
+            verdicts[i] = d.verdicts[j]
+            fractions[i] = float(d.speech_fraction[j])
+            scores[i] = float(d.ood_score[j])
+    classified = [v == CLASSIFIED for v in verdicts]
+    return Prediction(labels=labels, probabilities=summary_probabilities(probs, classified),
+                      window_probabilities=probs, window_starts_s=[round(s / sr, 3) for s in starts],
+                      verdicts=verdicts, speech_fractions=fractions, ood_scores=scores, duration_s=y.size / sr,
+                      postprocessing=pp is not None)
 
 
 def format_prediction(path: str, pred: Prediction) -> str:
-    lines = [f"{path}: {pred.duration_s:.2f} s, {len(pred.window_starts_s)} window(s)"
-             + (f", {len(pred.silent_windows)} silent window(s) skipped" if pred.silent_windows else "")]
-    order = np.argsort(-pred.probabilities)
-    width = max(len(l) for l in pred.labels)
-    for i in order:
-        p = float(pred.probabilities[i])
-        lines.append(f"  {pred.labels[i]:<{width}}  {p:6.1%}  {'#' * int(round(p * 40))}")
-    if len(pred.window_starts_s) > 1:
+    counts = {v: pred.verdicts.count(v) for v in (SILENT, NO_SPEECH, UNCERTAIN)}
+    skipped = [f"{counts[SILENT]} silent", f"{counts[NO_SPEECH]} without speech", f"{counts[UNCERTAIN]} uncertain"]
+    skipped = [s for s, k in zip(skipped, counts.values()) if k]
+    lines = [f"{path}: {pred.duration_s:.2f} s, {len(pred.verdicts)} window(s)"
+             + (f"; skipped: {', '.join(skipped)}" if skipped else "")]
+    if pred.verdict == NO_SPEECH:
+        lines.append("  no speech detected")
+    elif pred.verdict == UNCERTAIN:
+        lines.append("  uncertain: the speech is unlike anything the model was trained on; no emotion is reported")
+    else:
+        order = np.argsort(-pred.probabilities)
+        width = max(len(l) for l in pred.labels)
+        for i in order:
+            p = float(pred.probabilities[i])
+            lines.append(f"  {pred.labels[i]:<{width}}  {p:6.1%}  {'#' * int(round(p * 40))}")
+    if len(pred.verdicts) > 1:
         lines.append("  per window: " + ", ".join(
-            f"{s:.1f}s {pred.labels[int(np.argmax(p))]}" for s, p in zip(pred.window_starts_s, pred.window_probabilities)))
+            f"{s:.1f}s {pred.labels[int(np.argmax(p))] if v == CLASSIFIED else v.replace('_', ' ')}"
+            for s, v, p in zip(pred.window_starts_s, pred.verdicts, pred.window_probabilities)))
     return "\n".join(lines)
