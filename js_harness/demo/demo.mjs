@@ -2,6 +2,7 @@
 import * as ort from '/ort/ort.all.min.mjs';
 import { pinDimensions, readContract } from '/lib/onnx_model.mjs';
 import { softmax, toModelInputs } from '/lib/preprocess.mjs';
+import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, decide } from '/lib/postprocess.mjs';
 
 ort.env.wasm.wasmPaths = '/ort/';
 ort.env.logLevel = 'error';
@@ -55,7 +56,15 @@ async function loadModel() {
     } catch (e) {
       throw new Error(`${name}: onnxruntime-web cannot load it on ${backend} (${String(e.message || e).split('\n')[0]})`);
     }
-    sessions.set(key, { url, backend, session, contract });
+    // The shipped post-processing: Silero VAD (the release's copy, on wasm), calibration, "uncertain".
+    let vad = null;
+    if (contract.postprocessing) {
+      const vadUrl = new URL(contract.postprocessing.vad.file, new URL(url, location.href)).href;
+      const vadRes = await fetch(vadUrl);
+      if (!vadRes.ok) throw new Error(`${contract.postprocessing.vad.file}: the voice-activity model cannot be downloaded (HTTP ${vadRes.status})`);
+      vad = await VoiceActivity.create(ort, new Uint8Array(await vadRes.arrayBuffer()), contract.postprocessing.vad);
+    }
+    sessions.set(key, { url, backend, session, contract, vad });
   }
   current = sessions.get(key);
   const c = current.contract;
@@ -136,30 +145,65 @@ async function analyse(arrayBuffer, name) {
     const { channels, sampleRate } = await decode(arrayBuffer.slice(0), wavSampleRate(bytes));
     const { windows, durationSeconds } = toModelInputs(channels, sampleRate, model.contract);
     const { session, contract } = model;
-    const wantLogmel = session.outputNames.includes('logmel');
+    const pp = contract.postprocessing;
+    const featuresName = contract.featuresOutput && session.outputNames.includes(contract.featuresOutput) ? contract.featuresOutput : null;
     const perWindow = [];
     let loudest = null;
     const t0 = performance.now();
-    for (const w of windows) {
-      if (!w.samples) continue;
+    const kept = windows.filter((w) => w.samples);
+    const logitsList = [];
+    const logmelList = [];
+    let logmelDims = null;
+    for (const w of kept) {
       const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', w.samples, [1, contract.inputLength]) };
       const out = await session.run(feeds);
-      const logits = out.output.data;
-      perWindow.push({ startSeconds: w.startSeconds, probabilities: softmax(logits) });
-      if (wantLogmel && (!loudest || w.rms > loudest.rms)) loudest = { rms: w.rms, t: w.startSeconds, data: out.logmel.data.slice(), dims: out.logmel.dims };
+      logitsList.push(Float32Array.from(out[session.outputNames[0]].data));
+      if (featuresName) {
+        logmelList.push(out[featuresName].data.slice());
+        logmelDims = out[featuresName].dims;
+        if (!loudest || w.rms > loudest.rms) loudest = { rms: w.rms, t: w.startSeconds, data: logmelList.at(-1), dims: logmelDims };
+      }
     }
+    let decisions = null;
+    if (pp && model.vad) {
+      const frames = await model.vad.frameProbabilities(kept.map((w) => w.samples), contract.sampleRate);
+      decisions = decide({ frames, logits: logitsList, logmel: logmelList, dims: logmelDims.slice(-2) }, pp);
+    }
+    kept.forEach((w, i) => perWindow.push({
+      startSeconds: w.startSeconds,
+      verdict: decisions ? decisions.verdicts[i] : CLASSIFIED,
+      probabilities: decisions ? decisions.probabilities[i] : softmax(logitsList[i]),
+      speechFraction: decisions ? decisions.speechFraction[i] : null,
+      oodScore: decisions ? decisions.oodScore[i] : null,
+    }));
     const ms = performance.now() - t0;
-    const probs = contract.labels.map((_, i) => perWindow.reduce((s, w) => s + w.probabilities[i], 0) / perWindow.length);
-    drawBars(contract.labels, probs);
+    const classified = perWindow.filter((w) => w.verdict === CLASSIFIED);
+    const verdict = classified.length ? CLASSIFIED : perWindow.some((w) => w.verdict === UNCERTAIN) ? UNCERTAIN : NO_SPEECH;
+    let probs = null;
+    if (classified.length) {
+      probs = contract.labels.map((_, i) => classified.reduce((s, w) => s + w.probabilities[i], 0) / classified.length);
+      drawBars(contract.labels, probs);
+    } else {
+      $('bars').textContent = '';
+      $('top').textContent = verdict === NO_SPEECH ? 'no speech detected' : 'uncertain';
+      $('bars').textContent = verdict === NO_SPEECH
+        ? 'The voice-activity detector heard no speech in this recording, so no emotion is named.'
+        : 'This speech is unlike anything the model was trained on, so no emotion is named.';
+    }
+    document.body.dataset.verdict = verdict;
     if (loudest) {
       drawSpectrogram(loudest.data, loudest.dims, contract.frontend?.top_db ?? 80);
       $('spec-caption').textContent = `(window at ${loudest.t.toFixed(1)} s)`;
     }
     const silent = windows.length - perWindow.length;
-    window.demoResult = { file: name, backend: model.backend, model: model.url, labels: contract.labels,
-      probabilities: probs, top: $('top').textContent, windows: perWindow, silentWindows: silent, ms };
-    setState('done', `${name}: ${durationSeconds.toFixed(2)} s, ${perWindow.length} window(s)` +
-      `${silent ? `, ${silent} silent skipped` : ''}; ${model.backend} took ${ms.toFixed(0)} ms.`);
+    const count = (v) => perWindow.filter((w) => w.verdict === v).length;
+    window.demoResult = { file: name, backend: model.backend, model: model.url, labels: contract.labels, verdict,
+      probabilities: probs, top: probs ? $('top').textContent : null, windows: perWindow, silentWindows: silent,
+      calibrated: Boolean(decisions), ms };
+    const skipped = [[silent, 'silent'], [count(NO_SPEECH), 'without speech'], [count(UNCERTAIN), 'uncertain']]
+      .filter(([k]) => k).map(([k, what]) => `${k} ${what}`);
+    setState('done', `${name}: ${durationSeconds.toFixed(2)} s, ${windows.length} window(s)` +
+      `${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}; ${model.backend} took ${ms.toFixed(0)} ms.`);
   } catch (e) {
     window.demoResult = { error: String(e.message || e) };
     setState('error', `Could not analyse ${name}: ${e.message || e}`);

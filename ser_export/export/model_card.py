@@ -27,6 +27,68 @@ def _files_lines(info: dict) -> list[str]:
     return lines
 
 
+UNSEEN_TITLE = "What the models say about inputs they never saw"
+
+
+def unseen_inputs_section(manifest: dict, level: str = "##") -> list[str]:
+    """The section on voice activity, calibration and "uncertain" (also in the README), from the manifest."""
+    models = {a: m for a, m in manifest["models"].items() if "postprocessing" in m}
+    if not models:
+        return []
+    first = next(iter(models.values()))["postprocessing"]
+    vad, vad_file = first["vad"], manifest.get("vad", {})
+    ev0 = first["evaluation"]
+    lines = [
+        f"{level} {UNSEEN_TITLE}",
+        "",
+        f"Every window passes three checks before an emotion is reported (the same in `predict`, the JS",
+        f"module and the demo page; the parity gate checks that Python and JavaScript agree):",
+        "",
+        f"1. **Voice activity**: Silero VAD (`{vad_file.get('file', vad['file'])}`, silero-vad "
+        f"{vad_file.get('version', '?')}, licence {vad_file.get('license', 'MIT')}) scores every 32 ms frame of the",
+        f"   window at {vad['sample_rate']} Hz (the window at {vad['gain_db']:g} dB, resampled); a window with fewer "
+        f"than {_pct(vad['min_speech_fraction'])}",
+        f"   of its frames at speech probability {vad['threshold']:g} or more is \"no speech\" and is not classified.",
+        "2. **Calibration**: probabilities are `softmax(logits / T)`, the temperature `T` fitted on the",
+        "   validation speakers (temperature scaling, Guo et al. 2017); the ONNX `output` stays raw logits.",
+        f"3. **Out-of-distribution**: `{first['ood']['score']}` ({first['ood']['statistics']}, a Mahalanobis",
+        f"   distance to the training speech); above the {first['ood']['quantile']:g} quantile of the validation",
+        "   speakers' scores the window is \"uncertain\" and no emotion is shown.",
+        "",
+        f"Figures from the build (test = held-out test speakers; OOD set v{ev0['ood_set']['version']}: "
+        f"{ev0['ood_set']['non_speech']['n']} non-speech windows (noise of three colours, tones, chords, music,",
+        f"hum, clicks, door slams, fans) and {ev0['ood_set']['speech_like']['n']} speech-like ones (voices outside "
+        "the synthetic range, whisper, reversed speech, babble), never trained on):",
+        "",
+        "| model | T | ECE test before -> after | VAD speech, test | test uncertain | accuracy: all / classified "
+        "| non-speech: no speech or uncertain | non-speech: confident emotion | speech-like: no speech or uncertain "
+        "| OOD AUROC all / non-speech / speech-like |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arch, m in models.items():
+        ev = m["postprocessing"]["evaluation"]
+        h, ns, sl = ev["held_out_test"], ev["ood_set"]["non_speech"], ev["ood_set"]["speech_like"]
+        auc = ev["ood_auroc"]["held_out_vs"][ev["ood_auroc"]["chosen"]]
+        lines.append(
+            f"| {arch} | {ev['temperature']:.3f} | {ev['ece_test']['before']:.3f} -> {ev['ece_test']['after']:.3f} "
+            f"| {_pct(h['speech_rate'])} | {_pct(h['uncertain_rate_of_speech'])} | {_pct(h['accuracy_all'])} / "
+            f"{_pct(h['accuracy_classified'])} | {_pct(ns['no_speech_or_uncertain_rate'])} "
+            f"| {_pct(ns['confident_emotion_rate'])} | {_pct(sl['no_speech_or_uncertain_rate'])} "
+            f"| {auc['all']:.3f} / {auc['non_speech']:.3f} / {auc['speech_like']:.3f} |")
+    lines += ["", "The VAD's no-speech rate on the OOD set's non-speech part, and AUROC of the scores the build "
+              "measured (held-out test speakers vs the OOD set; the chosen one first):", ""]
+    for arch, m in models.items():
+        ev = m["postprocessing"]["evaluation"]
+        chosen = ev["ood_auroc"]["chosen"]
+        others = "; ".join(f"`{k}` {v['all']:.3f}" for k, v in ev["ood_auroc"]["held_out_vs"].items() if k != chosen)
+        lines.append(f"- {arch}: VAD no speech on non-speech {_pct(ev['ood_set']['non_speech']['no_speech_rate'])}; "
+                     f"AUROC `{chosen}` {ev['ood_auroc']['held_out_vs'][chosen]['all']:.3f}; {others}.")
+        if m.get("plots", {}).get("reliability"):
+            lines.append(f"  ![reliability diagram]({m['plots']['reliability']})")
+    lines.append("")
+    return lines
+
+
 def render_model_card(manifest: dict) -> str:
     c = manifest["contract"]
     labels = manifest["labels"]
@@ -121,6 +183,7 @@ def render_model_card(manifest: dict) -> str:
             f"{rc['pytorch_logmel_vs_librosa_f64']['floor_margin_db']:g} dB above the floor.",
             "",
         ]
+    lines += unseen_inputs_section(manifest)
     lines += [
         "## Limitations",
         "",
