@@ -13,6 +13,8 @@ The build calls :func:`check_model` on its staged files before writing a release
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 
 from ser_export import tolerances as tolerances_mod
 from ser_export.export.metadata import read_metadata
-from ser_export.export.model_file import ModelFile, ReleaseFileError, open_model
+from ser_export.export.model_file import ModelFile, ReleaseFileError, open_model, read_release_file
 from ser_export.manifest import Manifest, ManifestError
 from ser_export.frontend.reference import features_reference
 from ser_export.model_contract import ModelContract
@@ -266,9 +268,25 @@ def collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner],
     from ser_export.postprocess import decide, postprocessing_of
     from ser_export.vad import VoiceActivity
 
+    from ser_export.vad import VAD_FILE, packaged_vad_path, sha256_file
+
     try:
         pp = postprocessing_of(mut.meta)
-        vad = VoiceActivity(pp.vad, near=mut.path)
+        vad_path = None
+        beside = mut.path.parent / VAD_FILE
+        if os.path.lexists(beside):  # the release's copy, read like any release file (never through a symlink out)
+            try:
+                if open_model(beside, folder=mut.path.parent).sha256 == pp.vad.sha256:
+                    vad_path = beside
+            except ReleaseFileError:
+                pass
+        if vad_path is None:
+            packaged = packaged_vad_path()
+            if sha256_file(packaged) != pp.vad.sha256:
+                raise SerExportError(f"no {VAD_FILE} with sha256 {pp.vad.sha256[:12]}... beside the model or in "
+                                     f"the silero-vad package")
+            vad_path = packaged
+        vad = VoiceActivity(pp.vad, path=vad_path)
     except SerExportError as exc:
         raise RunnerError(f"{mut.arch}: post-processing: {exc}") from None
     sr = mut.contract.input.sample_rate
@@ -313,6 +331,18 @@ def check_against_manifest(model: ModelFile, entry: Mapping) -> None:
                     min(len(entry["labels"]), len(labels or [])))
         raise ReleaseFileError(f"{model.path}: its metadata labels {labels} differ from the manifest's "
                                f"{list(entry['labels'])} (first at index {diff})")
+    declared_pp = entry.get("postprocessing")
+    if declared_pp:
+        raw = read_metadata(model.proto).get("postprocessing")
+        if not isinstance(raw, dict):
+            raise ReleaseFileError(f"{model.path}: the manifest declares post-processing; its metadata has none")
+        for key in ("temperature",):
+            if raw.get(key) != declared_pp.get(key):
+                raise ReleaseFileError(f"{model.path}: its metadata post-processing {key} {raw.get(key)!r} differs "
+                                       f"from the manifest's {declared_pp.get(key)!r}")
+        if (raw.get("vad") or {}).get("sha256") != declared_pp["vad"]["sha256"]:
+            raise ReleaseFileError(f"{model.path}: its metadata names another voice-activity model than the "
+                                   f"manifest (sha256 {str((raw.get('vad') or {}).get('sha256'))[:12]}...)")
 
 
 def check_model(model: ModelFile | Path, arch: str, runners: Mapping[str, Runner], cfg: GateConfig,
@@ -408,6 +438,15 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
     except ManifestError as exc:
         report.error = str(exc)
         return report
+    vad = manifest.raw.get("vad")
+    if vad is not None:  # the voice-activity model the release ships (the demo page loads it)
+        mr = ModelReport(arch="silero-vad", file=vad["file"], sha256_expected=vad["sha256"], kind="file")
+        report.models.append(mr)
+        try:
+            data = read_release_file(Path(release_dir) / vad["file"], release_dir)
+            mr.sha256_actual = hashlib.sha256(data).hexdigest()
+        except ReleaseFileError as exc:
+            mr.error = str(exc)
     cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
     runners = make_runners(cfg)
     try:
@@ -451,7 +490,7 @@ def _save(report: GateReport, cfg: GateConfig, tolerances: Mapping | None) -> No
     save_runs(Path(cfg.save_outputs), runs, {
         "release_dir": report.release_dir, "config": cfg.to_dict() | {"tolerances": None},
         "tolerances": dict(tolerances) if tolerances is not None else tolerances_mod.load(),
-        "files": {m.arch: {"file": m.file, "sha256_expected": m.sha256_expected,
+        "files": {m.arch: {"file": m.file, "sha256_expected": m.sha256_expected, "kind": m.kind,
                            "sha256_actual": m.sha256_actual, "error": m.error} for m in report.models},
         "runners": report.runners, "cases_checked": report.cases_checked})
 
@@ -495,7 +534,13 @@ def rejudge(folder: Path, overrides: Path | Mapping | None = None) -> GateReport
         report.models.append(mr)
         report.cases_checked += run.n_cases
     for arch, f in files.items():  # models that could not be run have no saved outputs
-        if arch not in runs and isinstance(f, dict):
+        if arch in runs or not isinstance(f, dict):
+            continue
+        if f.get("kind") == "file":  # checked by checksum only: the verdict as recorded
+            report.models.append(ModelReport(arch=arch, file=str(f.get("file")), kind="file",
+                                             sha256_expected=f.get("sha256_expected"),
+                                             sha256_actual=f.get("sha256_actual"), error=f.get("error")))
+        else:
             report.models.append(ModelReport(arch=arch, file=str(f.get("file")), error=f.get("error") or
                                              "no saved outputs"))
     report.wall_s = time.perf_counter() - t0

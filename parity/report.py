@@ -26,6 +26,8 @@ class ModelReport:
     counterexamples: list[dict] = dataclasses.field(default_factory=list)
     timings: dict = dataclasses.field(default_factory=dict)
     error: str | None = None  # could not be checked
+    #: ``"model"``, or ``"file"`` for a release file checked by checksum only (the voice-activity model)
+    kind: str = "model"
     #: The raw run (:class:`parity.record.ModelRun`) for ``--save-outputs``; not part of the report.
     run: object | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -41,7 +43,7 @@ class ModelReport:
         return [r for r in self.results if not r.passed and r.applicable]
 
     def to_dict(self) -> dict:
-        return {"arch": self.arch, "file": self.file,
+        return {"arch": self.arch, "file": self.file, "kind": self.kind,
                 "checksum": {"expected": self.sha256_expected, "actual": self.sha256_actual, "ok": self.checksum_ok},
                 "passed": self.error is None and bool(self.checksum_ok) and not self.failures,
                 "error": self.error, "results": [r.to_dict() for r in self.results],

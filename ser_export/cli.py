@@ -143,7 +143,7 @@ def _run_verify(args) -> int:
     for line in summary_table(report) + report.summary_lines():
         print(line)
     verdict = {0: "PASSED", 1: "FAILED", 2: "NOT CHECKED"}[report.exit_code]
-    print(f"verify: {verdict}: {len(report.models)} model(s), {report.cases_checked} cases, "
+    print(f"verify: {verdict}: {sum(m.kind == 'model' for m in report.models)} model(s), {report.cases_checked} cases, "
           f"{report.wall_s:.1f} s ({report.cases_checked / max(report.wall_s, 1e-9):.1f} cases/s)")
     line = report.verdict_line()
     if line:  # refused or not checked: one line on stderr, naming the file

@@ -300,6 +300,10 @@ class Manifest:
                 raise ManifestError(f"{where}: vad.file {vad['file']!r} is not a file of the release")
             if not _SHA256.match(vad["sha256"]):
                 raise ManifestError(f"{where}: vad.sha256 is not 64 hexadecimal digits")
+            for arch, entry in data["models"].items():
+                named = (entry.get("postprocessing") or {}).get("vad", {}).get("sha256")
+                if named is not None and named != vad["sha256"]:
+                    raise ManifestError(f"{where}: models.{arch}.postprocessing.vad.sha256 differs from vad.sha256")
         models = {}
         seen: set[str] = set()
         for arch, entry in data["models"].items():

@@ -119,6 +119,20 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> bool:
     return found
 
 
+def read_release_file(path: str | os.PathLike, folder: str | os.PathLike, max_bytes: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of a release file that is a regular file inside ``folder`` (no symlink out), at most
+    ``max_bytes``; :class:`ReleaseFileError` naming the file otherwise."""
+    path = Path(path)
+    st = _regular_file_inside(path, Path(folder), str(path))
+    if st.st_size > max_bytes:
+        raise ReleaseFileError(f"{path}: is {st.st_size} bytes, over the {max_bytes}-byte limit")
+    try:
+        with open(path, "rb") as f:
+            return f.read(max_bytes + 1)
+    except OSError as exc:
+        raise ReleaseFileError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
 def open_model(path: str | os.PathLike, folder: str | os.PathLike | None = None,
                max_bytes: int = MAX_MODEL_BYTES) -> ModelFile:
     """Read and check a model file of ``folder`` (default: the file's own folder).
