@@ -96,3 +96,35 @@ def test_model_outside_its_folder_is_refused(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"error: {release / 'm.onnx'}: external data of {t.name!r} ('../outside.onnx'): points outside the "
         f"model's folder")
+
+
+@pytest.mark.parametrize("arch_file", ["voice_emotion_cnn.onnx", "voice_emotion_cnn_resnet.onnx"])
+def test_noise_chord_and_clicks_are_no_speech_never_a_confident_emotion(quick_release, tmp_path, arch_file):
+    from tests.nonspeech import write_nonspeech
+
+    model = str(quick_release["out"] / arch_file)
+    for name, path in write_nonspeech(tmp_path).items():
+        proc = run_cli("predict", str(path), "--model", model, "--json")
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["speech"] is False and result["verdict"] == "no_speech" and result["top"] is None, name
+        assert result["probabilities"] is None and len(result["no_speech_windows_start_s"]) == 2, name
+        text = run_cli("predict", str(path), "--model", model)
+        assert text.returncode == 0 and "no speech detected" in text.stdout, (name, text.stdout)
+
+
+def test_a_long_file_says_which_windows_were_skipped(model, tmp_path):
+    from tests.nonspeech import nonspeech_waves
+
+    speaker = make_speakers(2, 9)[0]
+    speech = np.concatenate([synthesize(speaker, e, clip_rng(9, 0, i, 1)) for i, e in enumerate(["happy", "sad"])])
+    y = np.concatenate([0.2 * speech[:2 * 46305], np.zeros(46305), nonspeech_waves()["white_noise"][:46305]])
+    path = write_wav(tmp_path / "mixed.wav", y, sr=22050, subtype="FLOAT")
+    result = json.loads(run_cli("predict", str(path), "--model", model, "--json").stdout)
+    verdicts = [w["verdict"] for w in result["windows"]]
+    assert verdicts[2:] == ["silent", "no_speech"], verdicts
+    assert result["silent_windows_start_s"] == [4.2] and result["no_speech_windows_start_s"] == [6.3]
+    assert result["speech"] is True and all(v in ("classified", "uncertain") for v in verdicts[:2])
+    assert result["calibrated"] is True
+    text = run_cli("predict", str(path), "--model", model).stdout
+    assert "skipped: 1 silent, 1 without speech" in text and "6.3s no speech" in text, text

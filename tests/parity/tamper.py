@@ -18,6 +18,8 @@ def copy_release(src: Path, dst: Path, only: str = "voice_emotion_cnn.onnx") -> 
     manifest = json.loads((src / "manifest.json").read_text())
     manifest["models"] = {a: m for a, m in manifest["models"].items() if m["file"] == only}
     shutil.copy(src / only, dst / only)
+    if "vad" in manifest:  # the voice-activity model the models' post-processing runs
+        shutil.copy(src / manifest["vad"]["file"], dst / manifest["vad"]["file"])
     (dst / "manifest.json").write_text(json.dumps(manifest))
     return dst / only
 

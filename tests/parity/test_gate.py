@@ -40,7 +40,26 @@ def test_good_release_passes_on_all_runners(quick_release, tmp_path):
     assert {"golden_logits", "top1", "batch_invariance[logmel]", "determinism[logits]"} <= stages
     pre = [s for s in stages if s.startswith("js_preprocessing[")]
     assert len(pre) == 6  # every generated recording through the shipped JS preprocessing
+    # the shipped JS post-processing (VAD, calibration, OOD flag) on every JS runner, against Python's
+    post = {(r["stage"], r["runner"]) for m in data["models"] for r in m["results"]
+            if r["stage"].startswith("postprocessing[")}
+    assert post == {(f"postprocessing[{k}]", r) for k in ("vad", "calibrated", "ood")
+                    for r in ("onnxruntime-web-wasm", "onnxruntime-node")}
+    vad = next(m for m in data["models"] if m["kind"] == "file")
+    assert vad["file"] == "silero_vad.onnx" and vad["checksum"]["ok"] is True
     assert "<testsuites" in (tmp_path / "r" / "junit.xml").read_text()
+
+
+def test_a_tampered_voice_activity_model_fails_with_exit_1(quick_release, tmp_path):
+    release = tamper.copy_release(quick_release["out"], tmp_path / "r").parent
+    path = release / "silero_vad.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    proc, report = _verify(release, *FAST, runtimes="onnxruntime-python")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("silero_vad.onnx: sha256 does not match the manifest's "
+                                                         "(not the released file)")
 
 
 def test_checksum_mismatch_fails(quick_release, tmp_path):

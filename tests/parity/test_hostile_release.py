@@ -199,8 +199,25 @@ def manifest_symlink(rng, release, decoy):
     return "manifest is a symlink out of the release"
 
 
+def vad_symlink(rng, release, decoy):
+    """The voice-activity model moved out and linked back: the same bytes, so only the guard stops it."""
+    vad = release / _manifest(release)["vad"]["file"]
+    outside = release.parent / "vad-outside.onnx"
+    shutil.move(vad, outside)
+    vad.symlink_to(outside)
+    return "voice-activity model is a symlink out of the release"
+
+
+def vad_flip(rng, release, decoy):
+    vad = release / _manifest(release)["vad"]["file"]
+    data = bytearray(vad.read_bytes())
+    data[rng.randrange(0, len(data))] ^= 1 << rng.randrange(8)
+    vad.write_bytes(bytes(data))
+    return "bytes flipped in the voice-activity model"
+
+
 CORRUPTIONS = [truncate, flip_header, flip_anywhere, delete_entry, duplicate_entry, retype_field, external_data,
-               model_directory, manifest_symlink]
+               model_directory, manifest_symlink, vad_symlink, vad_flip]
 
 
 def _snapshot(folder: Path) -> dict:
@@ -234,7 +251,7 @@ def test_every_broken_release_is_refused_in_one_line_reading_nothing_outside(pri
         assert code in (1, 2), (what, code, out[-2000:])
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (what, err)
-        named = [str(release / MODEL), str(release / "manifest.json"), MODEL, "manifest.json"]
+        named = [str(release / MODEL), str(release / "manifest.json"), MODEL, "manifest.json", "silero_vad.onnx"]
         assert any(n in lines[0] for n in named), (what, lines[0])
         assert "Traceback" not in out + err
         real_root, real_release = os.path.realpath(root), os.path.realpath(release)

@@ -251,3 +251,50 @@ def test_user_weights_are_loaded_safely(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(RunnerError, match="not a state dict"):
         load_weights(tmp_path / "list.pt")
+
+
+def _post_record(n=6, frames=66, seed=0):
+    from parity.record import PostprocessRecord
+
+    rng = np.random.default_rng(seed)
+    py_frames = rng.uniform(0, 1, (n, frames)).astype(np.float32)
+    py_frames[:, :] = np.where(np.abs(py_frames - 0.5) < 0.01, 0.6, py_frames)  # no frame near the threshold
+    probs = rng.dirichlet(np.ones(7), n)
+    ood = rng.uniform(0, 10, n)
+    ood = np.where(np.abs(ood - 5.0) < 0.5, 7.0, ood)
+    speech = (py_frames >= 0.5).mean(axis=1) >= 0.05
+    return PostprocessRecord(js_frames=py_frames.copy(), py_frames=py_frames, js_probabilities=probs.copy(),
+                             py_probabilities=probs, js_ood=ood.copy(), py_ood=ood, js_speech=speech.copy(),
+                             py_speech=speech, js_uncertain=ood > 5.0, py_uncertain=ood > 5.0, vad_threshold=0.5,
+                             ood_threshold=5.0)
+
+
+TOL_POST = {"speech_probability": 1e-4, "calibrated_probabilities": 1e-9, "ood_score_relative": 1e-9}
+
+
+def test_postprocessing_agreement_passes_and_each_kind_of_disagreement_fails():
+    labels = [f"c{i}" for i in range(6)]
+    assert all(r.passed for r in judge.judge_postprocessing("m", "js", _post_record(), labels, TOL_POST))
+    for field, change, stage in (
+            ("js_frames", lambda r: r.js_frames.__setitem__((2, 5), r.js_frames[2, 5] + 0.01), "vad"),
+            ("js_speech", lambda r: r.js_speech.__setitem__(3, not r.js_speech[3]), "vad"),
+            ("js_probabilities", lambda r: r.js_probabilities.__setitem__((1, 0), r.js_probabilities[1, 0] + 1e-6),
+             "calibrated"),
+            ("js_ood", lambda r: r.js_ood.__setitem__(4, r.js_ood[4] * 1.001), "ood"),
+            ("js_uncertain", lambda r: r.js_uncertain.__setitem__(0, not r.js_uncertain[0]), "ood")):
+        rec = _post_record()
+        change(rec)
+        failed = [r for r in judge.judge_postprocessing("m", "js", rec, labels, TOL_POST) if not r.passed]
+        assert [r.stage for r in failed] == [f"postprocessing[{stage}]"], field
+        assert any(failed[0].case_failed), field
+
+
+def test_a_decision_may_flip_only_next_to_its_threshold():
+    rec = _post_record()
+    rec.py_frames[1, :] = 0.0
+    rec.py_frames[1, 0] = 0.50005          # one frame within 1e-4 of the VAD threshold
+    rec.js_frames[1, :] = rec.py_frames[1, :]
+    rec.js_speech[1], rec.py_speech[1] = True, False
+    rec.py_ood[2] = rec.js_ood[2] = 5.0 + 1e-10  # within the relative tolerance of the OOD threshold
+    rec.py_uncertain[2], rec.js_uncertain[2] = True, False
+    assert all(r.passed for r in judge.judge_postprocessing("m", "js", rec, [str(i) for i in range(6)], TOL_POST))

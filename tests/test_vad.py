@@ -1,0 +1,91 @@
+"""Voice activity (ser_export.vad): the resampler, Silero's frames and the window decision."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ser_export import contract
+from ser_export.audio import prepare_clip, rms_normalize
+from ser_export.data import synthetic
+from ser_export.errors import SerExportError
+from ser_export.vad import (VadParams, VoiceActivity, find_vad_file, is_speech, packaged_vad_path,
+                            resample_poly_kaiser, resampled_length, sha256_file, speech_fraction)
+
+
+@pytest.fixture(scope="module")
+def vad():
+    return VoiceActivity(VadParams(sha256=sha256_file(packaged_vad_path())))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([(22050, 16000), (44100, 16000), (48000, 16000), (16000, 22050), (8000, 16000)]),
+       st.floats(50, 3000), st.floats(0, 2 * np.pi))
+def test_resampler_keeps_a_tone_below_the_cutoff(rates, freq, phase):
+    sr_from, sr_to = rates
+    n = sr_from // 2
+    y = np.sin(2 * np.pi * freq * np.arange(n) / sr_from + phase)
+    out = resample_poly_kaiser(y, sr_from, sr_to)
+    assert out.shape == (resampled_length(n, sr_from, sr_to),) and out.dtype == np.float32
+    expected = np.sin(2 * np.pi * freq * np.arange(out.size) / sr_to + phase)
+    edge = sr_to // 20  # the zero padding beyond the ends bends the first and last 50 ms
+    err = np.abs(out[edge:-edge] - expected[edge:-edge]).max()
+    assert err < 2e-3, f"{sr_from}->{sr_to} Hz, {freq:.1f} Hz tone: max error {err:.3g}"
+
+
+def test_resampler_removes_what_the_new_rate_cannot_hold():
+    n = 22050
+    y = np.sin(2 * np.pi * 10000 * np.arange(n) / 22050)   # above 8 kHz: must vanish at 16 kHz
+    out = resample_poly_kaiser(y, 22050, 16000)
+    assert np.sqrt(np.mean(out[1000:-1000] ** 2)) < 1e-3
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 5000), st.sampled_from([(22050, 16000), (48000, 16000), (16000, 16000)]))
+def test_resampled_length_is_the_ceiling(n, rates):
+    sr_from, sr_to = rates
+    assert resampled_length(n, sr_from, sr_to) == int(np.ceil(n * sr_to / sr_from - 1e-9))
+    assert resample_poly_kaiser(np.zeros(n), sr_from, sr_to).size == resampled_length(n, sr_from, sr_to)
+
+
+def test_a_model_window_has_66_frames_of_32_ms():
+    p = VadParams(sha256="0" * 64)
+    assert p.n_frames(contract.N_SAMPLES, contract.SAMPLE_RATE) == 66  # 33600 samples at 16 kHz / 512
+
+
+def test_synthetic_speech_is_speech_and_noise_chord_clicks_are_not(vad):
+    speakers = synthetic.make_speakers(4, 3)
+    speech = np.stack([prepare_clip(synthetic.synthesize(s, e, synthetic.clip_rng(3, i, j, 0)))
+                       for i, s in enumerate(speakers) for j, e in enumerate(["neutral", "angry", "happy"])])
+    n, sr = contract.N_SAMPLES, contract.SAMPLE_RATE
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(0)
+    clicks = np.zeros(n)
+    clicks[:: int(0.2 * sr)] = 1.0
+    others = np.stack([rms_normalize(x) for x in (
+        rng.standard_normal(n), sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)), clicks)])
+    assert is_speech(vad.frame_probabilities(speech, sr), vad.params).all()
+    frames = vad.frame_probabilities(others, sr)
+    assert not is_speech(frames, vad.params).any(), speech_fraction(frames, vad.params.threshold)
+
+
+def test_a_window_alone_scores_as_inside_a_batch(vad):
+    rng = np.random.default_rng(1)
+    speaker = synthetic.make_speakers(2, 4)[1]
+    x = np.stack([prepare_clip(synthetic.synthesize(speaker, "sad", synthetic.clip_rng(4, 1, 2, 0))),
+                  rms_normalize(rng.standard_normal(contract.N_SAMPLES))])
+    together = vad.frame_probabilities(x, contract.SAMPLE_RATE)
+    alone = np.concatenate([vad.frame_probabilities(x[i:i + 1], contract.SAMPLE_RATE) for i in range(2)])
+    np.testing.assert_allclose(alone, together, atol=1e-5)
+
+
+def test_the_decision_is_the_fraction_of_frames_over_the_threshold():
+    p = VadParams(sha256="0" * 64, threshold=0.5, min_speech_fraction=0.25)
+    frames = np.array([[0.9, 0.1, 0.1, 0.1], [0.5, 0.2, 0.2, 0.2], [0.49, 0.49, 0.49, 0.49]])
+    np.testing.assert_array_equal(speech_fraction(frames, 0.5), [0.25, 0.25, 0.0])
+    np.testing.assert_array_equal(is_speech(frames, p), [True, True, False])
+
+
+def test_a_vad_file_with_another_checksum_is_refused(tmp_path):
+    with pytest.raises(SerExportError, match="no silero_vad.onnx with sha256 ffffffffffff"):
+        find_vad_file("f" * 64, near=tmp_path / "model.onnx")
+    assert find_vad_file(sha256_file(packaged_vad_path())) == packaged_vad_path()
