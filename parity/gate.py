@@ -438,15 +438,6 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
     except ManifestError as exc:
         report.error = str(exc)
         return report
-    vad = manifest.raw.get("vad")
-    if vad is not None:  # the voice-activity model the release ships (the demo page loads it)
-        mr = ModelReport(arch="silero-vad", file=vad["file"], sha256_expected=vad["sha256"], kind="file")
-        report.models.append(mr)
-        try:
-            data = read_release_file(Path(release_dir) / vad["file"], release_dir)
-            mr.sha256_actual = hashlib.sha256(data).hexdigest()
-        except ReleaseFileError as exc:
-            mr.error = str(exc)
     cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
     runners = make_runners(cfg)
     try:
@@ -468,6 +459,15 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
             except (RunnerError, ReleaseFileError) as exc:
                 mr.error = str(exc)
             report.cases_checked += len(cases.specs)
+        vad = manifest.raw.get("vad")
+        if vad is not None:  # the voice-activity model the release ships (the demo page loads it)
+            mr = ModelReport(arch="silero-vad", file=vad["file"], sha256_expected=vad["sha256"], kind="file")
+            try:
+                data = read_release_file(Path(release_dir) / vad["file"], release_dir)
+                mr.sha256_actual = hashlib.sha256(data).hexdigest()
+            except ReleaseFileError as exc:
+                mr.error = str(exc)
+            report.models.append(mr)
         report.runners = {name: r.info() for name, r in runners.items()}
     finally:
         _finish(report, runners, cfg, t0)
