@@ -247,6 +247,21 @@ def _run_demo(args) -> int:
     return subprocess.call(cmd, cwd=HARNESS_DIR)
 
 
+def _run_card(args) -> int:
+    from .export.model_card import render_model_card, unseen_inputs_section
+    from .manifest import Manifest
+
+    manifest = Manifest.read(args.release_dir).raw
+    if args.section == "unseen":
+        lines = unseen_inputs_section(manifest, level="###")
+        if not lines:
+            raise SerExportError(f"{args.release_dir}: its models have no post-processing (built before it existed)")
+        print("\n".join(lines).rstrip("\n"))
+    else:
+        print(render_model_card(manifest))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser_export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--schema", action="store_true", help="print the JSON schema")
     g.add_argument("--check", type=Path, metavar="FILE", help="read FILE; exit 2 with the field named if it is wrong")
+    p = sub.add_parser("card", help="print a release's model card (rendered from its manifest), or one section")
+    p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
+    p.add_argument("--section", choices=["unseen"], help="unseen: what the models say about inputs they never saw "
+                                                         "(the README's block)")
     p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
     p.add_argument("--force", action="store_true")
     return parser
@@ -330,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
-            "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract}
+            "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract,
+            "card": _run_card}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,3 +66,16 @@ def test_manifest_lists_the_contract_and_both_models_with_their_checksums():
         blob = (RELEASE / entry["file"]).read_bytes()
         assert len(blob) == entry["bytes"], entry["file"]
         assert hashlib.sha256(blob).hexdigest() == entry["sha256"], f"{entry['file']}: sha256 differs from the manifest"
+
+
+@pytest.mark.parametrize("arch", sorted(MANIFEST["models"]))
+def test_committed_models_name_no_emotion_for_noise_a_chord_or_clicks(arch, tmp_path):
+    """Issue 10's table on the committed models: no emotion above 0.8 (here: none at all)."""
+    from ser_export.predict import predict_file
+    from tests.nonspeech import write_nonspeech
+
+    for name, wav in write_nonspeech(tmp_path).items():
+        pred = predict_file(wav, RELEASE / MANIFEST["models"][arch]["file"])
+        assert pred.postprocessing and pred.verdict in ("no_speech", "uncertain"), (name, pred.verdicts)
+        confident = [p.max() for p, v in zip(pred.window_probabilities, pred.verdicts) if v == "classified"]
+        assert all(p < 0.8 for p in confident), (name, confident)

@@ -27,3 +27,23 @@ def test_committed_file_sizes_in_the_bench_table():
         row = re.search(rf"\| {name}, `fft` \|[^\n]*\| ([\d.]+) MB \|", README)
         assert row, f"the bench table has a row for {name} with the fft front-end"
         assert float(row.group(1)) == round(MANIFEST["models"][arch]["bytes"] / 1e6, 1)
+
+
+def test_the_unseen_inputs_block_is_the_committed_release_s():
+    """The README's figures on voice activity, calibration and "uncertain" are the committed manifest's,
+    rendered as `python -m ser_export card saved_models --section unseen` prints them."""
+    from ser_export.export.model_card import unseen_inputs_section
+
+    block = re.search(r"<!-- unseen:begin -->\n(.*?)\n<!-- unseen:end -->", README, re.S)
+    assert block, "the README has the unseen-inputs block"
+    expected = "\n".join(unseen_inputs_section(MANIFEST, level="###")).rstrip("\n")
+    assert expected and block.group(1) == expected
+
+
+def test_the_shipped_silero_file_is_the_one_the_manifest_names():
+    from ser_export.io import sha256_file
+
+    vad = MANIFEST["vad"]
+    assert sha256_file(ROOT / "saved_models" / vad["file"]) == vad["sha256"] and vad["license"].startswith("MIT")
+    for m in MANIFEST["models"].values():
+        assert m["postprocessing"]["vad"]["sha256"] == vad["sha256"]

@@ -172,3 +172,24 @@ def test_models_built_anywhere_pass_in_chromium(tmp_path, name):
     assert ran | skipped == {"chromium-wasm", "chromium-webgl", "chromium-webgpu"}
     assert "chromium-wasm" in ran and (ran == {"chromium-wasm", "chromium-webgl", "chromium-webgpu"}
                                        if name == "mel" else skipped == {"chromium-webgl", "chromium-webgpu"})
+
+
+@pytest.mark.parametrize("model", ["voice_emotion_cnn.onnx", "voice_emotion_cnn_resnet.onnx"])
+def test_demo_page_names_no_emotion_for_noise_a_chord_or_clicks(demo_server, committed_release, model, tmp_path):
+    """Issue 10's table through the page: white noise, a chord and clicks get "no speech detected" (or
+    "uncertain"), never an emotion above 0.8; the page's verdicts are Python predict's."""
+    from tests.nonspeech import write_nonspeech
+
+    for name, wav in write_nonspeech(tmp_path).items():
+        proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",
+                               f"{demo_server}?backend=wasm&model=/models/{model}", "--file", str(wav)],
+                              capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        shown = json.loads(proc.stdout)
+        assert "error" not in shown and shown["consoleErrors"] == [], shown
+        expected = predict_file(wav, committed_release["out"] / model)
+        assert shown["calibrated"] is True and shown["verdict"] == expected.verdict, (name, shown["verdict"])
+        assert shown["verdict"] in ("no_speech", "uncertain"), (name, shown["verdict"])
+        assert shown["shown"]["top"] in ("no speech detected", "uncertain") and shown["shown"]["bars"] == []
+        assert [w["verdict"] for w in shown["windows"]] == [v for v in expected.verdicts if v != "silent"]
+        assert all(max(w["probabilities"]) < 0.8 for w in shown["windows"] if w["verdict"] == "classified")
