@@ -52,6 +52,10 @@ def test_browser_runners_pass_the_gate_and_prove_their_backend(committed_release
            if r["stage"].startswith("js_preprocessing[")}
     assert {r for _, r, _ in pre} == {"chromium-wasm"} and all(ok for _, _, ok in pre)
     assert {"js_preprocessing[44100Hz-stereo-3.3s]", "js_preprocessing[48000Hz-mono-2.1s]"} <= {s for s, _, _ in pre}
+    # the shipped post-processing (Silero VAD on wasm, calibration, OOD flag) inside every page, against Python's
+    post = {(r["stage"], r["runner"]) for m in data["models"] for r in m["results"]
+            if r["stage"].startswith("postprocessing[") and r["passed"]}
+    assert post == {(f"postprocessing[{k}]", f"chromium-{b}") for k in ("vad", "calibrated", "ood") for b in BACKENDS}
 
 
 @pytest.fixture(scope="module")
