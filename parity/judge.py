@@ -323,53 +323,38 @@ def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], to
     the uncertain flag may differ only where the score lies that close to the threshold).
     """
     n = int(rec.py_frames.shape[0])
-    cases = list(range(n))
-    out = []
-    # VAD
+
+    def stage(what: str, errors: np.ndarray, tol_: float, flips: np.ndarray, detail: str, **metrics) -> StageResult:
+        """One post-processing stage from per-case errors and decisions that flipped away from a threshold."""
+        failed = (errors > tol_) | flips
+        worst = int(errors.argmax()) if n else 0
+        note = (f"decisions differ on {int(flips.sum())} case(s) away from the threshold; " if flips.any() else "")
+        return StageResult(
+            model, f"postprocessing[{what}]", runner, "python-postprocessing", not failed.any(), tol_,
+            float(errors.max()) if n else 0.0, _p99(errors), n, {"input": labels[worst] if n else None, "case": worst},
+            detail=note + detail, metrics={"decisions_differ": int(flips.sum()), **metrics}, cases=list(range(n)),
+            case_errors=[float(e) for e in errors], case_failed=[bool(f) for f in failed])
+
+    def flipped(js, py, near) -> np.ndarray:
+        return (np.asarray(js, bool) != np.asarray(py, bool)) & ~near
+
+    py_frames = rec.py_frames.astype(np.float64)
     tol_p = tol["speech_probability"]
-    err = np.abs(rec.js_frames.astype(np.float64) - rec.py_frames.astype(np.float64))
-    per_case = err.max(axis=1) if err.size else np.zeros(n)
-    near = (np.abs(rec.py_frames.astype(np.float64) - rec.vad_threshold) <= tol_p).any(axis=1) if err.size \
-        else np.zeros(n, bool)
-    flip = (np.asarray(rec.js_speech, bool) != np.asarray(rec.py_speech, bool)) & ~near
-    failed = (per_case > tol_p) | flip
-    worst = int(per_case.argmax()) if n else 0
-    out.append(StageResult(
-        model, "postprocessing[vad]", runner, "python-postprocessing", not failed.any(), tol_p,
-        float(per_case.max()) if n else 0.0, _p99(per_case), n, {"input": labels[worst] if n else None, "case": worst},
-        detail=(f"speech decisions differ on {int(flip.sum())} case(s) away from the threshold; " if flip.any() else "")
-        + f"{int(np.sum(rec.py_speech))} of {n} cases hold speech; JS took {rec.js_ms:.0f} ms",
-        metrics={"decisions_differ": int(flip.sum()), "speech_cases": int(np.sum(rec.py_speech))},
-        cases=cases, case_errors=[float(e) for e in per_case], case_failed=[bool(f) for f in failed]))
-    # calibrated probabilities
-    tol_c = tol["calibrated_probabilities"]
+    err = np.abs(rec.js_frames.astype(np.float64) - py_frames)
+    near = (np.abs(py_frames - rec.vad_threshold) <= tol_p).any(axis=1) if err.size else np.zeros(n, bool)
+    out = [stage("vad", err.max(axis=1) if err.size else np.zeros(n), tol_p,
+                 flipped(rec.js_speech, rec.py_speech, near),
+                 f"{int(np.sum(rec.py_speech))} of {n} cases hold speech; JS took {rec.js_ms:.0f} ms",
+                 speech_cases=int(np.sum(rec.py_speech)))]
     perr = np.abs(np.asarray(rec.js_probabilities, np.float64) - np.asarray(rec.py_probabilities, np.float64))
-    per_case = perr.max(axis=1) if perr.size else np.zeros(n)
-    worst = int(per_case.argmax()) if n else 0
-    out.append(StageResult(
-        model, "postprocessing[calibrated]", runner, "python-postprocessing", bool((per_case <= tol_c).all()), tol_c,
-        float(per_case.max()) if n else 0.0, _p99(per_case), n, {"input": labels[worst] if n else None, "case": worst},
-        detail="softmax(logits / temperature) from the same logits", cases=cases,
-        case_errors=[float(e) for e in per_case], case_failed=[bool(e > tol_c) for e in per_case]))
-    # OOD score and the uncertain flag
+    out.append(stage("calibrated", perr.max(axis=1) if perr.size else np.zeros(n), tol["calibrated_probabilities"],
+                     np.zeros(n, bool), "softmax(logits / temperature) from the same logits"))
     tol_o = tol["ood_score_relative"]
     py_o, js_o = np.asarray(rec.py_ood, np.float64), np.asarray(rec.js_ood, np.float64)
-    rel = np.abs(js_o - py_o) / np.maximum(1.0, np.abs(py_o))
     near = np.abs(py_o - rec.ood_threshold) <= tol_o * max(1.0, abs(rec.ood_threshold))
-    flip = (np.asarray(rec.js_uncertain, bool) != np.asarray(rec.py_uncertain, bool)) & ~near
-    failed = (rel > tol_o) | flip
-    worst = int(rel.argmax()) if n else 0
-    out.append(StageResult(
-        model, "postprocessing[ood]", runner, "python-postprocessing", not failed.any(), tol_o,
-        float(rel.max()) if n else 0.0, _p99(rel), n, {"input": labels[worst] if n else None, "case": worst},
-        detail=(f"uncertain flags differ on {int(flip.sum())} case(s) away from the threshold; " if flip.any() else "")
-        + "relative error of the OOD score", metrics={"decisions_differ": int(flip.sum())},
-        cases=cases, case_errors=[float(e) for e in rel], case_failed=[bool(f) for f in failed]))
+    out.append(stage("ood", np.abs(js_o - py_o) / np.maximum(1.0, np.abs(py_o)), tol_o,
+                     flipped(rec.js_uncertain, rec.py_uncertain, near), "relative error of the OOD score"))
     return out
-
-
-def _p99(x: np.ndarray) -> float:
-    return float(np.percentile(x, 99)) if np.size(x) else 0.0
 
 
 def _class(classes: Sequence[str] | None, i: int) -> str | int:

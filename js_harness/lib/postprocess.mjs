@@ -8,6 +8,8 @@
 //   const d = decide({ frames, logits, logmel, dims }, contract.postprocessing);
 //   // d.verdicts[i]: 'no_speech' | 'uncertain' | 'classified'; d.probabilities[i]: calibrated
 
+import { besselI0 } from './preprocess.mjs';
+
 export const NO_SPEECH = 'no_speech';
 export const UNCERTAIN = 'uncertain';
 export const CLASSIFIED = 'classified';
@@ -15,17 +17,6 @@ export const CLASSIFIED = 'classified';
 function gcd(a, b) {
   while (b) [a, b] = [b, a % b];
   return a;
-}
-
-function besselI0(x) {
-  let sum = 1;
-  let term = 1;
-  for (let k = 1; k < 500; k++) {
-    term *= (x / (2 * k)) ** 2;
-    sum += term;
-    if (term < 1e-17 * sum) break;
-  }
-  return sum;
 }
 
 /** ceil(n * to / from) in integers. */

@@ -32,13 +32,14 @@ export function checkFinite(x, what = 'audio') {
   return x;
 }
 
-function besselI0(x) {
+/** The modified Bessel function I0 (power series, to double precision). */
+export function besselI0(x) {
   let sum = 1;
   let term = 1;
-  for (let k = 1; k < 50; k++) {
+  for (let k = 1; k < 500; k++) {
     term *= (x / (2 * k)) ** 2;
     sum += term;
-    if (term < 1e-12 * sum) break;
+    if (term < 1e-17 * sum) break;
   }
   return sum;
 }
