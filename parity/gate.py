@@ -302,7 +302,8 @@ def collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner],
             js_ood=np.asarray(js["oodScore"], np.float64), py_ood=py.ood_score,
             js_speech=np.asarray(js["speech"], bool), py_speech=py.speech,
             js_uncertain=np.asarray(js["uncertain"], bool), py_uncertain=py.uncertain,
-            vad_threshold=pp.vad.threshold, ood_threshold=pp.ood.threshold, js_ms=float(js.get("ms", 0.0)))
+            vad_threshold=pp.vad.threshold, ood_threshold=pp.ood.threshold,
+            min_probability=pp.confidence.min_probability, js_ms=float(js.get("ms", 0.0)))
     return out
 
 

@@ -320,7 +320,8 @@ def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], to
     frames lies within that tolerance of the threshold), ``postprocessing[calibrated]``
     (calibrated probabilities within ``calibrated_probabilities``) and
     ``postprocessing[ood]`` (OOD scores within ``ood_score_relative`` of ``max(1, |score|)``;
-    the uncertain flag may differ only where the score lies that close to the threshold).
+    the uncertain flag may differ only where the score lies that close to its threshold, or the
+    top calibrated probability within ``calibrated_probabilities`` of ``min_probability``).
     """
     n = int(rec.py_frames.shape[0])
 
@@ -352,8 +353,11 @@ def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], to
     tol_o = tol["ood_score_relative"]
     py_o, js_o = np.asarray(rec.py_ood, np.float64), np.asarray(rec.js_ood, np.float64)
     near = np.abs(py_o - rec.ood_threshold) <= tol_o * max(1.0, abs(rec.ood_threshold))
+    top = np.asarray(rec.py_probabilities, np.float64).max(axis=1) if perr.size else np.zeros(n)
+    near |= np.abs(top - rec.min_probability) <= tol["calibrated_probabilities"]
     out.append(stage("ood", np.abs(js_o - py_o) / np.maximum(1.0, np.abs(py_o)), tol_o,
-                     flipped(rec.js_uncertain, rec.py_uncertain, near), "relative error of the OOD score"))
+                     flipped(rec.js_uncertain, rec.py_uncertain, near),
+                     "relative error of the OOD score; the uncertain flag (OOD or low confidence)"))
     return out
 
 

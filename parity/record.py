@@ -88,6 +88,7 @@ class PostprocessRecord:
     py_uncertain: np.ndarray
     vad_threshold: float
     ood_threshold: float
+    min_probability: float = 0.0
     js_ms: float = 0.0
 
     ARRAYS = ("js_frames", "py_frames", "js_probabilities", "py_probabilities", "js_ood", "py_ood", "js_speech",

@@ -124,6 +124,7 @@ def manifest_postprocessing(ev: Evaluation) -> dict:
     pp = ev.postprocessing.to_dict()
     return {"temperature": pp["temperature"], "confident_probability": pp["confident_probability"],
             "vad": pp["vad"], "ood": {k: pp["ood"][k] for k in ("score", "statistics", "quantile", "threshold")},
+            "confidence": pp["confidence"],
             "evaluation": ev.report}
 
 

@@ -167,6 +167,7 @@ _VAD_PARAMS = Record({"file": STR, "sha256": STR, "sample_rate": INT, "frame_len
 _POSTPROCESSING = Record({
     "temperature": NUM, "confident_probability": NUM, "vad": _VAD_PARAMS,
     "ood": Record({"score": STR, "statistics": STR, "quantile": NUM, "threshold": NUM}),
+    "confidence": Record({"min_probability": NUM, "quantile": NUM}),
     "evaluation": Record({
         "temperature": NUM,
         "ece_test": Record({"before": NUM, "after": NUM, "n_bins": INT, "n": INT}),

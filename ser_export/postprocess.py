@@ -73,14 +73,27 @@ class OodParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class Confidence:
+    """Low-confidence rejection: a calibrated top probability below ``min_probability`` is "uncertain"."""
+
+    min_probability: float
+    quantile: float
+
+    def to_dict(self) -> dict:
+        return {"min_probability": self.min_probability, "quantile": self.quantile}
+
+
+@dataclasses.dataclass(frozen=True)
 class PostProcessing:
     temperature: float
     vad: VadParams
     ood: OodParams
+    confidence: Confidence
 
     def to_dict(self) -> dict:
         return {"version": POSTPROCESSING_VERSION, "temperature": self.temperature, "vad": self.vad.to_dict(),
-                "ood": self.ood.to_dict(), "confident_probability": CONFIDENT_PROBABILITY}
+                "ood": self.ood.to_dict(), "confidence": self.confidence.to_dict(),
+                "confident_probability": CONFIDENT_PROBABILITY}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -94,7 +107,9 @@ class PostProcessing:
             t = float(data["temperature"])
             if not (np.isfinite(t) and t > 0):
                 raise SerExportError(f"postprocessing.temperature must be a positive number, not {t}")
-            return cls(temperature=t, vad=VadParams.from_dict(data["vad"]), ood=OodParams.from_dict(data["ood"]))
+            conf = data["confidence"]
+            return cls(temperature=t, vad=VadParams.from_dict(data["vad"]), ood=OodParams.from_dict(data["ood"]),
+                       confidence=Confidence(float(conf["min_probability"]), float(conf["quantile"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise SerExportError(f"postprocessing metadata is malformed ({type(exc).__name__}: {exc})") from None
 
@@ -188,7 +203,7 @@ class WindowDecisions:
     speech: np.ndarray              # (b,) bool
     probabilities: np.ndarray       # (b, n_classes) calibrated
     ood_score: np.ndarray           # (b,)
-    uncertain: np.ndarray           # (b,) bool (only meaningful where speech)
+    uncertain: np.ndarray           # (b,) bool: out of distribution or low confidence (meaningful where speech)
 
     @property
     def verdicts(self) -> list[str]:
@@ -201,10 +216,17 @@ def decide(frame_probs: np.ndarray, logits: np.ndarray, logmel: np.ndarray, pp: 
     from .vad import speech_fraction
 
     scores = ood_scores(logmel, pp.ood)
+    probs = calibrated_probabilities(logits, pp.temperature)
     return WindowDecisions(speech_fraction=speech_fraction(frame_probs, pp.vad.threshold),
-                           speech=is_speech(frame_probs, pp.vad),
-                           probabilities=calibrated_probabilities(logits, pp.temperature),
-                           ood_score=scores, uncertain=scores > pp.ood.threshold)
+                           speech=is_speech(frame_probs, pp.vad), probabilities=probs, ood_score=scores,
+                           uncertain=(scores > pp.ood.threshold) | (probs.max(axis=-1) < pp.confidence.min_probability))
+
+
+def fit_confidence(val_probabilities: np.ndarray, quantile: float = 0.03, digits: int = 7) -> Confidence:
+    """``min_probability`` at ``quantile`` of the validation windows' calibrated top probabilities."""
+    top = np.asarray(val_probabilities, np.float64).max(axis=-1)
+    return Confidence(min_probability=float(f"{np.quantile(top, quantile):.{digits}g}") if top.size else 0.0,
+                      quantile=quantile)
 
 
 def postprocessing_of(meta: Mapping) -> PostProcessing | None:

@@ -177,7 +177,8 @@ def format_prediction(path: str, pred: Prediction) -> str:
     if pred.verdict == NO_SPEECH:
         lines.append("  no speech detected")
     elif pred.verdict == UNCERTAIN:
-        lines.append("  uncertain: the speech is unlike anything the model was trained on; no emotion is reported")
+        lines.append("  uncertain: the speech is unlike the training speech, or the model is unsure; no emotion "
+                     "is reported")
     else:
         order = np.argsort(-pred.probabilities)
         width = max(len(l) for l in pred.labels)

@@ -1,7 +1,8 @@
 """Fit and evaluate a trained model's post-processing (the build's step after training).
 
-Fits the temperature on the validation speakers and the out-of-distribution score on the
-training speech (its threshold on the validation speakers), then measures what the model
+Fits the temperature on the validation speakers, the out-of-distribution score on the
+training speech (its threshold on the validation speakers) and the low-confidence threshold
+on the validation speakers, then measures what the model
 says about inputs it never saw: the held-out test speakers and the offline OOD set
 (:mod:`ser_export.data.ood`).  Everything measured is returned as data for the manifest
 and model card (:func:`evaluate`); nothing here writes files.
@@ -18,7 +19,7 @@ from .data.dataset import Dataset
 from .data.ood import OOD_VERSION, OodClip
 from .metrics import auroc, expected_calibration_error
 from .postprocess import (CONFIDENT_PROBABILITY, PostProcessing, calibrated_probabilities, decide, energy_scores,
-                          fit_ood, fit_temperature, ood_scores)
+                          fit_confidence, fit_ood, fit_temperature, ood_scores)
 from .vad import VoiceActivity, is_speech
 
 
@@ -76,7 +77,8 @@ def evaluate(model, dataset: Dataset, vad: VoiceActivity, ood_set: list[OodClip]
     test_logits = _logits(model, test.features)
     temperature = round(fit_temperature(val_logits, val.targets), 6)
     ood = fit_ood(train.features[~train.augmented], val.features)
-    pp = PostProcessing(temperature=temperature, vad=vad.params, ood=ood)
+    confidence = fit_confidence(calibrated_probabilities(val_logits, temperature))
+    pp = PostProcessing(temperature=temperature, vad=vad.params, ood=ood, confidence=confidence)
 
     before = expected_calibration_error(calibrated_probabilities(test_logits, 1.0), test.targets)
     after = expected_calibration_error(calibrated_probabilities(test_logits, temperature), test.targets)

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from scipy.special import log_softmax, softmax
 
 from ser_export.errors import SerExportError
-from ser_export.postprocess import (PostProcessing, band_statistics, calibrated_probabilities, decide,
-                                    fit_ood, fit_temperature, ood_scores, postprocessing_of)
+from ser_export.postprocess import (Confidence, PostProcessing, band_statistics, calibrated_probabilities, decide,
+                                    fit_confidence, fit_ood, fit_temperature, ood_scores, postprocessing_of)
 from ser_export.vad import VadParams
 
 
@@ -64,7 +64,8 @@ def test_the_ood_threshold_flags_its_quantile_of_validation_and_shifted_inputs_s
 def _pp():
     rng = np.random.default_rng(0)
     ood = fit_ood(_logmel(rng, 200), _logmel(rng, 100), k=4)
-    return PostProcessing(temperature=2.0, vad=VadParams(sha256="a" * 64), ood=ood)
+    return PostProcessing(temperature=2.0, vad=VadParams(sha256="a" * 64), ood=ood,
+                          confidence=Confidence(min_probability=0.2, quantile=0.03))
 
 
 def test_postprocessing_round_trips_through_the_metadata_json():
@@ -76,6 +77,7 @@ def test_postprocessing_round_trips_through_the_metadata_json():
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(version=9), "version"), (lambda d: d.update(temperature=-1), "positive"),
     (lambda d: d.pop("ood"), "malformed"), (lambda d: d["ood"].update(score="energy"), "score"),
+    (lambda d: d.pop("confidence"), "malformed"),
 ])
 def test_malformed_postprocessing_is_one_clear_error(change, message):
     d = json.loads(_pp().to_json())
@@ -89,5 +91,20 @@ def test_decide_orders_no_speech_before_uncertain():
     rng = np.random.default_rng(3)
     logmel = np.concatenate([_logmel(rng, 2), _logmel(rng, 2, shift=30.0)])
     frames = np.array([[0.9] * 10, [0.0] * 10, [0.9] * 10, [0.0] * 10])
-    d = decide(frames, rng.normal(size=(4, 7)), logmel, pp)
+    logits = np.zeros((4, 7))
+    logits[:, 0] = 5.0  # confident
+    d = decide(frames, logits, logmel, pp)
     assert d.verdicts == ["classified", "no_speech", "uncertain", "no_speech"]
+
+
+def test_low_confidence_is_uncertain_and_its_threshold_is_the_validation_quantile():
+    rng = np.random.default_rng(4)
+    val_probs = rng.dirichlet(np.ones(7) * 0.5, 1000)
+    conf = fit_confidence(val_probs, quantile=0.05)
+    assert abs((val_probs.max(axis=1) < conf.min_probability).mean() - 0.05) < 0.005
+    pp = _pp()
+    logmel = _logmel(rng, 2)
+    flat = np.zeros((2, 7))
+    flat[1, 0] = 5.0
+    d = decide(np.full((2, 10), 0.9), flat, logmel, pp)  # a flat (1/7 < 0.2) and a confident window
+    assert d.verdicts == ["uncertain", "classified"]

@@ -188,7 +188,7 @@ async function analyse(arrayBuffer, name) {
       $('top').textContent = verdict === NO_SPEECH ? 'no speech detected' : 'uncertain';
       $('bars').textContent = verdict === NO_SPEECH
         ? 'The voice-activity detector heard no speech in this recording, so no emotion is named.'
-        : 'This speech is unlike anything the model was trained on, so no emotion is named.';
+        : 'This speech is unlike the speech the model was trained on, or the model is unsure, so no emotion is named.';
     }
     document.body.dataset.verdict = verdict;
     if (loudest) {

@@ -202,10 +202,12 @@ export function decide({ frames, logits, logmel, dims }, pp) {
     const fraction = speechFraction(frames[i], pp.vad.threshold);
     const speech = fraction >= pp.vad.min_speech_fraction;
     const score = oodScore(logmel[i], nMels, nFrames, pp.ood);
-    const uncertain = score > pp.ood.threshold;
+    const probabilities = calibratedProbabilities(logits[i], pp.temperature);
+    // unlike the training speech, or unsure among the emotions it knows
+    const uncertain = score > pp.ood.threshold || Math.max(...probabilities) < pp.confidence.min_probability;
     out.speechFraction.push(fraction);
     out.speech.push(speech);
-    out.probabilities.push(calibratedProbabilities(logits[i], pp.temperature));
+    out.probabilities.push(probabilities);
     out.oodScore.push(score);
     out.uncertain.push(uncertain);
     out.verdicts.push(!speech ? NO_SPEECH : uncertain ? UNCERTAIN : CLASSIFIED);

@@ -41,7 +41,7 @@ def unseen_inputs_section(manifest: dict, level: str = "##") -> list[str]:
     lines = [
         f"{level} {UNSEEN_TITLE}",
         "",
-        f"Every window passes three checks before an emotion is reported (the same in `predict`, the JS",
+        f"Every window passes four checks before an emotion is reported (the same in `predict`, the JS",
         f"module and the demo page; the parity gate checks that Python and JavaScript agree):",
         "",
         f"1. **Voice activity**: Silero VAD (`{vad_file.get('file', vad['file'])}`, silero-vad "
@@ -54,6 +54,9 @@ def unseen_inputs_section(manifest: dict, level: str = "##") -> list[str]:
         f"3. **Out-of-distribution**: `{first['ood']['score']}` ({first['ood']['statistics']}, a Mahalanobis",
         f"   distance to the training speech); above the {first['ood']['quantile']:g} quantile of the validation",
         "   speakers' scores the window is \"uncertain\" and no emotion is shown.",
+        f"4. **Low confidence**: a calibrated top probability below {first['confidence']['min_probability']:.3f} (the "
+        f"{first['confidence']['quantile']:g} quantile",
+        "   of the validation speakers') is \"uncertain\" too: the model is unsure among the emotions it knows.",
         "",
         f"Figures from the build (test = held-out test speakers; OOD set v{ev0['ood_set']['version']}: "
         f"{ev0['ood_set']['non_speech']['n']} non-speech windows (noise of three colours, tones, chords, music,",
