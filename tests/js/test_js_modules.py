@@ -174,3 +174,25 @@ def test_a_model_without_our_metadata_is_named_in_js(tmp_path):
                    "message": "other.onnx: its metadata has no 'labels': not a ser_export model"}
     whole = _read_contract(ROOT_MODEL, "m.onnx")  # and the released model reads
     assert whole["ok"] and len(whole["labels"]) == 7
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([(22050, 16000), (48000, 16000), (44100, 16000)]),
+       st.integers(100, 6000))
+def test_vad_resampler_gives_python_s_numbers(seed, rates, n):
+    """lib/postprocess.mjs's resamplePolyKaiser and ser_export.vad.resample_poly_kaiser: the same formula,
+    evaluated in float64 in the same order, so they agree to float32 rounding."""
+    from ser_export.vad import resample_poly_kaiser
+
+    x = np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+    sr_from, sr_to = rates
+    out = node_eval(f"""
+import {{ resamplePolyKaiser }} from './lib/postprocess.mjs';
+const x = Float32Array.from({json.dumps(x.tolist())});
+console.log(JSON.stringify(Array.from(resamplePolyKaiser(x, {sr_from}, {sr_to}, undefined, 0.1))));
+""")
+    expected = resample_poly_kaiser(x.astype(np.float64) * 0.1, sr_from, sr_to)
+    got = np.asarray(out, np.float32)
+    assert got.shape == expected.shape
+    err = float(np.abs(got - expected).max())
+    assert err <= 1e-7, f"seed {seed}, {sr_from}->{sr_to} Hz, n {n}: max |JS - Python| {err:.3g}"
