@@ -31,8 +31,21 @@ def test_release_has_models_manifest_card_and_plots(quick_release):
             assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         onnx.checker.check_model(str(path))
         assert read_metadata(path)["labels"] == list(contract.labels_for("emotions7"))
+        # the post-processing: in the metadata (what predict and the JS read) and in the manifest, the same
+        meta_pp = read_metadata(path)["postprocessing"]
+        assert meta_pp["temperature"] == m["postprocessing"]["temperature"] > 0
+        assert meta_pp["vad"] == m["postprocessing"]["vad"] and meta_pp["vad"]["sha256"] == manifest["vad"]["sha256"]
+        assert meta_pp["confidence"] == m["postprocessing"]["confidence"]
+        assert meta_pp["ood"]["threshold"] == m["postprocessing"]["ood"]["threshold"]
+        assert len(meta_pp["ood"]["mean"]) == 2 * m["frontend"]["n_mels"]
+        ev = m["postprocessing"]["evaluation"]
+        assert ev["ood_set"]["non_speech"]["n"] > 0 and ev["held_out_test"]["n"] == m["held_out"]["test"]["n"]
+        assert set(ev["ood_auroc"]["held_out_vs"]) == {"logmel_band_mahalanobis", "max_probability", "energy"}
+        assert m["plots"]["reliability"] == f"{path.stem}_reliability.png"
+    assert hashlib.sha256((out / "silero_vad.onnx").read_bytes()).hexdigest() == manifest["vad"]["sha256"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "synthetic speech" in card.lower() and "voice_emotion_cnn_confusion.png" in card
+    assert "## What the models say about inputs they never saw" in card and "voice_emotion_cnn_reliability.png" in card
     assert sorted(p.name for p in out.iterdir()) == sorted(manifest["files"])
     assert manifest["libraries"]["torch"] == "2.13.0+cpu" or manifest["libraries"]["torch"].startswith("2.13.0")
 
