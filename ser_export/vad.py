@@ -92,12 +92,17 @@ class VadParams:
 
 
 def packaged_vad_path() -> Path:
-    """The Silero ONNX file inside the installed ``silero-vad`` wheel."""
-    try:
-        import silero_vad
-    except ImportError:
-        raise SerExportError("the silero-vad package is not installed (pip install silero-vad)") from None
-    path = Path(silero_vad.__file__).resolve().parent / "data" / VAD_FILE
+    """The Silero ONNX file inside the installed ``silero-vad`` wheel.
+
+    Found without importing the package: ``import silero_vad`` runs ``torch.set_num_threads(1)``
+    (in its ``model.py``), which would halve training speed and change its arithmetic.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise SerExportError("the silero-vad package is not installed (pip install silero-vad)")
+    path = Path(next(iter(spec.submodule_search_locations))).resolve() / "data" / VAD_FILE
     if not path.is_file():
         raise SerExportError(f"{path}: the silero-vad package holds no {VAD_FILE}")
     return path

@@ -89,3 +89,16 @@ def test_a_vad_file_with_another_checksum_is_refused(tmp_path):
     with pytest.raises(SerExportError, match="no silero_vad.onnx with sha256 ffffffffffff"):
         find_vad_file("f" * 64, near=tmp_path / "model.onnx")
     assert find_vad_file(sha256_file(packaged_vad_path())) == packaged_vad_path()
+
+
+def test_finding_the_silero_file_leaves_torch_s_threads_alone():
+    """``import silero_vad`` sets torch to one thread; the build must never import it (training would run
+    on one core and give other numbers)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(2); from ser_export.vad import packaged_vad_path, VoiceActivity, "
+            "VadParams, sha256_file; p = packaged_vad_path(); VoiceActivity(VadParams(sha256=sha256_file(p)), path=p); "
+            "import sys; print(torch.get_num_threads(), 'silero_vad' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2", "False"]
