@@ -100,9 +100,11 @@ class Subject:
 def make_subjects(release_dir: Path, work: Path, archs: Sequence[str]) -> list[Subject]:
     """Front-ends alone and the release models re-exported with every front-end."""
     subjects = []
-    models = {}
+    models, metadata = {}, {}
     for arch in archs:
-        models[arch] = model_from_onnx(open_model(release_dir / contract.MODEL_FILES[arch], folder=release_dir).proto)
+        proto = open_model(release_dir / contract.MODEL_FILES[arch], folder=release_dir).proto
+        models[arch] = model_from_onnx(proto)
+        metadata[arch] = list(proto.metadata_props)
     base_params = next(iter(models.values())).frontend_params
     for impl in IMPLEMENTATIONS:
         params = dataclasses.replace(base_params, implementation=impl)
@@ -114,7 +116,11 @@ def make_subjects(release_dir: Path, work: Path, archs: Sequence[str]) -> list[S
             net = VoiceEmotionCnn(arch, trained.labels, params).eval()
             net.load_state_dict(trained.state_dict())
             out = work / f"{arch}_{impl}.onnx"
-            out.write_bytes(serialize(export_onnx(net)))
+            exported = export_onnx(net)
+            if impl == trained.frontend_params.implementation:  # the release's own graph: its bytes, metadata too
+                del exported.metadata_props[:]
+                exported.metadata_props.extend(metadata[arch])
+            out.write_bytes(serialize(exported))
             subjects.append(Subject(f"{arch}/{impl}", "model", impl, net, out))
     return subjects
 

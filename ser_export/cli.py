@@ -253,7 +253,7 @@ def _run_card(args) -> int:
 
     manifest = Manifest.read(args.release_dir).raw
     if args.section == "unseen":
-        lines = unseen_inputs_section(manifest, level="###")
+        lines = unseen_inputs_section(manifest, level="###", images=f"{args.release_dir.as_posix().rstrip('/')}/")
         if not lines:
             raise SerExportError(f"{args.release_dir}: its models have no post-processing (built before it existed)")
         print("\n".join(lines).rstrip("\n"))

@@ -36,7 +36,7 @@ def test_the_unseen_inputs_block_is_the_committed_release_s():
 
     block = re.search(r"<!-- unseen:begin -->\n(.*?)\n<!-- unseen:end -->", README, re.S)
     assert block, "the README has the unseen-inputs block"
-    expected = "\n".join(unseen_inputs_section(MANIFEST, level="###")).rstrip("\n")
+    expected = "\n".join(unseen_inputs_section(MANIFEST, level="###", images="saved_models/")).rstrip("\n")
     assert expected and block.group(1) == expected
 
 

@@ -30,8 +30,11 @@ def _files_lines(info: dict) -> list[str]:
 UNSEEN_TITLE = "What the models say about inputs they never saw"
 
 
-def unseen_inputs_section(manifest: dict, level: str = "##") -> list[str]:
-    """The section on voice activity, calibration and "uncertain" (also in the README), from the manifest."""
+def unseen_inputs_section(manifest: dict, level: str = "##", images: str = "") -> list[str]:
+    """The section on voice activity, calibration and "uncertain" (also in the README), from the manifest.
+
+    ``images``: prefix of the plots' paths (the release folder, for a page outside it).
+    """
     models = {a: m for a, m in manifest["models"].items() if "postprocessing" in m}
     if not models:
         return []
@@ -87,7 +90,7 @@ def unseen_inputs_section(manifest: dict, level: str = "##") -> list[str]:
         lines.append(f"- {arch}: VAD no speech on non-speech {_pct(ev['ood_set']['non_speech']['no_speech_rate'])}; "
                      f"AUROC `{chosen}` {ev['ood_auroc']['held_out_vs'][chosen]['all']:.3f}; {others}.")
         if m.get("plots", {}).get("reliability"):
-            lines.append(f"  ![reliability diagram]({m['plots']['reliability']})")
+            lines.append(f"  ![reliability diagram]({images}{m['plots']['reliability']})")
     lines.append("")
     return lines
 
