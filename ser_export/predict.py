@@ -35,8 +35,10 @@ class Prediction:
 
     Every window gets a verdict: ``silent`` (RMS below the contract's floor),
     ``no_speech`` (the VAD heard too little speech), ``uncertain`` (unlike the training
-    speech) or ``classified``.  ``probabilities`` is the mean calibrated probability over
-    the classified windows, ``None`` when there is none.  A model without post-processing
+    speech, or a calibrated top probability below the model's ``min_probability``) or
+    ``classified``.  ``probabilities`` is the mean calibrated probability over the classified
+    windows, ``None`` when there is none; ``to_dict`` gives probabilities only for classified
+    windows (no emotion is named for the others).  A model without post-processing
     metadata (built before it existed) classifies every non-silent window with a plain softmax.
     """
 
@@ -77,7 +79,8 @@ class Prediction:
             "calibrated": self.postprocessing,
             "windows": [{"start_s": s, "verdict": v, "top": self.labels[int(np.argmax(p))] if v == CLASSIFIED else None,
                          "speech_fraction": None if f is None else round(float(f), 4),
-                         "ood_score": None if o is None else round(float(o), 4), "probabilities": probs(p)}
+                         "ood_score": None if o is None else round(float(o), 4),
+                         "probabilities": probs(p) if v == CLASSIFIED else None}
                         for s, v, p, f, o in zip(self.window_starts_s, self.verdicts, self.window_probabilities,
                                                  self.speech_fractions, self.ood_scores)],
             "silent_windows_start_s": self.starts(SILENT),
@@ -117,7 +120,8 @@ def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | 
 
     The model's ``postprocessing`` metadata decides which windows are classified
     (:mod:`ser_export.postprocess`): silence and windows without speech are skipped,
-    windows unlike the training speech are "uncertain", probabilities are calibrated.
+    windows unlike the training speech or classified with low confidence are "uncertain",
+    probabilities are calibrated.
     """
     if not Path(audio_path).exists():  # check the cheap things before loading a model
         raise AudioError(f"{audio_path}: no such file")

@@ -109,6 +109,7 @@ def test_noise_chord_and_clicks_are_no_speech_never_a_confident_emotion(quick_re
         result = json.loads(proc.stdout)
         assert result["speech"] is False and result["verdict"] == "no_speech" and result["top"] is None, name
         assert result["probabilities"] is None and len(result["no_speech_windows_start_s"]) == 2, name
+        assert all(w["probabilities"] is None and w["top"] is None for w in result["windows"]), name
         text = run_cli("predict", str(path), "--model", model)
         assert text.returncode == 0 and "no speech detected" in text.stdout, (name, text.stdout)
 
