@@ -262,6 +262,25 @@ def _run_card(args) -> int:
     return 0
 
 
+def _run_calibration(args) -> int:
+    from .uncertainty import extra_takes_calibration
+
+    if args.extra_takes < 1 or args.draws < 1:
+        raise SerExportError("--extra-takes and --draws must be at least 1")
+    result = extra_takes_calibration(args.release_dir, args.extra_takes, args.draws)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for arch, r in result.items():
+        print(f"{arch}: T {r['temperature']:.3f}; {r['n']} windows of the held-out speakers (new takes): accuracy "
+              f"{100 * r['accuracy']:.1f} %, ECE {r['ece_before']:.3f} -> {r['ece_after']:.3f} (test split: "
+              f"{r['ece_test_split_after']:.3f}); a perfectly calibrated model would show ECE "
+              f"{r['noise_floor_here']['median']:.3f} (p90 {r['noise_floor_here']['p90']:.3f}) here and "
+              f"{r['noise_floor_test_split']['median']:.3f} (p90 {r['noise_floor_test_split']['p90']:.3f}) on "
+              f"{r['noise_floor_test_split']['n']} windows")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser_export", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -342,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
     p.add_argument("--section", choices=["unseen"], help="unseen: what the models say about inputs they never saw "
                                                          "(the README's block)")
+    p = sub.add_parser("calibration", help="ECE of a synthetic release on more takes of its held-out speakers, "
+                                           "and the ECE's sampling-noise floor")
+    p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
+    p.add_argument("--extra-takes", type=int, default=48, help="takes per emotion and test speaker (default 48)")
+    p.add_argument("--draws", type=int, default=500, help="simulated draws for the noise floor (default 500)")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
     p.add_argument("--force", action="store_true")
     return parser
@@ -350,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
             "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract,
-            "card": _run_card}
+            "card": _run_card, "calibration": _run_calibration}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ and model card (:func:`evaluate`); nothing here writes files.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -121,3 +122,82 @@ def evaluate(model, dataset: Dataset, vad: VoiceActivity, ood_set: list[OodClip]
                 "train_speech_rate": _rate(is_speech(train.vad_frames[~train.augmented], vad.params))},
     }
     return Evaluation(pp, report, before, after)
+
+
+def ece_noise_floor(probabilities: np.ndarray, draws: int = 500, seed: int = 0) -> dict:
+    """The ECE a *perfectly calibrated* model with these confidences would show on this many windows.
+
+    Each draw makes every window correct with probability equal to its top probability and
+    measures the ECE (15 bins); the spread is pure sampling noise.  Returns the median and
+    90th percentile over ``draws``.
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    rng = np.random.default_rng(seed)
+    top, conf = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    n_classes = probabilities.shape[1]
+    eces = []
+    for _ in range(draws):
+        correct = rng.random(conf.size) < conf
+        targets = np.where(correct, top, (top + 1) % n_classes)
+        eces.append(expected_calibration_error(probabilities, targets)["ece"])
+    return {"median": round(float(np.median(eces)), 4), "p90": round(float(np.percentile(eces, 90)), 4),
+            "draws": draws, "n": int(conf.size)}
+
+
+def extra_takes_calibration(release_dir, extra_takes: int = 48, draws: int = 500) -> dict:
+    """ECE of a synthetic release's models on ``extra_takes`` more takes per emotion of its held-out
+    test speakers (takes the build never made, so never trained or validated on), with each model's
+    shipped temperature, and the sampling-noise floor of the ECE at the test split's size and at this one.
+
+    Runs the released ONNX files with onnxruntime; ``python -m ser_export calibration`` prints it.
+    """
+    import onnxruntime as ort
+
+    from .audio import prepare_clip
+    from .data import synthetic
+    from .errors import SerExportError
+    from .export.model_file import open_model
+    from .manifest import Manifest
+    from .postprocess import postprocessing_of
+    from .export.metadata import read_metadata
+
+    manifest = Manifest.read(release_dir).raw
+    data = manifest["training_data"]
+    if not data.get("synthetic") or "spec" not in data:
+        raise SerExportError(f"{release_dir}: not trained on the synthetic corpus: no more takes can be made")
+    spec = data["spec"]
+    speakers = {s.speaker_id: (i, s) for i, s in enumerate(synthetic.make_speakers(spec["n_speakers"], spec["seed"]))}
+    labels = manifest["labels"]
+    profile_names = list(synthetic.PROFILES)
+    waves, targets = [], []
+    for sid in data["corpora"]["synthetic"]["speakers"]["test"]:
+        index, speaker = speakers[sid]
+        for li, label in enumerate(labels):
+            for take in range(spec["takes"], spec["takes"] + extra_takes):
+                rng = synthetic.clip_rng(spec["seed"], index, profile_names.index(label), take)
+                waves.append(prepare_clip(synthetic.synthesize(speaker, label, rng)))
+                targets.append(li)
+    x, y = np.stack(waves), np.asarray(targets)
+    out = {}
+    for arch, entry in manifest["models"].items():
+        model = open_model(Path(release_dir) / entry["file"], folder=release_dir)
+        pp = postprocessing_of(read_metadata(model.proto))
+        if pp is None:
+            raise SerExportError(f"{entry['file']}: has no post-processing metadata")
+        session = ort.InferenceSession(model.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        logits = np.concatenate([session.run([entry["output"]["name"]], {name: x[i:i + 64]})[0]
+                                 for i in range(0, len(x), 64)])
+        before = calibrated_probabilities(logits, 1.0)
+        after = calibrated_probabilities(logits, pp.temperature)
+        ev = entry["postprocessing"]["evaluation"]
+        out[arch] = {
+            "temperature": pp.temperature, "n": int(y.size), "accuracy": round(float((after.argmax(1) == y).mean()), 4),
+            "ece_before": expected_calibration_error(before, y)["ece"],
+            "ece_after": expected_calibration_error(after, y)["ece"],
+            "ece_test_split_after": ev["ece_test"]["after"],
+            "noise_floor_here": ece_noise_floor(after, draws),
+            "noise_floor_test_split": ece_noise_floor(after[:: max(1, y.size // ev["ece_test"]["n"])]
+                                                      [: ev["ece_test"]["n"]], draws),
+        }
+    return out
