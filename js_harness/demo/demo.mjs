@@ -147,6 +147,7 @@ async function analyse(arrayBuffer, name) {
     const { session, contract } = model;
     const pp = contract.postprocessing;
     const featuresName = contract.featuresOutput && session.outputNames.includes(contract.featuresOutput) ? contract.featuresOutput : null;
+    if (pp && !featuresName) throw new Error(`${model.url.split('/').pop()}: has post-processing metadata but no log-mel output`);
     const perWindow = [];
     let loudest = null;
     const t0 = performance.now();
