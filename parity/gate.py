@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -268,25 +267,9 @@ def collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner],
     from ser_export.postprocess import decide, postprocessing_of
     from ser_export.vad import VoiceActivity
 
-    from ser_export.vad import VAD_FILE, packaged_vad_path, sha256_file
-
     try:
         pp = postprocessing_of(mut.meta)
-        vad_path = None
-        beside = mut.path.parent / VAD_FILE
-        if os.path.lexists(beside):  # the release's copy, read like any release file (never through a symlink out)
-            try:
-                if open_model(beside, folder=mut.path.parent).sha256 == pp.vad.sha256:
-                    vad_path = beside
-            except ReleaseFileError:
-                pass
-        if vad_path is None:
-            packaged = packaged_vad_path()
-            if sha256_file(packaged) != pp.vad.sha256:
-                raise SerExportError(f"no {VAD_FILE} with sha256 {pp.vad.sha256[:12]}... beside the model or in "
-                                     f"the silero-vad package")
-            vad_path = packaged
-        vad = VoiceActivity(pp.vad, path=vad_path)
+        vad = VoiceActivity(pp.vad, near=mut.path)  # the release's copy if it is the one named, else the wheel's
     except SerExportError as exc:
         raise RunnerError(f"{mut.arch}: post-processing: {exc}") from None
     sr = mut.contract.input.sample_rate

@@ -30,13 +30,13 @@ from parity.golden import golden_record
 from parity.heldout import check_heldout
 
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, sha256_file
 from .manifest import Manifest
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
 from .uncertainty import Evaluation, evaluate
-from .vad import VAD_FILE, VAD_LICENSE, VAD_SOURCE, VadParams, VoiceActivity, packaged_vad_path, sha256_file
+from .vad import VAD_FILE, VAD_LICENSE, VAD_SOURCE, VadParams, VoiceActivity, packaged_vad_path
 from .data.ood import ood_clips
 from .plots import plot_reliability
 

@@ -29,7 +29,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp, softmax
 
 from .errors import SerExportError
-from .vad import VadParams, is_speech
+from .vad import VadParams, is_speech, speech_fraction
 
 #: Version of the ``postprocessing`` metadata layout.
 POSTPROCESSING_VERSION = 1
@@ -213,8 +213,6 @@ class WindowDecisions:
 
 def decide(frame_probs: np.ndarray, logits: np.ndarray, logmel: np.ndarray, pp: PostProcessing) -> WindowDecisions:
     """VAD decision, calibrated probabilities and the OOD flag of every window."""
-    from .vad import speech_fraction
-
     scores = ood_scores(logmel, pp.ood)
     probs = calibrated_probabilities(logits, pp.temperature)
     return WindowDecisions(speech_fraction=speech_fraction(frame_probs, pp.vad.threshold),

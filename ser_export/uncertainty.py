@@ -20,7 +20,7 @@ from .data.dataset import Dataset
 from .data.ood import OOD_VERSION, OodClip
 from .metrics import auroc, expected_calibration_error
 from .postprocess import (CONFIDENT_PROBABILITY, PostProcessing, calibrated_probabilities, decide, energy_scores,
-                          fit_confidence, fit_ood, fit_temperature, ood_scores)
+                          fit_confidence, fit_ood, fit_temperature)
 from .vad import VoiceActivity, is_speech
 
 
@@ -96,10 +96,9 @@ def evaluate(model, dataset: Dataset, vad: VoiceActivity, ood_set: list[OodClip]
     def sub(d, mask):
         return dataclasses.replace(d, **{f.name: getattr(d, f.name)[mask] for f in dataclasses.fields(d)})
 
-    candidates = {
-        "logmel_band_mahalanobis": (ood_scores(test.features, ood), ood_scores(ood_logmel, ood)),
-        "max_probability": (-calibrated_probabilities(test_logits, temperature).max(axis=1),
-                            -calibrated_probabilities(ood_logits, temperature).max(axis=1)),
+    candidates = {  # higher: less like the training speech
+        "logmel_band_mahalanobis": (held.ood_score, ood_d.ood_score),
+        "max_probability": (-held.probabilities.max(axis=1), -ood_d.probabilities.max(axis=1)),
         "energy": (energy_scores(test_logits, temperature), energy_scores(ood_logits, temperature)),
     }
     auc = {name: {part: round(auroc(held_s, ood_s[mask]), 4) for part, mask in

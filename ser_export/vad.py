@@ -32,6 +32,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import SerExportError
+from .io import sha256_file
 
 #: The Silero VAD file a release carries (the wheel's default ONNX model, opset 16).
 VAD_FILE = "silero_vad.onnx"
@@ -108,19 +109,25 @@ def packaged_vad_path() -> Path:
     return path
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def find_vad_file(sha256: str, near: str | os.PathLike | None = None) -> Path:
-    """The Silero file with checksum ``sha256``: beside ``near`` (a model file) if there, else the wheel's."""
-    candidates = []
+    """The Silero file with checksum ``sha256``: beside ``near`` (a model file) if there, else the wheel's.
+
+    The copy beside a model is a release file: it is read like one (a regular file inside the
+    model's folder, never through a symlink out of it) and skipped when it is not that.
+    """
+    from .export.model_file import ReleaseFileError, read_release_file
+
     if near is not None:
-        candidates.append(Path(near).parent / VAD_FILE)
-    candidates.append(packaged_vad_path())
-    for path in candidates:
-        if path.is_file() and sha256_file(path) == sha256:
-            return path
+        beside = Path(near).parent / VAD_FILE
+        if os.path.lexists(beside):
+            try:
+                if hashlib.sha256(read_release_file(beside, beside.parent)).hexdigest() == sha256:
+                    return beside
+            except ReleaseFileError:
+                pass
+    packaged = packaged_vad_path()
+    if sha256_file(packaged) == sha256:
+        return packaged
     raise SerExportError(f"no {VAD_FILE} with sha256 {sha256[:12]}... beside the model or in the silero-vad "
                          f"package (the model was built with another silero-vad release)")
 

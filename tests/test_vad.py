@@ -9,7 +9,8 @@ from ser_export.audio import prepare_clip, rms_normalize
 from ser_export.data import synthetic
 from ser_export.errors import SerExportError
 from ser_export.vad import (VadParams, VoiceActivity, find_vad_file, is_speech, packaged_vad_path,
-                            resample_poly_kaiser, resampled_length, sha256_file, speech_fraction)
+                            resample_poly_kaiser, resampled_length, speech_fraction)
+from ser_export.io import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,21 @@ def test_finding_the_silero_file_leaves_torch_s_threads_alone():
     import sys
 
     code = ("import torch; torch.set_num_threads(2); from ser_export.vad import packaged_vad_path, VoiceActivity, "
-            "VadParams, sha256_file; p = packaged_vad_path(); VoiceActivity(VadParams(sha256=sha256_file(p)), path=p); "
+            "VadParams; from ser_export.io import sha256_file; p = packaged_vad_path(); VoiceActivity(VadParams(sha256=sha256_file(p)), path=p); "
             "import sys; print(torch.get_num_threads(), 'silero_vad' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["2", "False"]
+
+
+def test_the_copy_beside_a_model_is_read_only_from_inside_its_folder(tmp_path):
+    """A silero_vad.onnx beside the model that links out of the folder is never used (nor read): the wheel's is."""
+    sha = sha256_file(packaged_vad_path())
+    folder = tmp_path / "release"
+    folder.mkdir()
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(packaged_vad_path().read_bytes())   # the right bytes: only the guard can refuse them
+    (folder / "silero_vad.onnx").symlink_to(outside)
+    assert find_vad_file(sha, near=folder / "model.onnx") == packaged_vad_path()
+    (folder / "silero_vad.onnx").unlink()
+    (folder / "silero_vad.onnx").write_bytes(outside.read_bytes())
+    assert find_vad_file(sha, near=folder / "model.onnx") == folder / "silero_vad.onnx"

@@ -25,8 +25,8 @@ from ..audio import load_audio, prepare_clip
 from ..contract import FrontendParams
 from ..errors import AudioError, DataError, SilentAudioError
 from ..frontend import build_frontend
-from ..io import atomic_write_bytes
-from ..vad import VadParams, VoiceActivity, packaged_vad_path, sha256_file
+from ..io import atomic_write_bytes, sha256_file
+from ..vad import VadParams, VoiceActivity, packaged_vad_path
 from . import augment, synthetic
 from .corpora import ScanReport, Utterance
 from .split import SPLITS
