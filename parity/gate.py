@@ -32,7 +32,8 @@ from . import judge
 from .cases import CaseSpec, batch_digest, draw_cases, golden_specs, render, shrink_failure
 from .localize import first_divergence, first_divergence_vs_export, first_divergence_vs_pytorch
 from .probe import write_probe
-from .record import GoldenRun, ModelRun, PostprocessRecord, RecordError, Subject, load_runs, save_runs
+from .record import (GoldenRun, ModelRun, ParentComparison, PostprocessRecord, RecordError, Subject, load_runs,
+                     save_runs)
 from .report import GateReport, ModelReport
 from .runners import BASELINE, RUNNERS, Runner, RunnerError
 from .runners.torch_module import TorchModuleRunner
@@ -350,9 +351,11 @@ def check_model(model: ModelFile | Path, arch: str, runners: Mapping[str, Runner
 
 
 def _run_and_judge(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases,
-                   report: ModelReport, golden: Mapping | None = None) -> None:
+                   report: ModelReport, golden: Mapping | None = None,
+                   parent: ParentComparison | None = None) -> None:
     """Collect, judge, then shrink the failing cases and localise the first failure, into ``report``."""
     run = collect_model(mut, runners, cfg, cases, golden)
+    run.parent = parent
     report.run = run
     report.timings["runners"] = {n: run.timings[n] for n in runners}
     report.timings["librosa_reference"] = run.timings["librosa_reference"]
@@ -413,6 +416,89 @@ def _localize(mut: ModelUnderTest, runners: Mapping[str, Runner], cases: Cases, 
     return found
 
 
+def ort_logits(model: ModelFile, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    """A model's first output on ``x`` in onnxruntime-python (the parent's side of a variant's comparison)."""
+    from ser_export.export.variants import run_batches, session
+
+    return run_batches(session(model.proto, threads), x)
+
+
+@dataclasses.dataclass
+class HeldOut:
+    """The release's held-out clips (regenerated once per release), or why there are none."""
+
+    waveforms: np.ndarray | None
+    targets: np.ndarray | None
+    why_not: str = ""
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> "HeldOut":
+        from ser_export.data.heldout import synthetic_heldout
+
+        raw = manifest.raw
+        got = synthetic_heldout(raw["training_data"], manifest.labels, int(raw["build"]["seed"]))
+        if isinstance(got, str):
+            return cls(None, None, got)
+        return cls(*got)
+
+
+def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, parent: ModelFile, parent_entry: Mapping,
+                  runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases, heldout: HeldOut,
+                  report: ModelReport) -> ModelReport:
+    """A reduced-precision variant: against itself across the runtimes that run its declared backends (the
+    default tolerances, onnxruntime-python the baseline), and against its float ``parent`` under its tolerance
+    class on the gate's cases and the held-out clips."""
+    import json
+
+    from ser_export.export.variants import METADATA_KEY
+
+    t_start = time.perf_counter()
+    check_against_manifest(model, parent_entry)
+    meta = read_metadata(model.proto).get(METADATA_KEY)
+    try:
+        info = json.loads(meta) if isinstance(meta, str) else None
+    except json.JSONDecodeError:
+        info = None
+    if not isinstance(info, dict) or info.get("parent_sha256") != parent.sha256 or info.get("name") != name:
+        raise ReleaseFileError(f"{model.path}: its metadata does not name it the {name} variant of "
+                               f"{parent.path.name} (sha256 {parent.sha256[:12]}...)")
+    backends = set(declared["declared_backends"])
+    sub = {}
+    for runtime, runner in runners.items():
+        backend = RUNNER_BACKENDS.get(runtime)
+        if runtime == "pytorch":
+            report.results.append(judge.not_applicable(report.arch, "runtime", runtime, "a variant has no PyTorch "
+                                                       "module; onnxruntime-python is its baseline"))
+        elif backend is not None and backend not in backends:
+            why = "; ".join(f["message"] for f in declared["backends"].get(backend, {}).get("findings", [])
+                            if f["severity"] == "error") or "not declared"
+            report.results.append(judge.not_applicable(report.arch, "runtime", runtime,
+                                                       f"the variant does not declare {backend}: {why}"))
+        else:
+            sub[runtime] = runner
+    if "onnxruntime-python" not in sub:
+        raise RunnerError(f"{report.arch}: a variant needs onnxruntime-python among the runtimes (its baseline)")
+    sub = {"onnxruntime-python": sub.pop("onnxruntime-python"), **sub}
+    x = cases.waveforms
+    comparison = ParentComparison(arch, declared["tolerance_class"], ort_logits(parent, x, cfg.threads))
+    if heldout.waveforms is not None:
+        comparison.heldout_targets = heldout.targets
+        comparison.heldout_parent_logits = ort_logits(parent, heldout.waveforms, cfg.threads)
+        comparison.heldout_logits = ort_logits(model, heldout.waveforms, cfg.threads)
+    else:
+        report.results.append(judge.not_applicable(report.arch, "vs_parent[heldout]", "-",
+                                                   f"held-out clips cannot be regenerated: {heldout.why_not}"))
+    mut = ModelUnderTest(model, report.arch)
+    try:
+        _run_and_judge(mut, sub, cfg, cases, report, None, comparison)
+        report.results.append(judge.not_applicable(report.arch, "golden_logits", "-", "the golden logits are the "
+                                                   "parent's; the variant is judged against the parent instead"))
+    finally:
+        mut.close()
+    report.timings["total_s"] = round(time.perf_counter() - t_start, 2)
+    return report
+
+
 def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
     """Check every model of a release directory against its manifest."""
     t0 = time.perf_counter()
@@ -424,6 +510,7 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
         return report
     cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
     runners = make_runners(cfg)
+    heldout: HeldOut | None = None
     try:
         for arch, model_entry in manifest.models.items():
             entry = model_entry.raw
@@ -443,6 +530,23 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
             except (RunnerError, ReleaseFileError) as exc:
                 mr.error = str(exc)
             report.cases_checked += len(cases.specs)
+            for name, declared in (entry.get("variants") or {}).items():
+                if heldout is None:
+                    heldout = HeldOut.of(manifest)
+                    if "onnxruntime-python" not in runners:
+                        runners["onnxruntime-python"] = make_runners(dataclasses.replace(
+                            cfg, runtimes=("onnxruntime-python",)))["onnxruntime-python"]
+                vr = ModelReport(arch=f"{arch}.{name}", file=declared["file"], sha256_expected=declared["sha256"])
+                report.models.append(vr)
+                try:
+                    variant = open_model(Path(release_dir) / declared["file"], folder=release_dir)
+                    vr.sha256_actual = variant.sha256
+                    if not vr.checksum_ok:
+                        continue
+                    check_variant(variant, arch, name, declared, model, entry, runners, cfg, cases, heldout, vr)
+                except (RunnerError, ReleaseFileError) as exc:
+                    vr.error = str(exc)
+                report.cases_checked += len(cases.specs)
         vad = manifest.raw.get("vad")
         if vad is not None:  # the voice-activity model the release ships (the demo page loads it)
             mr = ModelReport(arch="silero-vad", file=vad["file"], sha256_expected=vad["sha256"], kind="file")

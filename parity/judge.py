@@ -22,7 +22,10 @@ Rules, in one place:
 - determinism (same batch twice) and batch invariance (a clip alone vs in a batch);
 - golden logits and their top-1 labels vs the build-time record;
 - JS preprocessing vs Python's: windows, silence, samples and probabilities;
-- one operator-table case's outputs vs onnxruntime-python (``atol + rtol * |ref|``).
+- one operator-table case's outputs vs onnxruntime-python (``atol + rtol * |ref|``);
+- a reduced-precision variant vs its float parent (:func:`judge_vs_parent`), under its
+  tolerance class: a logit bound, top-1 agreement under the tie rule at that bound, and
+  on held-out clips the change in accuracy.
 
 A NaN or infinite output is the largest error there is.
 """
@@ -36,8 +39,9 @@ from scipy.special import softmax
 
 from ser_export import tolerances as tolerances_mod
 
-#: Scopes of a result: which list its ``cases`` index.
-CASES, BATCH, GOLDEN, RECORDINGS = "cases", "batch", "golden", "recordings"
+#: Scopes of a result: which list its ``cases`` index (``parent``: the gate's cases, judged against
+#: the float parent, never shrunk alone; ``heldout``: the held-out clips).
+CASES, BATCH, GOLDEN, RECORDINGS, PARENT, HELDOUT = "cases", "batch", "golden", "recordings", "parent", "heldout"
 
 
 @dataclasses.dataclass
@@ -361,6 +365,56 @@ def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], to
     return out
 
 
+def judge_vs_parent(model: str, runner: str, parent: str, ours_logits: np.ndarray, parent_logits: np.ndarray,
+                    labels: Sequence[str], classes: Sequence[str] | None, tol: Mapping, scope: str = PARENT,
+                    targets: np.ndarray | None = None, class_name: str = "") -> list[StageResult]:
+    """A variant's logits vs its float parent's on the same inputs, under tolerance class ``tol``
+    (``tolerances.json``'s ``classes``: ``logits_max_abs``, ``top1_agreement_min``,
+    ``accuracy_drop_max``).
+
+    - ``vs_parent[logits]``: max |logit difference| per case within ``logits_max_abs``;
+    - ``vs_parent[top1]``: the share of cases whose top-1 agrees, a disagreement excused
+      when the parent's two best logits are within ``logits_max_abs`` (the tie rule of
+      :func:`top1_failures` at the class's bound), at least ``top1_agreement_min``;
+    - ``vs_parent[accuracy]`` (with ``targets``, the true label indices): the parent's
+      accuracy minus the variant's, at most ``accuracy_drop_max``.
+
+    ``scope`` names the inputs (the gate's cases, ``parent``; or ``heldout`` clips).
+    """
+    where = f" on {'held-out clips' if scope == HELDOUT else 'the gate cases'}"
+    cases = list(range(ours_logits.shape[0]))
+    bound = float(tol["logits_max_abs"])
+    stage = f"vs_parent[logits{'' if scope == PARENT else ',' + scope}]"
+    out = [_result(model, stage, runner, parent, abs_errors(ours_logits, parent_logits), bound, labels, cases,
+                   lambda idx: _case_where(labels, cases, idx) | {"logit": _class(classes, idx[1])}, scope=scope,
+                   detail=f"class {class_name}{where}")]
+    differ, failed = top1_failures(ours_logits, parent_logits, bound)
+    n = len(differ)
+    plain = float(1.0 - differ.mean()) if n else 1.0
+    agreement = float(1.0 - failed.mean()) if n else 1.0
+    need = float(tol["top1_agreement_min"])
+    bad = np.flatnonzero(failed)
+    w = {"case": int(bad[0]), "input": labels[int(bad[0])]} if bad.size else {}
+    out.append(StageResult(
+        model, f"vs_parent[top1{'' if scope == PARENT else ',' + scope}]", runner, parent, agreement >= need,
+        1.0 - need, 1.0 - agreement, 1.0 - agreement, n, w,
+        detail=(f"class {class_name}{where}: agreement {agreement:.4f} (ties within {bound:g} excused; plain "
+                f"{plain:.4f}), at least {need:g}"),
+        metrics={"agreement": agreement, "agreement_plain": plain, "disagreements": int(differ.sum()),
+                 "ties_exempt": int((differ & ~failed).sum())},
+        scope=scope, cases=cases, case_errors=[float(v) for v in failed], case_failed=[False] * n))
+    if targets is not None and n:
+        targets = np.asarray(targets)
+        acc_parent = float((np.asarray(parent_logits).argmax(1) == targets).mean())
+        acc_ours = float((np.asarray(ours_logits).argmax(1) == targets).mean())
+        drop, limit = acc_parent - acc_ours, float(tol["accuracy_drop_max"])
+        out.append(StageResult(
+            model, f"vs_parent[accuracy,{scope}]", runner, parent, drop <= limit, limit, drop, drop, n, {},
+            detail=f"class {class_name}{where}: accuracy {acc_ours:.4f} vs the parent's {acc_parent:.4f}",
+            metrics={"accuracy": acc_ours, "parent_accuracy": acc_parent, "drop": drop}, scope=scope))
+    return out
+
+
 def _class(classes: Sequence[str] | None, i: int) -> str | int:
     return classes[i] if classes and 0 <= i < len(classes) else i
 
@@ -419,6 +473,17 @@ def judge_model(run, tolerances: Mapping | None = None) -> list[StageResult]:
         results += judge_preprocessing(s.arch, name, recordings, t("js_preprocessing", name))
     for name, rec in run.postprocessing.items():
         results += judge_postprocessing(s.arch, name, rec, labels, t("postprocessing", name))
+    cmp = run.parent
+    if cmp is not None and base:
+        cls = tolerances_mod.for_class(cmp.tolerance_class, tol)
+        results += judge_vs_parent(s.arch, base, cmp.parent, run.outputs[base][s.logits_name], cmp.logits, labels,
+                                   s.classes, cls, PARENT, class_name=cmp.tolerance_class)
+        if cmp.heldout_logits is not None:
+            results += judge_vs_parent(s.arch, "onnxruntime-python", cmp.parent, cmp.heldout_logits,
+                                       cmp.heldout_parent_logits, [f"held-out clip {i}" for i in
+                                                                   range(len(cmp.heldout_targets))],
+                                       s.classes, cls, HELDOUT, targets=cmp.heldout_targets,
+                                       class_name=cmp.tolerance_class)
     return results
 
 

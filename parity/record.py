@@ -103,6 +103,21 @@ class GoldenRun:
 
 
 @dataclasses.dataclass
+class ParentComparison:
+    """What a variant is judged against: its float parent's baseline logits on the same gate cases,
+    and (when the release's held-out clips can be regenerated) both models' logits on them."""
+
+    parent: str                                          # the parent's name (arch)
+    tolerance_class: str                                 # tolerances.json's classes key
+    logits: np.ndarray                                   # (n_cases, n_classes): the parent's, same cases
+    heldout_targets: np.ndarray | None = None            # (n_clips,) int
+    heldout_parent_logits: np.ndarray | None = None      # (n_clips, n_classes)
+    heldout_logits: np.ndarray | None = None             # (n_clips, n_classes): the variant's
+
+    ARRAYS = ("logits", "heldout_targets", "heldout_parent_logits", "heldout_logits")
+
+
+@dataclasses.dataclass
 class ModelRun:
     subject: Subject
     case_labels: list[str]
@@ -119,6 +134,7 @@ class ModelRun:
     golden: GoldenRun | None = None
     preprocessing: dict[str, list[PreprocessRecord]] = dataclasses.field(default_factory=dict)
     postprocessing: dict[str, PostprocessRecord] = dataclasses.field(default_factory=dict)
+    parent: ParentComparison | None = None
 
     @property
     def n_cases(self) -> int:
@@ -160,6 +176,12 @@ class ModelRun:
             for key in PostprocessRecord.ARRAYS:
                 arrays[f"postprocessing/{runner}/{key}"] = fields.pop(key)
             meta["postprocessing"][runner] = fields
+        if self.parent is not None:
+            meta["parent"] = {"parent": self.parent.parent, "tolerance_class": self.parent.tolerance_class}
+            for key in ParentComparison.ARRAYS:
+                value = getattr(self.parent, key)
+                if value is not None:
+                    arrays[f"parent/{key}"] = value
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         folder.mkdir(parents=True, exist_ok=True)
@@ -208,6 +230,12 @@ class ModelRun:
             run = cls(subject, list(meta["case_labels"]), arrays["normalised"], groups["outputs"],
                       arrays.get("reference"), meta["reference_name"], meta["baseline"], meta["runner_info"],
                       meta["timings"], groups["repeat"], groups["alone"], int(meta["batch_n"]), golden, pre, post)
+            if "parent" in meta:
+                p = meta["parent"]
+                run.parent = ParentComparison(str(p["parent"]), str(p["tolerance_class"]),
+                                              **{k: arrays.get(f"parent/{k}") for k in ParentComparison.ARRAYS})
+                if run.parent.logits is None or run.parent.logits.shape[:1] != (run.n_cases,):
+                    raise ValueError("the parent's logits do not cover the run's cases")
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"{jpath}: malformed saved run ({type(exc).__name__}: {exc})") from None
         n = run.n_cases

@@ -176,6 +176,9 @@ _POSTPROCESSING = Record({
                            "families": MapOf(_OUTCOMES)}),
         "ood_auroc": Record({"chosen": STR, "held_out_vs": MapOf(MapOf(NUM))}),
         "vad": MapOf(NUM)})})
+_VARIANT = Record({"file": STR, "sha256": STR, "bytes": INT, "parent_sha256": STR, "tolerance_class": STR,
+                   "precision": STR, "method": STR, "ops": MapOf(INT), "backends": MapOf(_BACKEND),
+                   "declared_backends": STRS, "vs_parent": MapOf(MapOf(Opt(NUM))), "gate_runtimes": STRS})
 _MODEL = Record({
     "file": STR, "sha256": STR, "bytes": INT, "arch": STR, "description": STR, "opset": INT, "ops": MapOf(INT),
     "backends": MapOf(_BACKEND), "input": _IO, "output": _IO, "labels": STRS, "frontend": _FRONTEND,
@@ -192,13 +195,14 @@ _MODEL = Record({
     "plots": MapOf(STR),
 }, {"parity": Record({"cases": INT, "passed": BOOL, "runners": MapOf(_RUNNER_FIGURES),
                       "runner_info": MapOf(_RUNNER_INFO)}),
-    "postprocessing": _POSTPROCESSING})
+    "postprocessing": _POSTPROCESSING, "variants": MapOf(_VARIANT)})
 _SKIPPED = Record({"file": STR, "reason": STR, "detail": STR})
 _CORPUS = Record({"speakers": MapOf(STRS), "clips": MapOf(MapOf(INT))},
                  {"root": STR, "files": INT, "used": INT, "skipped": ListOf(_SKIPPED), "skipped_total": INT,
                   "skipped_by_reason": MapOf(INT)})
 _TOLERANCES = Record({"version": INT, "description": STR, "defaults": MapOf(MapOf(NUM)),
-                      "runners": MapOf(MapOf(MapOf(NUM)))})
+                      "runners": MapOf(MapOf(MapOf(NUM)))},
+                     {"classes": MapOf(MapOf(NUM)), "classes_description": STR})
 
 #: The manifest, field by field (what ``ser_export.build`` writes).
 LAYOUT = Record({
@@ -319,6 +323,25 @@ class Manifest:
             seen.add(entry["file"])
             if not _SHA256.match(entry["sha256"]):
                 raise ManifestError(f"{where}: {field}.sha256 is not 64 hexadecimal digits")
+            for name, v in (entry.get("variants") or {}).items():
+                vf = f"{field}.variants.{name}"
+                if not _plain_name(name):
+                    raise ManifestError(f"{where}: {vf} is not a plain variant name")
+                if not _plain_name(v["file"]) or v["file"] not in files:
+                    raise ManifestError(f"{where}: {vf}.file {v['file']!r} is not a file of the release")
+                if v["file"] in seen:
+                    raise ManifestError(f"{where}: {vf}.file {v['file']!r} is listed twice")
+                seen.add(v["file"])
+                if not _SHA256.match(v["sha256"]):
+                    raise ManifestError(f"{where}: {vf}.sha256 is not 64 hexadecimal digits")
+                if v["parent_sha256"] != entry["sha256"]:
+                    raise ManifestError(f"{where}: {vf}.parent_sha256 is not {field}.sha256 (a variant of another "
+                                        f"model)")
+                from .tolerances import CLASSES
+
+                if v["tolerance_class"] not in CLASSES:
+                    raise ManifestError(f"{where}: {vf}.tolerance_class {v['tolerance_class']!r} is not one of "
+                                        f"{', '.join(CLASSES)}")
             if entry["labels"] != data["labels"]:
                 raise ManifestError(f"{where}: {field}.labels differ from the release's labels")
             models[arch] = ModelEntry(arch=arch, file=entry["file"], sha256=entry["sha256"], bytes=entry["bytes"],

@@ -10,6 +10,9 @@ from typing import Any, Mapping
 PATH = Path(__file__).with_name("tolerances.json")
 STAGES = ("logmel_db", "logmel_between_runtimes", "logits", "probabilities", "batch_invariance",
           "determinism", "localization", "js_preprocessing", "operator_table")
+#: Tolerance classes (a variant vs its float parent) and the keys each declares.
+CLASSES = ("exact", "fp16", "int8")
+CLASS_KEYS = ("logits_max_abs", "top1_agreement_min", "accuracy_drop_max")
 
 
 @lru_cache(maxsize=None)
@@ -18,6 +21,9 @@ def _load(path: str) -> dict:
     missing = [s for s in STAGES if s not in data.get("defaults", {})]
     if missing:
         raise ValueError(f"{path}: tolerances for stages {missing} are missing")
+    missing = [f"{c}.{k}" for c in CLASSES for k in CLASS_KEYS if k not in data.get("classes", {}).get(c, {})]
+    if missing:
+        raise ValueError(f"{path}: tolerance classes lack {missing}")
     return data
 
 
@@ -35,6 +41,15 @@ def for_stage(stage: str, runner: str | None = None, data: Mapping | None = None
     if runner is not None:
         out.update(data.get("runners", {}).get(runner, {}).get(stage, {}))
     return out
+
+
+def for_class(name: str, data: Mapping | None = None) -> dict[str, float]:
+    """The bounds of tolerance class ``name`` (``exact``, ``fp16``, ``int8``)."""
+    data = data or _load(str(PATH))
+    classes = data.get("classes") or _load(str(PATH))["classes"]
+    if name not in classes:
+        raise KeyError(f"no tolerance class {name!r} (one of {', '.join(classes)})")
+    return dict(classes[name])
 
 
 def load_overrides(path: str | Path, base: Mapping | None = None) -> dict:
@@ -59,9 +74,9 @@ def apply_overrides(data: Any, base: Mapping | None = None, path: str = "toleran
     out = copy.deepcopy(dict(base) if base is not None else _load(str(PATH)))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: must hold a JSON object")
-    unknown = sorted(set(data) - {"version", "description", "defaults", "runners"})
+    unknown = sorted(set(data) - {"version", "description", "defaults", "runners", "classes", "classes_description"})
     if unknown:
-        raise ValueError(f"{path}: unknown top-level field {unknown[0]!r} (defaults, runners)")
+        raise ValueError(f"{path}: unknown top-level field {unknown[0]!r} (defaults, runners, classes)")
 
     def merge(section: Mapping, target: dict, where: str) -> None:
         if not isinstance(section, dict):
@@ -81,6 +96,22 @@ def apply_overrides(data: Any, base: Mapping | None = None, path: str = "toleran
                 target.setdefault(stage, {})[key] = float(value)
 
     merge(data.get("defaults", {}), out["defaults"], "defaults")
+    classes = data.get("classes", {})
+    if not isinstance(classes, dict):
+        raise ValueError(f"{path}: classes must be an object")
+    for name, values in classes.items():
+        if name not in out.setdefault("classes", {}):
+            raise ValueError(f"{path}: classes.{name} is not a tolerance class (one of {', '.join(CLASSES)})")
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: classes.{name} must be an object")
+        for key, value in values.items():
+            if key not in CLASS_KEYS:
+                raise ValueError(f"{path}: classes.{name}.{key} is not a class bound ({', '.join(CLASS_KEYS)})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf") \
+                    or (key != "logits_max_abs" and value > 1):
+                raise ValueError(f"{path}: classes.{name}.{key} must be a finite number >= 0"
+                                 f"{'' if key == 'logits_max_abs' else ' and <= 1'}, not {value!r}")
+            out["classes"][name][key] = float(value)
     runners = data.get("runners", {})
     if not isinstance(runners, dict):
         raise ValueError(f"{path}: runners must be an object")
