@@ -12,11 +12,17 @@ from onnx import helper, numpy_helper
 from ser_export.io import sha256_file
 
 
-def copy_release(src: Path, dst: Path, only: str = "voice_emotion_cnn.onnx") -> Path:
-    """A copy of the release with one model (keeps the tests fast)."""
+def copy_release(src: Path, dst: Path, only: str = "voice_emotion_cnn.onnx", variants: tuple[str, ...] = ()) -> Path:
+    """A copy of the release with one model and the named ``variants`` of it (keeps the tests fast)."""
     dst.mkdir(parents=True)
     manifest = json.loads((src / "manifest.json").read_text())
     manifest["models"] = {a: m for a, m in manifest["models"].items() if m["file"] == only}
+    for m in manifest["models"].values():
+        m["variants"] = {k: v for k, v in m.get("variants", {}).items() if k in variants}
+        for v in m["variants"].values():
+            shutil.copy(src / v["file"], dst / v["file"])
+        if not m["variants"]:
+            del m["variants"]
     shutil.copy(src / only, dst / only)
     if "vad" in manifest:  # the voice-activity model the models' post-processing runs
         shutil.copy(src / manifest["vad"]["file"], dst / manifest["vad"]["file"])
@@ -28,9 +34,10 @@ def resign(release: Path, model_file: str) -> None:
     """Update the manifest's sha256 so only the parity stages can notice the change."""
     manifest = json.loads((release / "manifest.json").read_text())
     for m in manifest["models"].values():
-        if m["file"] == model_file:
-            m["sha256"] = sha256_file(release / model_file)
-            m["bytes"] = (release / model_file).stat().st_size
+        for entry in [m, *m.get("variants", {}).values()]:
+            if entry["file"] == model_file:
+                entry["sha256"] = sha256_file(release / model_file)
+                entry["bytes"] = (release / model_file).stat().st_size
     (release / "manifest.json").write_text(json.dumps(manifest))
 
 
