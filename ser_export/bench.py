@@ -27,6 +27,7 @@ from .export.onnx_export import export_onnx, serialize
 from .export.model_file import open_model
 from .export.recover import model_from_onnx
 from .frontend import IMPLEMENTATIONS, build_frontend
+from .errors import SerExportError
 from .io import atomic_write_text
 from .models import VoiceEmotionCnn
 
@@ -93,7 +94,7 @@ class Subject:
     name: str        # e.g. "frontend/fft" or "alexnet/conv2d"
     kind: str        # "frontend" or "model"
     frontend: str
-    module: torch.nn.Module
+    module: torch.nn.Module | None   # None: a reduced-precision variant (no PyTorch module)
     path: Path
 
 
@@ -122,7 +123,55 @@ def make_subjects(release_dir: Path, work: Path, archs: Sequence[str]) -> list[S
                 exported.metadata_props.extend(metadata[arch])
             out.write_bytes(serialize(exported))
             subjects.append(Subject(f"{arch}/{impl}", "model", impl, net, out))
+            if impl == trained.frontend_params.implementation:
+                for name, path in release_variants(release_dir, arch):
+                    subjects.append(Subject(f"{arch}/{impl}.{name}", "variant", impl, None, path))
     return subjects
+
+
+def release_variants(release_dir: Path, arch: str) -> list[tuple[str, Path]]:
+    """``(name, path)`` of each variant the release's manifest lists for ``arch`` (read through the manifest's
+    checks; files opened through the release-file guard)."""
+    from .manifest import Manifest
+
+    try:
+        entry = Manifest.read(release_dir).models.get(arch)
+    except SerExportError:
+        return []
+    if entry is None:
+        return []
+    out = []
+    for name, v in (entry.raw.get("variants") or {}).items():
+        open_model(Path(release_dir) / v["file"], folder=release_dir)  # refuses a file that is not a sound model
+        out.append((name, Path(release_dir) / v["file"]))
+    return out
+
+
+def download_sizes(path: Path) -> dict:
+    """File size, gzip (level 9) and brotli (quality 9, window 24: quality 11 takes minutes on 46 MB) transfer
+    sizes of ``path``, in bytes."""
+    import gzip
+
+    import brotli
+
+    data = path.read_bytes()
+    return {"bytes": len(data), "gzip": len(gzip.compress(data, 9, mtime=0)),
+            "brotli": len(brotli.compress(data, quality=9, lgwin=24))}
+
+
+def _session_ms(path: Path, threads: int, repeat: int) -> float:
+    """Median ms to create an onnxruntime-python session of ``path`` (graph optimisation included)."""
+    import onnxruntime as ort
+
+    data = path.read_bytes()
+
+    def make():
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+    return _median_ms(make, 1, repeat)[0]
 
 
 def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] = (1, 2),
@@ -145,6 +194,8 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
             try:
                 for s in subjects:
                     for runtime in runtimes:
+                        if runtime == "pytorch" and s.module is None:
+                            continue
                         if runtime == "pytorch":
                             ms = _time_torch(s.module, x, t, warmup, repeat)
                         elif runtime == "onnxruntime-python":
@@ -160,10 +211,13 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
                 if web:
                     web.deactivate()
         sizes = {s.name: s.path.stat().st_size for s in subjects}
+        downloads = {s.name: download_sizes(s.path) | {"session_ms_onnxruntime_python": round(
+            _session_ms(s.path, 1, max(3, repeat // 4)), 2)} for s in subjects
+            if s.kind == "variant" or (s.kind == "model" and s.frontend == params.implementation)}
     return {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                         "cpus": __import__("os").cpu_count()},
             "clip": "parity.cases.golden_specs()[0] (synthetic speech, RMS 1), batch 1",
-            "warmup": warmup, "repeat": repeat, "results": results, "file_bytes": sizes,
+            "warmup": warmup, "repeat": repeat, "results": results, "file_bytes": sizes, "downloads": downloads,
             "onnxruntime_web": web_info, "ratios": ratios(results)}
 
 
@@ -205,6 +259,9 @@ def format_bench(report: dict) -> str:
                 row += f"{'-' if v is None else f'{v:.2f}':>24}"
         lines.append(row)
     lines.append("file sizes: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in report["file_bytes"].items()))
+    for k, d in report.get("downloads", {}).items():
+        lines.append(f"download {k}: {d['bytes'] / 1e6:.2f} MB, gzip {d['gzip'] / 1e6:.2f} MB, brotli "
+                     f"{d['brotli'] / 1e6:.2f} MB; onnxruntime-python session {d['session_ms_onnxruntime_python']:.0f} ms")
     lines.append("ratios:")
     for r in report["ratios"]:
         lines.append(f"  {r['ratio']:<36} {r['subject']:<20} {r['runtime']:<22} {r['threads']}t  {r['value']:.2f}")

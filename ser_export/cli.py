@@ -72,7 +72,7 @@ def _run_build(args) -> int:
 def _run_predict(args) -> int:
     from .predict import format_prediction, predict_file
 
-    pred = predict_file(args.file, args.model)
+    pred = predict_file(args.file, args.model, variant=args.variant)
     if args.json:
         print(json.dumps({"file": str(args.file), **pred.to_dict()}, indent=2))
     else:
@@ -290,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="print the emotions in an audio file (WAV/FLAC, any rate, any length)")
     p.add_argument("file", type=Path)
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: saved_models/voice_emotion_cnn.onnx)")
+    p.add_argument("--variant", choices=["fp16", "int8"], default=None,
+                   help="run the model's reduced-precision variant (the file beside it: smaller, judged against "
+                        "the float model by the gate)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("lint", help="check an ONNX model against onnxruntime-web's backends")
     p.add_argument("model", type=Path)

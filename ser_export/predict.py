@@ -7,6 +7,7 @@ model works.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -90,6 +91,22 @@ class Prediction:
         }
 
 
+def variant_path(model_path: str | os.PathLike, variant: str | None) -> Path:
+    """The file of ``model_path``'s ``variant`` (``fp16``, ``int8``) beside it; ``model_path`` itself for none."""
+    from .export.variants import VARIANTS, variant_file
+
+    model_path = Path(model_path)
+    if variant is None:
+        return model_path
+    if variant not in VARIANTS:
+        raise SerExportError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    path = model_path.with_name(variant_file(model_path.name, variant))
+    if not path.exists() and not path.is_symlink():
+        raise SerExportError(f"{path}: no {variant} variant beside {model_path.name} (a release built before "
+                             f"variants? rebuild with `python -m ser_export build`)")
+    return path
+
+
 def load_session(model_path: str | os.PathLike):
     """An onnxruntime session and the model's decoded metadata."""
     import onnxruntime as ort
@@ -115,18 +132,22 @@ def load_session(model_path: str | os.PathLike):
     return session, meta
 
 
-def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | None = None) -> Prediction:
+def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | None = None,
+                 variant: str | None = None) -> Prediction:
     """Classify ``audio_path`` in consecutive windows of the model's input length.
 
     The model's ``postprocessing`` metadata decides which windows are classified
     (:mod:`ser_export.postprocess`): silence and windows without speech are skipped,
     windows unlike the training speech or classified with low confidence are "uncertain",
-    probabilities are calibrated.
+    probabilities are calibrated.  ``variant`` (``fp16``, ``int8``) runs that variant of the model,
+    the file beside it.
     """
     if not Path(audio_path).exists():  # check the cheap things before loading a model
         raise AudioError(f"{audio_path}: no such file")
-    model_path = Path(model_path or default_model_path())
+    model_path = variant_path(model_path or default_model_path(), variant)
     session, meta = load_session(model_path)
+    if variant is not None and json.loads(meta.get("variant") or "{}").get("name") != variant:
+        raise SerExportError(f"{model_path}: its metadata does not name it the {variant} variant")
     pp = postprocessing_of(meta)
     sr, n = int(meta["sample_rate"]), int(meta["input_length"])
     norm = meta["normalization"]

@@ -129,3 +129,33 @@ def test_a_long_file_says_which_windows_were_skipped(model, tmp_path):
     assert result["calibrated"] is True
     text = run_cli("predict", str(path), "--model", model).stdout
     assert "skipped: 1 silent, 1 without speech" in text and "6.3s no speech" in text, text
+
+
+@pytest.mark.parametrize("variant", ["fp16", "int8"])
+def test_a_variant_gives_the_parents_decisions_within_its_class(quick_release, tmp_path, variant):
+    from ser_export import tolerances
+
+    speaker = make_speakers(2, 0)[1]
+    y = np.concatenate([synthesize(speaker, e, clip_rng(9, 1, i, 0)) for i, e in enumerate(("happy", "sad", "angry"))])
+    wav = write_wav(tmp_path / "a.wav", y)
+    parent = run_cli("predict", str(wav), "--model", str(quick_release["out"] / "voice_emotion_cnn.onnx"), "--json")
+    child = run_cli("predict", str(wav), "--model", str(quick_release["out"] / "voice_emotion_cnn.onnx"),
+                    "--variant", variant, "--json")
+    assert parent.returncode == 0 and child.returncode == 0, child.stderr
+    a, b = json.loads(parent.stdout), json.loads(child.stdout)
+    assert [w["start_s"] for w in a["windows"]] == [w["start_s"] for w in b["windows"]]
+    bound = tolerances.for_class(variant)["logits_max_abs"]
+    for wa, wb in zip(a["windows"], b["windows"]):
+        if wa["probabilities"] and wb["probabilities"]:
+            keys = sorted(wa["probabilities"])
+            pa, pb = (np.array([w["probabilities"][k] for k in keys]) for w in (wa, wb))
+            assert np.abs(pa - pb).max() <= bound  # calibrated probabilities move less than logits
+
+
+def test_a_missing_variant_is_one_line(tmp_path, quick_release):
+    import shutil
+
+    shutil.copy(quick_release["out"] / "voice_emotion_cnn.onnx", tmp_path / "m.onnx")
+    wav = write_wav(tmp_path / "a.wav", np.random.default_rng(0).normal(0, 0.1, 22050 * 3))
+    proc = run_cli("predict", str(wav), "--model", str(tmp_path / "m.onnx"), "--variant", "int8")
+    assert proc.returncode != 0 and "no int8 variant beside m.onnx" in proc.stderr and len(proc.stderr.splitlines()) == 1
