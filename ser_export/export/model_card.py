@@ -95,6 +95,35 @@ def unseen_inputs_section(manifest: dict, level: str = "##", images: str = "") -
     return lines
 
 
+def variants_section(manifest: dict, level: str = "##") -> list[str]:
+    """The variants table: per model and variant, size, backends, and the figures against the float parent
+    (all from the manifest the build wrote)."""
+    rows = []
+    for arch, m in manifest["models"].items():
+        for name, v in (m.get("variants") or {}).items():
+            held = v["vs_parent"].get("heldout") or {}
+            cases = v["vs_parent"].get("gate_cases") or {}
+            left_out = sorted(set(manifest["build"]["target_backends"]) - set(v["declared_backends"]))
+            why = "; ".join(f"{b}: {f['message']}" for b in left_out
+                            for f in v["backends"].get(b, {}).get("findings", [])[:1])
+            rows.append(
+                f"| `{v['file']}` ({arch} {name}) | {v['bytes'] / 1e6:.2f} MB ({100 * v['bytes'] / m['bytes']:.0f} %) | "
+                f"{', '.join(v['declared_backends'])}{f' (not {why})' if why else ''} | "
+                + (f"{_pct(held['top1_agreement'])} | {_pct(held['accuracy'])} (parent {_pct(held['parent_accuracy'])}) | "
+                   if held else "- | - | ")
+                + (f"{cases['max_abs_logit_diff']:.3g} | " if cases.get("max_abs_logit_diff") is not None else "- | ")
+                + f"{v['tolerance_class']} |")
+    if not rows:
+        return []
+    return [f"{level} Variants: smaller downloads", "",
+            "Each model also ships with its weights stored in float16 or int8. Its log-mel front-end stays "
+            "float32. The gate judges each variant two ways: against itself on every runtime it declares, "
+            "with the same bounds as its float parent, and against the float parent under the tolerance "
+            "class of `tolerances.json`. Run one with `python -m ser_export predict FILE --variant fp16`.", "",
+            "| file | size (of parent) | backends | held-out top-1 agreement with parent | held-out accuracy | "
+            "max logit change on gate cases | class |", "|---|---|---|---|---|---|---|", *rows, ""]
+
+
 def render_model_card(manifest: dict) -> str:
     c = manifest["contract"]
     labels = manifest["labels"]
@@ -189,6 +218,7 @@ def render_model_card(manifest: dict) -> str:
             f"{rc['pytorch_logmel_vs_librosa_f64']['floor_margin_db']:g} dB above the floor.",
             "",
         ]
+    lines += variants_section(manifest)
     lines += unseen_inputs_section(manifest)
     lines += [
         "## Limitations",

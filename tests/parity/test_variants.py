@@ -42,6 +42,7 @@ def test_the_build_lists_each_variant_with_its_parent_class_backends_and_figures
             assert held["n"] == entry["held_out"]["test"]["n"]
             assert abs(held["parent_accuracy"] - entry["held_out"]["test"]["accuracy"]) < 0.1
             assert v["vs_parent"]["gate_cases"]["n"] > 0 and "onnxruntime-python" in v["gate_runtimes"]
+            assert f"`{v['file']}` ({arch} {name})" in (quick_release["out"] / "MODEL_CARD.md").read_text()
             meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
             assert json.loads(meta["variant"])["parent_sha256"] == entry["sha256"]
             assert meta["labels"] == json.dumps(manifest["labels"], separators=(",", ":")) or \
