@@ -89,12 +89,17 @@ def to_fp16(model: onnx.ModelProto, features: str) -> onnx.ModelProto:
             kept.append(t)
     if not casts:
         raise ExportError("the classifier has no float32 initializers to store as float16")
+    _replace(graph, kept, casts)
+    return out
+
+
+def _replace(graph: onnx.GraphProto, initializers: list, first_nodes: list) -> None:
+    """Set ``graph``'s initializers and put ``first_nodes`` (which make the weights the rest reads) first."""
     del graph.initializer[:]
-    graph.initializer.extend(kept)
+    graph.initializer.extend(initializers)
     nodes = list(graph.node)
     del graph.node[:]
-    graph.node.extend(casts + nodes)
-    return out
+    graph.node.extend(first_nodes + nodes)
 
 
 def _quantize_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,11 +157,7 @@ def to_int8(model: onnx.ModelProto, features: str) -> onnx.ModelProto:
     if not dq_nodes:
         raise ExportError("the classifier has no Conv/Gemm/MatMul weights to store in int8")
     kept = [t for t in graph.initializer if t.name not in replaced] + [x for pair in replaced.values() for x in pair]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(dq_nodes + nodes)
+    _replace(graph, kept, dq_nodes)
     return out
 
 
