@@ -8,9 +8,13 @@ the DFT of size ``N = N1 * N2`` (Cooley-Tukey four-step) into
    (``x[N2 * n1 + n2]``), only for ``k1 <= N1 / 2`` (the rest are complex conjugates
    for a real frame): one ``MatMul`` with the stacked cosine and sine matrix, all
    frames at once;
-2. ``N2``-point complex DFTs with the twiddle factors ``exp(-2 pi i n2 k1 / N)``
-   folded into one ``(2 N2, 2 N2)`` matrix per ``k1`` (a batched ``MatMul``); an
-   output above ``N / 2`` is the mirror image of a bin that step 1 skipped;
+2. the twiddle factors ``exp(-2 pi i n2 k1 / N)`` (an elementwise complex product:
+   ``Mul``, ``Sub``, ``Add`` with two ``(N1/2 + 1, N2)`` tables), then ``N2``-point
+   complex DFTs, one ``(2 N2, 2 N2)`` real matrix shared by every row (one ``MatMul``);
+   an output above ``N / 2`` is the mirror image of a bin that step 1 skipped.  (Folding
+   the twiddles into one matrix per ``k1`` took 0.54 MB of constants, three quarters of the
+   front-end's, which the reduced-precision variants keep in float32; applied apart they
+   take 25 KB.);
 3. the power ``Xr**2 + Xi**2`` (``Mul``, ``Slice``, ``Add``: WebGL has no opset-13
    ``ReduceSum``) and a ``Transpose``; the mel projection then ``Gather``s, per group
    of mel bands, just the columns holding the bins those bands cover
@@ -22,7 +26,7 @@ must be a multiple of ``hop_length``), with no basis at all.
 
 For ``n_fft = 2048 = 64 * 32``: about 0.27 M multiply-adds per frame for the FFT
 (the Conv2d basis: 4.2 M), 33 K for the mel projection in 4 band-limited groups
-(131 K dense), and 1.0 MB of constants.  (With 8 groups the mel projection ends
+(131 K dense), and 0.19 MB of constants.  (With 8 groups the mel projection ends
 in a ``Concat`` of 8 inputs, which onnxruntime-web 1.30's WebGPU backend computes
 wrongly; the parity suite's chromium-webgpu runner caught it, and the measured
 operator table, ``python -m ser_export optable``, shows it is the ``Concat``, not the
@@ -58,9 +62,11 @@ def four_step_constants(n_fft: int, n1: int) -> dict[str, np.ndarray]:
     dict with
         ``w1``: ``(2 r, n1)`` first stage for ``r = n1/2 + 1`` rows, cosine rows then
         minus-sine rows (``[Ar; Ai] = w1 @ x`` for ``x[n1, n2]``);
-        ``h``: ``(r, 2 n2, 2 n2)`` second stage with the twiddles folded in, one matrix
-        per ``k1``: ``[Xr | Xi] = [Ar | Ai] @ h[k1]`` where ``X[k1 + n1 j] = sum_n2
-        A[k1, n2] exp(-2 pi i n2 (k1 + n1 j) / n_fft)``;
+        ``tc``, ``ts``: ``(r, n2)`` twiddles ``exp(-2 pi i n2 k1 / n_fft) = tc + i ts``:
+        ``B = A * (tc + i ts)``;
+        ``d``: ``(2 n2, 2 n2)`` the ``n2``-point complex DFT in real form, shared by every
+        row: ``[Xr | Xi] = [Br | Bi] @ d`` where ``X[k1 + n1 j] = sum_n2 A[k1, n2]
+        exp(-2 pi i n2 (k1 + n1 j) / n_fft)``;
         ``gather``: ``(n_fft/2 + 1,)`` for each bin, its column in the ``(k1, j)``
         layout (``column = k1 * n2 + j``).
     """
@@ -70,21 +76,21 @@ def four_step_constants(n_fft: int, n1: int) -> dict[str, np.ndarray]:
     rows = n1 // 2 + 1
     a1 = _angles(np.arange(rows)[:, None], np.arange(n1)[None, :], n1)
     w1 = np.concatenate([np.cos(a1), -np.sin(a1)], axis=0)
-    h = np.empty((rows, 2 * n2, 2 * n2))
-    n2_idx = np.arange(n2)[:, None]
+    tw = _angles(np.arange(rows)[:, None], np.arange(n2)[None, :], n_fft)  # (k1, n2)
+    tc, ts = np.cos(tw), -np.sin(tw)
+    ang = _angles(np.arange(n2)[:, None], np.arange(n2)[None, :], n2)     # (n2, j)
+    dc, ds = np.cos(ang), -np.sin(ang)
+    d = np.block([[dc, ds], [-ds, dc]])
     gather = np.full(n_fft // 2 + 1, -1, dtype=np.int64)
     for k1 in range(rows):
         ks = k1 + n1 * np.arange(n2)
-        ang = _angles(n2_idx, ks[None, :], n_fft)  # (n2, j)
-        hc, hs = np.cos(ang), -np.sin(ang)
-        h[k1] = np.block([[hc, hs], [-hs, hc]])
         for j, k in enumerate(ks):
             b = k if k <= n_fft // 2 else n_fft - k
             if gather[b] < 0:
                 gather[b] = k1 * n2 + j
     if (gather < 0).any():
         raise AssertionError("four-step layout misses a bin")  # cannot happen for even n1
-    return {"w1": w1, "h": h, "gather": gather}
+    return {"w1": w1, "tc": tc, "ts": ts, "d": d, "gather": gather}
 
 
 def four_step_power(frame: np.ndarray, consts: dict[str, np.ndarray]) -> np.ndarray:
@@ -93,10 +99,11 @@ def four_step_power(frame: np.ndarray, consts: dict[str, np.ndarray]) -> np.ndar
     For tests and documentation: ``four_step_power(x, four_step_constants(N, n1))``
     equals ``abs(np.fft.rfft(x)) ** 2``.
     """
-    w1, h, gather = consts["w1"], consts["h"], consts["gather"]
-    rows, n1, n2 = h.shape[0], w1.shape[1], h.shape[1] // 2
+    w1, tc, ts, d, gather = consts["w1"], consts["tc"], consts["ts"], consts["d"], consts["gather"]
+    (rows, n2), n1 = tc.shape, w1.shape[1]
     a = w1 @ frame.reshape(n1, n2)                                 # (2 rows, n2)
-    y = np.stack([np.concatenate([a[k], a[rows + k]]) @ h[k] for k in range(rows)])
+    ar, ai = a[:rows], a[rows:]
+    y = np.concatenate([ar * tc - ai * ts, ar * ts + ai * tc], axis=1) @ d
     power = y[:, :n2] ** 2 + y[:, n2:] ** 2                         # (rows, j)
     return power.reshape(-1)[gather]
 
@@ -132,10 +139,12 @@ class FftSpectrogram(nn.Module):
         self.n1, self.n2 = n1, n_fft // n1
         consts = four_step_constants(n_fft, n1)
         _buffer(self, "w1", consts["w1"])
-        _buffer(self, "h", consts["h"])
+        _buffer(self, "tc", consts["tc"][:, None, :])   # (k1, 1, n2): broadcast over frames
+        _buffer(self, "ts", consts["ts"][:, None, :])
+        _buffer(self, "d", consts["d"])
         _buffer(self, "window", hann_window(n_fft))
         #: The bin each output column holds (-1: a duplicate of another column's bin).
-        bins = np.full(consts["h"].shape[0] * self.n2, -1, dtype=np.int64)
+        bins = np.full(consts["tc"].shape[0] * self.n2, -1, dtype=np.int64)
         bins[consts["gather"]] = np.arange(consts["gather"].size)
         self.column_bins = bins
 
@@ -160,11 +169,13 @@ class FftSpectrogram(nn.Module):
         frames = self.frames(waveform)                                        # (B, T, N)
         n_frames = frames.shape[1]
         n1, n2 = self.n1, self.n2
-        rows = self.h.shape[0]
+        rows = self.tc.shape[0]
         x = frames.reshape(-1, n_frames, n1, n2).transpose(1, 2)              # (B, n1, T, n2)
         a = torch.matmul(self.w1, x.reshape(-1, n1, n_frames * n2))           # (B, 2 rows, T n2): [Ar; Ai]
-        a = a.reshape(-1, 2, rows, n_frames, n2).permute(0, 2, 3, 1, 4)       # (B, k1, T, 2, n2)
-        y = torch.matmul(a.reshape(-1, rows, n_frames, 2 * n2), self.h)       # (B, k1, T, [Xr | Xi])
+        a = a.reshape(-1, 2, rows, n_frames, n2)                              # (B, re/im, k1, T, n2)
+        ar, ai = a[:, 0], a[:, 1]
+        b = torch.cat([ar * self.tc - ai * self.ts, ar * self.ts + ai * self.tc], dim=-1)  # (B, k1, T, [Br | Bi])
+        y = torch.matmul(b, self.d)                                           # (B, k1, T, [Xr | Xi])
         sq = y * y
         power = sq[..., :n2] + sq[..., n2:2 * n2]                             # (B, k1, T, j)
         return power.permute(0, 2, 1, 3).reshape(-1, n_frames, rows * n2)     # (B, T, k1 * n2 + j)

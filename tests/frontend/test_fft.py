@@ -25,7 +25,7 @@ def test_four_step_power_matches_rfft_in_float64(sizes, seed):
 def test_every_bin_comes_from_exactly_one_column():
     c = four_step_constants(2048, 64)
     assert sorted(set(c["gather"])) == sorted(c["gather"]) and len(c["gather"]) == 1025
-    assert c["w1"].shape == (66, 64) and c["h"].shape == (33, 64, 64)
+    assert c["w1"].shape == (66, 64) and c["tc"].shape == c["ts"].shape == (33, 32) and c["d"].shape == (64, 64)
 
 
 def test_frames_equal_librosa_frames(rng):
