@@ -10,6 +10,7 @@ ort.env.logLevel = 'error';
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const sessions = new Map();
+const declaredBackends = new Map(); // variant url -> {backends, findings}: what its manifest entry declares
 let current = null; // {url, backend, session, contract}
 
 function setState(state, message = '') {
@@ -26,12 +27,20 @@ async function listModels() {
   const res = await fetch('/models/manifest.json');
   if (!res.ok) throw new Error('no release found at /models/manifest.json (build one with `python -m ser_export build`)');
   const manifest = await res.json();
+  const describe = (bytes, acc) => `${(bytes / 1e6).toFixed(1)} MB${acc !== undefined ? `, ${(100 * acc).toFixed(0)} % on held-out synthetic speakers` : ''}`;
   for (const [arch, m] of Object.entries(manifest.models)) {
     const opt = document.createElement('option');
     opt.value = `/models/${m.file}`;
-    const acc = m.held_out?.test?.accuracy;
-    opt.textContent = `${arch} (${(m.bytes / 1e6).toFixed(1)} MB${acc !== undefined ? `, ${(100 * acc).toFixed(0)} % on held-out synthetic speakers` : ''})`;
+    opt.textContent = `${arch} (${describe(m.bytes, m.held_out?.test?.accuracy)})`;
     select.append(opt);
+    // the reduced-precision variants: smaller downloads, judged against this model by the gate
+    for (const [name, v] of Object.entries(m.variants || {})) {
+      const vopt = document.createElement('option');
+      vopt.value = `/models/${v.file}`;
+      vopt.textContent = `${arch} ${name} (${describe(v.bytes, v.vs_parent?.heldout?.accuracy)}; ${v.declared_backends.join('/')})`;
+      declaredBackends.set(vopt.value, { backends: v.declared_backends, findings: v.backends });
+      select.append(vopt);
+    }
   }
   if (params.get('model')) select.value = params.get('model');
   if (params.get('backend')) $('backend').value = params.get('backend');
@@ -42,8 +51,13 @@ async function loadModel() {
   const backend = $('backend').value;
   const key = `${url}|${backend}`;
   if (!sessions.has(key)) {
-    setState('loading', `Loading ${url} on ${backend}...`);
     const name = url.split('/').pop();
+    const declared = declaredBackends.get(url);
+    if (declared && !declared.backends.includes(backend)) {
+      const why = (declared.findings[backend]?.findings || []).map((f) => f.message)[0] || 'not declared';
+      throw new Error(`${name}: this variant runs on ${declared.backends.join(' and ')}, not ${backend} (${why})`);
+    }
+    setState('loading', `Loading ${url} on ${backend}...`);
     const res = await fetch(url);
     if (!res.ok) throw new Error(`${name}: cannot be downloaded (HTTP ${res.status})`);
     const bytes = new Uint8Array(await res.arrayBuffer());

@@ -56,6 +56,15 @@ def test_browser_runners_pass_the_gate_and_prove_their_backend(committed_release
     post = {(r["stage"], r["runner"]) for m in data["models"] for r in m["results"]
             if r["stage"].startswith("postprocessing[") and r["passed"]}
     assert post == {(f"postprocessing[{k}]", f"chromium-{b}") for k in ("vad", "calibrated", "ood") for b in BACKENDS}
+    # every variant, on every Chromium backend it declares (and only those), judged against its float parent
+    manifest = json.loads((committed_release["out"] / "manifest.json").read_text())
+    for arch, entry in manifest["models"].items():
+        assert set(entry["variants"]) == {"fp16", "int8"}
+        for name, v in entry["variants"].items():
+            m = next(m for m in data["models"] if m["arch"] == f"{arch}.{name}")
+            ran = {r["runner"] for r in m["results"] if r["applicable"] and r["stage"] == "logits"}
+            assert ran == {"chromium-" + b for b in v["declared_backends"]}, (arch, name, ran)
+            assert any(r["stage"] == "vs_parent[top1]" and r["passed"] for r in m["results"])
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +109,36 @@ def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, committed
     spec = shown["shown"]["spectrogram"]
     assert (spec["width"], spec["height"]) == (91, 128) and spec["litPixels"] > 1000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("variant, backend", [("int8", "wasm"), ("fp16", "webgl")])
+def test_demo_page_runs_a_variant_as_predict_does(demo_server, committed_release, speech_wav, variant, backend):
+    from ser_export.predict import variant_path
+
+    model = variant_path(committed_release["out"] / "voice_emotion_cnn.onnx", variant)
+    proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",
+                           f"{demo_server}?backend={backend}&model=/models/{model.name}", "--file", str(speech_wav)],
+                          capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shown = json.loads(proc.stdout)
+    assert "error" not in shown and shown["consoleErrors"] == [], shown
+    expected = predict_file(speech_wav, committed_release["out"] / "voice_emotion_cnn.onnx", variant=variant)
+    probs = {b["label"]: b["prob"] for b in shown["shown"]["bars"]}
+    np.testing.assert_allclose([probs[l] for l in expected.labels], expected.probabilities,
+                               atol=1e-4 if backend == "wasm" else 2e-3)
+    assert shown["shown"]["top"] == expected.top and shown["model"].endswith(model.name)
+
+
+def test_demo_page_refuses_a_variant_on_a_backend_it_does_not_declare(demo_server, committed_release, speech_wav):
+    manifest = json.loads((committed_release["out"] / "manifest.json").read_text())
+    v = manifest["models"]["alexnet"]["variants"]["int8"]
+    assert "webgl" not in v["declared_backends"]
+    proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",
+                           f"{demo_server}?backend=webgl&model=/models/{v['file']}", "--expect-error"],
+                          capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
+    shown = json.loads(proc.stdout)
+    assert shown["state"] == "error" and shown["consoleErrors"] == [], shown
+    assert f"{v['file']}: this variant runs on wasm and webgpu, not webgl" in shown["error"], shown
 
 
 def test_check_browser_names_chromium():
