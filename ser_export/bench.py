@@ -32,6 +32,8 @@ from .io import atomic_write_text
 from .models import VoiceEmotionCnn
 
 RUNTIMES = ("pytorch", "onnxruntime-python", "onnxruntime-web-wasm")
+#: Timed in headless Chromium (wasm) for the release's own models and their variants, when Chromium is installed.
+BROWSER_RUNTIME = "chromium-wasm"
 
 
 def _median_ms(fn, warmup: int, repeat: int) -> tuple[float, list[float]]:
@@ -82,9 +84,10 @@ def _time_ort(path: Path, x: np.ndarray, threads: int, warmup: int, repeat: int)
     return _median_ms(lambda: session.run(None, feeds), warmup, repeat)[0]
 
 
-def _time_web(runner, path: Path, x: np.ndarray, warmup: int, repeat: int) -> float:
+def _time_web(runner, path: Path, x: np.ndarray, warmup: int, repeat: int) -> tuple[float, float]:
+    """Median ms per run and the ms ``InferenceSession.create`` took, in a Node or Chromium harness."""
     runner.activate(path, [contract.OUTPUT_NAME])
-    return statistics.median(runner.bench(x, warmup=warmup, repeat=repeat))
+    return statistics.median(runner.bench(x, warmup=warmup, repeat=repeat)), runner.last_load_ms
 
 
 @dataclasses.dataclass
@@ -178,7 +181,14 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
               runtimes: Sequence[str] = RUNTIMES, archs: Sequence[str] = ("alexnet", "resnet18"),
               warmup: int = 10, repeat: int = 20, progress: bool = True) -> dict:
     from parity.cases import golden_specs, render
-    from parity.runners.node import OrtWebWasmRunner
+    from parity.runners.base import RunnerError
+    from parity.runners.node import ChromiumWasmRunner, OrtWebWasmRunner, find_chromium
+
+    try:
+        find_chromium()
+        browser = None
+    except RunnerError as exc:  # the figures that need Chromium are left out, and the report says why
+        browser = str(exc)
 
     x = render(golden_specs()[0])[None]  # one synthetic-speech clip, RMS-normalised
     results: list[dict] = []
@@ -191,25 +201,32 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
             results.append({"subject": "librosa", "kind": "reference", "frontend": "numpy", "runtime": "librosa",
                             "threads": t, "median_ms": round(ms, 3)})
             web = OrtWebWasmRunner(threads=t) if "onnxruntime-web-wasm" in runtimes else None
+            page = ChromiumWasmRunner(threads=t) if browser is None else None
             try:
                 for s in subjects:
-                    for runtime in runtimes:
-                        if runtime == "pytorch" and s.module is None:
+                    released = s.kind == "variant" or (s.kind == "model" and s.frontend == params.implementation)
+                    for runtime in (*runtimes, BROWSER_RUNTIME):
+                        if (runtime == "pytorch" and s.module is None) or (
+                                runtime == BROWSER_RUNTIME and (page is None or not released)):
                             continue
+                        row = {"subject": s.name, "kind": s.kind, "frontend": s.frontend, "runtime": runtime,
+                               "threads": t}
                         if runtime == "pytorch":
                             ms = _time_torch(s.module, x, t, warmup, repeat)
                         elif runtime == "onnxruntime-python":
                             ms = _time_ort(s.path, x, t, warmup, repeat)
                         else:
-                            ms = _time_web(web, s.path, x, warmup, repeat)
-                        results.append({"subject": s.name, "kind": s.kind, "frontend": s.frontend,
-                                        "runtime": runtime, "threads": t, "median_ms": round(ms, 3)})
+                            ms, load_ms = _time_web(page if runtime == BROWSER_RUNTIME else web, s.path, x, warmup,
+                                                    repeat)
+                            row["session_ms"] = round(load_ms, 2)
+                        results.append(row | {"median_ms": round(ms, 3)})
                         if progress:
                             print(f"  {s.name:<20} {runtime:<22} {t} thread(s): {ms:8.2f} ms", file=sys.stderr)
                 web_info = web.info() if web else None
             finally:
-                if web:
-                    web.deactivate()
+                for r in (web, page):
+                    if r:
+                        r.deactivate()
         sizes = {s.name: s.path.stat().st_size for s in subjects}
         downloads = {s.name: download_sizes(s.path) | {"session_ms_onnxruntime_python": round(
             _session_ms(s.path, 1, max(3, repeat // 4)), 2)} for s in subjects
@@ -218,7 +235,8 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
                         "cpus": __import__("os").cpu_count()},
             "clip": "parity.cases.golden_specs()[0] (synthetic speech, RMS 1), batch 1",
             "warmup": warmup, "repeat": repeat, "results": results, "file_bytes": sizes, "downloads": downloads,
-            "onnxruntime_web": web_info, "ratios": ratios(results)}
+            "onnxruntime_web": web_info, "ratios": ratios(results),
+            "chromium": browser or "timed: the release's models and variants on chromium-wasm"}
 
 
 def ratios(results: list[dict]) -> list[dict]:
@@ -242,7 +260,7 @@ def ratios(results: list[dict]) -> list[dict]:
 def format_bench(report: dict) -> str:
     res = report["results"]
     threads = sorted({r["threads"] for r in res})
-    runtimes = [r for r in RUNTIMES if any(x["runtime"] == r for x in res)]
+    runtimes = [r for r in (*RUNTIMES, BROWSER_RUNTIME) if any(x["runtime"] == r for x in res)]
     lines = [f"median ms per clip (batch 1), {report['repeat']} runs after {report['warmup']} warm-up; "
              f"{report['machine']['cpus']} CPUs"]
     header = f"{'subject':<20}" + "".join(f"{rt[:18] + f' {t}t':>24}" for t in threads for rt in runtimes)
@@ -260,8 +278,11 @@ def format_bench(report: dict) -> str:
         lines.append(row)
     lines.append("file sizes: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in report["file_bytes"].items()))
     for k, d in report.get("downloads", {}).items():
+        web = [f"{r['runtime']} {r['threads']}t {r['session_ms']:.0f} ms" for r in res
+               if r["subject"] == k and "session_ms" in r]
         lines.append(f"download {k}: {d['bytes'] / 1e6:.2f} MB, gzip {d['gzip'] / 1e6:.2f} MB, brotli "
-                     f"{d['brotli'] / 1e6:.2f} MB; onnxruntime-python session {d['session_ms_onnxruntime_python']:.0f} ms")
+                     f"{d['brotli'] / 1e6:.2f} MB; session creation: onnxruntime-python "
+                     f"{d['session_ms_onnxruntime_python']:.0f} ms, {', '.join(web) or 'no web runtime'}")
     lines.append("ratios:")
     for r in report["ratios"]:
         lines.append(f"  {r['ratio']:<36} {r['subject']:<20} {r['runtime']:<22} {r['threads']}t  {r['value']:.2f}")

@@ -23,6 +23,23 @@ def test_bench_reports_every_subject_runtime_and_ratio(quick_release, tmp_path):
     assert all(r["median_ms"] > 0 for r in report["results"])
     assert report["file_bytes"]["alexnet/fft"] < report["file_bytes"]["alexnet/conv2d"]
     assert "ratios:" in proc.stdout
+    # the release's variants: latency and session creation per runtime, and download sizes per file
+    for name in ("alexnet/fft.fp16", "alexnet/fft.int8"):
+        for rt in ("onnxruntime-python", "onnxruntime-web-wasm"):
+            assert (name, rt) in subjects
+        assert (name, "pytorch") not in subjects  # a variant has no PyTorch module
+    sizes = report["downloads"]
+    assert set(sizes) == {"alexnet/fft", "alexnet/fft.fp16", "alexnet/fft.int8"}
+    for name, d in sizes.items():
+        assert 0 < d["brotli"] < d["bytes"] and 0 < d["gzip"] < d["bytes"] and d["session_ms_onnxruntime_python"] > 0
+        assert f"download {name}: " in proc.stdout
+    assert sizes["alexnet/fft.int8"]["bytes"] < sizes["alexnet/fft.fp16"]["bytes"] < sizes["alexnet/fft"]["bytes"]
+    web = [r for r in report["results"] if r["runtime"] in ("onnxruntime-web-wasm", "chromium-wasm")]
+    assert all(r["session_ms"] > 0 for r in web)
+    if report["chromium"].startswith("timed"):
+        assert {r["subject"] for r in report["results"] if r["runtime"] == "chromium-wasm"} == set(sizes)
+    else:  # no Chromium on this machine: the report says so (CI installs it, so there the rows are checked)
+        assert "chromium" in report["chromium"].lower()
 
 
 def test_markdown_table_ratios_and_sizes():

@@ -135,6 +135,8 @@ class NodeHarnessRunner(Runner):
         self._check_placement(loaded.get("placement"))
         self._info = info
         self.outputs = outputs
+        #: milliseconds ``InferenceSession.create`` took for this model (the harness's own clock)
+        self.last_load_ms = float(loaded.get("loadMs", float("nan")))
 
     def infer(self, waveforms: np.ndarray) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(waveforms, dtype="<f4")
