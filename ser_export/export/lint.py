@@ -218,9 +218,11 @@ def lint_model(model: onnx.ModelProto, backends: Iterable[str] = BACKENDS,
         wide = _int64_out_of_range(model)
         dynamic = _dynamic_inputs(model)
         dims = sorted({d for v in dynamic.values() for d in v})
+        half = [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
         for code, where_list, what in (
                 ("empty-optional-input", empty, "a node with an empty optional input ''"),
                 ("int64-out-of-int32", wide, "an int64 constant outside the int32 range"),
+                ("float16-tensor", half, "float16 initializers"),
                 ("dynamic-input-dims", list(dynamic), f"inputs with symbolic dimensions {dims}")):
             if not where_list or any(k[0] == backend and k[1] == code for k in findings):
                 continue

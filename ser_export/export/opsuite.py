@@ -145,6 +145,11 @@ def _int64_beyond_int32(node: onnx.NodeProto, ctx: NodeContext) -> bool:
     return False
 
 
+def _float16_constant(node: onnx.NodeProto, ctx: NodeContext) -> bool:
+    """A node reading a float16 constant (the fp16 variants' weights)."""
+    return any((v := ctx.constants.get(name)) is not None and v.dtype == np.float16 for name in node.input)
+
+
 def _all_inputs_constant(node: onnx.NodeProto, ctx: NodeContext) -> bool:
     return ctx.is_folded(node)
 
@@ -558,6 +563,13 @@ for _to, _name in ((TensorProto.INT32, "int32"), (TensorProto.INT64, "int64"), (
     _cast(_to, _name)
 
 
+@case("Cast", "float16 constant", "Cast to float32 of a float16 (3, 17) constant, added to the input: a model "
+      "holding a float16 tensor (the fp16 variants' weights)", match=_float16_constant, code="float16-tensor")
+def _cast_float16(opset, rng):
+    nodes = [helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT), helper.make_node("Add", ["x", "w"], ["y"])]
+    return Built(nodes, [_init("w16", _f32(rng, 3, 17).astype(np.float16))], {"x": _f32(rng, 3, 17)})
+
+
 @case("Cast", "default", "Cast of float32 to float32")
 def _cast_float(opset, rng):
     return Built([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], [], {"x": _f32(rng, 3, 17)})
@@ -682,7 +694,7 @@ def all_cases() -> tuple[OpCase, ...]:
 
 #: Model-wide traps: the case that measures each, by the lint's finding code.
 TRAP_CASES = {"empty-optional-input": "Pad[empty optional input]", "int64-out-of-int32": "Slice[int64 beyond int32]",
-              "dynamic-input-dims": "Relu[symbolic batch]"}
+              "dynamic-input-dims": "Relu[symbolic batch]", "float16-tensor": "Cast[float16 constant]"}
 
 
 def case_by_id(case_id: str) -> OpCase:

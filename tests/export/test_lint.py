@@ -139,3 +139,16 @@ def test_what_the_lint_calls_wasm_compatible_runs_in_onnxruntime_web(user_models
             assert ok, (name, err, problem)
     finally:
         runner.deactivate()
+
+
+def test_a_float16_tensor_keeps_a_model_off_webgl_as_measured():
+    """WebGL's loader knows no FLOAT16 tensors (measured: the fp16 variants failed to load there); wasm and
+    WebGPU run them."""
+    from ser_export.export.opsuite import all_cases
+
+    model, _ = next(c for c in all_cases() if c.case_id == "Cast[float16 constant]@13").build()
+    report = lint_model(model)
+    assert report.compatible("wasm") and report.compatible("webgpu") and not report.compatible("webgl")
+    (finding,) = report.errors("webgl")
+    assert finding.code == "float16-tensor" and "fails to load on webgl" in finding.message
+    assert "unsupported data type: FLOAT16" in finding.message
