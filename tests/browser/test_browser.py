@@ -111,7 +111,7 @@ def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, committed
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("variant, backend", [("int8", "wasm"), ("fp16", "webgl")])
+@pytest.mark.parametrize("variant, backend", [("int8", "wasm"), ("fp16", "webgpu")])
 def test_demo_page_runs_a_variant_as_predict_does(demo_server, committed_release, speech_wav, variant, backend):
     from ser_export.predict import variant_path
 
