@@ -248,11 +248,16 @@ def _run_demo(args) -> int:
 
 
 def _run_card(args) -> int:
-    from .export.model_card import render_model_card, unseen_inputs_section
+    from .export.model_card import render_model_card, unseen_inputs_section, variants_section
     from .manifest import Manifest
 
     manifest = Manifest.read(args.release_dir).raw
-    if args.section == "unseen":
+    if args.section == "variants":
+        lines = variants_section(manifest, level="###")
+        if not lines:
+            raise SerExportError(f"{args.release_dir}: its models have no variants (built before they existed)")
+        print("\n".join(lines).rstrip("\n"))
+    elif args.section == "unseen":
         lines = unseen_inputs_section(manifest, level="###", images=f"{args.release_dir.as_posix().rstrip('/')}/")
         if not lines:
             raise SerExportError(f"{args.release_dir}: its models have no post-processing (built before it existed)")
@@ -362,8 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--check", type=Path, metavar="FILE", help="read FILE; exit 2 with the field named if it is wrong")
     p = sub.add_parser("card", help="print a release's model card (rendered from its manifest), or one section")
     p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
-    p.add_argument("--section", choices=["unseen"], help="unseen: what the models say about inputs they never saw "
-                                                         "(the README's block)")
+    p.add_argument("--section", choices=["unseen", "variants"],
+                   help="unseen: what the models say about inputs they never saw; variants: the fp16/int8 table "
+                        "(the README's blocks)")
     p = sub.add_parser("calibration", help="ECE of a synthetic release on more takes of its held-out speakers, "
                                            "and the ECE's sampling-noise floor")
     p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))

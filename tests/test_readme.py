@@ -47,3 +47,16 @@ def test_the_shipped_silero_file_is_the_one_the_manifest_names():
     assert sha256_file(ROOT / "saved_models" / vad["file"]) == vad["sha256"] and vad["license"].startswith("MIT")
     for m in MANIFEST["models"].values():
         assert m["postprocessing"]["vad"]["sha256"] == vad["sha256"]
+
+
+def test_the_variants_block_is_the_committed_release_s():
+    """The README's variants table is the committed manifest's, as `python -m ser_export card saved_models
+    --section variants` prints it; every model has its fp16 and int8 variant."""
+    from ser_export.export.model_card import variants_section
+
+    block = re.search(r"<!-- variants:begin -->\n(.*?)\n<!-- variants:end -->", README, re.S)
+    assert block, "the README has the variants block"
+    expected = "\n".join(variants_section(MANIFEST, level="###")).rstrip("\n")
+    assert expected and block.group(1) == expected
+    for m in MANIFEST["models"].values():
+        assert set(m["variants"]) == {"fp16", "int8"}
