@@ -67,6 +67,17 @@ def test_browser_runners_pass_the_gate_and_prove_their_backend(committed_release
             assert any(r["stage"] == "vs_parent[top1]" and r["passed"] for r in m["results"])
 
 
+def run_demo(url: str, *args: str) -> dict:
+    """What the demo page at ``url`` showed, driven by ``js_harness/test/demo_e2e.mjs`` (``args``: its options);
+    the page must finish without an error or a console error."""
+    proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url", url, *args],
+                          capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shown = json.loads(proc.stdout)
+    assert "error" not in shown and shown["consoleErrors"] == [], shown
+    return shown
+
+
 @pytest.fixture(scope="module")
 def demo_server(committed_release):
     node = find_node().node
@@ -116,12 +127,7 @@ def test_demo_page_runs_a_variant_as_predict_does(demo_server, committed_release
     from ser_export.predict import variant_path
 
     model = variant_path(committed_release["out"] / "voice_emotion_cnn.onnx", variant)
-    proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",
-                           f"{demo_server}?backend={backend}&model=/models/{model.name}", "--file", str(speech_wav)],
-                          capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    shown = json.loads(proc.stdout)
-    assert "error" not in shown and shown["consoleErrors"] == [], shown
+    shown = run_demo(f"{demo_server}?backend={backend}&model=/models/{model.name}", "--file", str(speech_wav))
     expected = predict_file(speech_wav, committed_release["out"] / "voice_emotion_cnn.onnx", variant=variant)
     probs = {b["label"]: b["prob"] for b in shown["shown"]["bars"]}
     np.testing.assert_allclose([probs[l] for l in expected.labels], expected.probabilities,
@@ -224,12 +230,7 @@ def test_demo_page_names_no_emotion_for_noise_a_chord_or_clicks(demo_server, com
     from tests.nonspeech import write_nonspeech
 
     for name, wav in write_nonspeech(tmp_path).items():
-        proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "demo_e2e.mjs"), "--url",
-                               f"{demo_server}?backend=wasm&model=/models/{model}", "--file", str(wav)],
-                              capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        shown = json.loads(proc.stdout)
-        assert "error" not in shown and shown["consoleErrors"] == [], shown
+        shown = run_demo(f"{demo_server}?backend=wasm&model=/models/{model}", "--file", str(wav))
         expected = predict_file(wav, committed_release["out"] / model)
         assert shown["calibrated"] is True and shown["verdict"] == expected.verdict, (name, shown["verdict"])
         assert shown["verdict"] in ("no_speech", "uncertain"), (name, shown["verdict"])
