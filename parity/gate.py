@@ -352,10 +352,12 @@ def check_model(model: ModelFile | Path, arch: str, runners: Mapping[str, Runner
 
 def _run_and_judge(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases,
                    report: ModelReport, golden: Mapping | None = None,
-                   parent: ParentComparison | None = None) -> None:
-    """Collect, judge, then shrink the failing cases and localise the first failure, into ``report``."""
+                   parent: ParentComparison | None = None, skipped: Mapping[str, str] | None = None) -> None:
+    """Collect, judge, then shrink the failing cases and localise the first failure, into ``report``.
+    ``parent``: a variant's comparison with its float parent; ``skipped``: runtimes not run, and why."""
     run = collect_model(mut, runners, cfg, cases, golden)
     run.parent = parent
+    run.skipped_runtimes = dict(skipped or {})
     report.run = run
     report.timings["runners"] = {n: run.timings[n] for n in runners}
     report.timings["librosa_reference"] = run.timings["librosa_reference"]
@@ -463,17 +465,15 @@ def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, par
         raise ReleaseFileError(f"{model.path}: its metadata does not name it the {name} variant of "
                                f"{parent.path.name} (sha256 {parent.sha256[:12]}...)")
     backends = set(declared["declared_backends"])
-    sub = {}
+    sub, skipped = {}, {}
     for runtime, runner in runners.items():
         backend = RUNNER_BACKENDS.get(runtime)
         if runtime == "pytorch":
-            report.results.append(judge.not_applicable(report.arch, "runtime", runtime, "a variant has no PyTorch "
-                                                       "module; onnxruntime-python is its baseline"))
+            skipped[runtime] = "a variant has no PyTorch module; onnxruntime-python is its baseline"
         elif backend is not None and backend not in backends:
             why = "; ".join(f["message"] for f in declared["backends"].get(backend, {}).get("findings", [])
                             if f["severity"] == "error") or "not declared"
-            report.results.append(judge.not_applicable(report.arch, "runtime", runtime,
-                                                       f"the variant does not declare {backend}: {why}"))
+            skipped[runtime] = f"the variant does not declare {backend}: {why}"
         else:
             sub[runtime] = runner
     if "onnxruntime-python" not in sub:
@@ -486,13 +486,10 @@ def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, par
         comparison.heldout_parent_logits = ort_logits(parent, heldout.waveforms, cfg.threads)
         comparison.heldout_logits = ort_logits(model, heldout.waveforms, cfg.threads)
     else:
-        report.results.append(judge.not_applicable(report.arch, "vs_parent[heldout]", "-",
-                                                   f"held-out clips cannot be regenerated: {heldout.why_not}"))
+        comparison.heldout_why_not = heldout.why_not
     mut = ModelUnderTest(model, report.arch)
     try:
-        _run_and_judge(mut, sub, cfg, cases, report, None, comparison)
-        report.results.append(judge.not_applicable(report.arch, "golden_logits", "-", "the golden logits are the "
-                                                   "parent's; the variant is judged against the parent instead"))
+        _run_and_judge(mut, sub, cfg, cases, report, None, comparison, skipped)
     finally:
         mut.close()
     report.timings["total_s"] = round(time.perf_counter() - t_start, 2)

@@ -473,12 +473,20 @@ def judge_model(run, tolerances: Mapping | None = None) -> list[StageResult]:
         results += judge_preprocessing(s.arch, name, recordings, t("js_preprocessing", name))
     for name, rec in run.postprocessing.items():
         results += judge_postprocessing(s.arch, name, rec, labels, t("postprocessing", name))
+    for name, why in run.skipped_runtimes.items():
+        results.append(not_applicable(s.arch, "runtime", name, why))
     cmp = run.parent
+    if cmp is not None:
+        results.append(not_applicable(s.arch, "golden_logits", "-", "the golden logits are the parent's; the "
+                                      "variant is judged against the parent instead"))
     if cmp is not None and base:
         cls = tolerances_mod.for_class(cmp.tolerance_class, tol)
         results += judge_vs_parent(s.arch, base, cmp.parent, run.outputs[base][s.logits_name], cmp.logits, labels,
                                    s.classes, cls, PARENT, class_name=cmp.tolerance_class)
-        if cmp.heldout_logits is not None:
+        if cmp.heldout_logits is None:
+            results.append(not_applicable(s.arch, "vs_parent[heldout]", "-", "held-out clips cannot be "
+                                          f"regenerated: {cmp.heldout_why_not or 'none given'}"))
+        else:
             results += judge_vs_parent(s.arch, "onnxruntime-python", cmp.parent, cmp.heldout_logits,
                                        cmp.heldout_parent_logits, [f"held-out clip {i}" for i in
                                                                    range(len(cmp.heldout_targets))],

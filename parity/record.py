@@ -113,6 +113,7 @@ class ParentComparison:
     heldout_targets: np.ndarray | None = None            # (n_clips,) int
     heldout_parent_logits: np.ndarray | None = None      # (n_clips, n_classes)
     heldout_logits: np.ndarray | None = None             # (n_clips, n_classes): the variant's
+    heldout_why_not: str = ""                            # why there are no held-out clips (when none)
 
     ARRAYS = ("logits", "heldout_targets", "heldout_parent_logits", "heldout_logits")
 
@@ -135,6 +136,8 @@ class ModelRun:
     preprocessing: dict[str, list[PreprocessRecord]] = dataclasses.field(default_factory=dict)
     postprocessing: dict[str, PostprocessRecord] = dataclasses.field(default_factory=dict)
     parent: ParentComparison | None = None
+    #: runtimes this model was not run on, and why (a variant: PyTorch, and backends it does not declare)
+    skipped_runtimes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def n_cases(self) -> int:
@@ -176,8 +179,10 @@ class ModelRun:
             for key in PostprocessRecord.ARRAYS:
                 arrays[f"postprocessing/{runner}/{key}"] = fields.pop(key)
             meta["postprocessing"][runner] = fields
+        meta["skipped_runtimes"] = dict(self.skipped_runtimes)
         if self.parent is not None:
-            meta["parent"] = {"parent": self.parent.parent, "tolerance_class": self.parent.tolerance_class}
+            meta["parent"] = {"parent": self.parent.parent, "tolerance_class": self.parent.tolerance_class,
+                              "heldout_why_not": self.parent.heldout_why_not}
             for key in ParentComparison.ARRAYS:
                 value = getattr(self.parent, key)
                 if value is not None:
@@ -230,10 +235,12 @@ class ModelRun:
             run = cls(subject, list(meta["case_labels"]), arrays["normalised"], groups["outputs"],
                       arrays.get("reference"), meta["reference_name"], meta["baseline"], meta["runner_info"],
                       meta["timings"], groups["repeat"], groups["alone"], int(meta["batch_n"]), golden, pre, post)
+            run.skipped_runtimes = {str(k): str(v) for k, v in meta.get("skipped_runtimes", {}).items()}
             if "parent" in meta:
                 p = meta["parent"]
                 run.parent = ParentComparison(str(p["parent"]), str(p["tolerance_class"]),
-                                              **{k: arrays.get(f"parent/{k}") for k in ParentComparison.ARRAYS})
+                                              **{k: arrays.get(f"parent/{k}") for k in ParentComparison.ARRAYS},
+                                              heldout_why_not=str(p.get("heldout_why_not", "")))
                 if run.parent.logits is None or run.parent.logits.shape[:1] != (run.n_cases,):
                     raise ValueError("the parent's logits do not cover the run's cases")
         except (KeyError, TypeError, ValueError) as exc:
