@@ -446,10 +446,13 @@ class HeldOut:
 
 def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, parent: ModelFile, parent_entry: Mapping,
                   runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases, heldout: HeldOut,
-                  report: ModelReport) -> ModelReport:
+                  report: ModelReport, parent_logits: dict | None = None) -> ModelReport:
     """A reduced-precision variant: against itself across the runtimes that run its declared backends (the
     default tolerances, onnxruntime-python the baseline), and against its float ``parent`` under its tolerance
-    class on the gate's cases and the held-out clips."""
+    class on the gate's cases and the held-out clips.
+
+    ``parent_logits``: one dict per parent, shared by its variants; the parent's logits on the cases and the
+    held-out clips are computed into it once."""
     import json
 
     from ser_export.export.variants import METADATA_KEY
@@ -479,11 +482,15 @@ def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, par
     if "onnxruntime-python" not in sub:
         raise RunnerError(f"{report.arch}: a variant needs onnxruntime-python among the runtimes (its baseline)")
     sub = {"onnxruntime-python": sub.pop("onnxruntime-python"), **sub}
-    x = cases.waveforms
-    comparison = ParentComparison(arch, declared["tolerance_class"], ort_logits(parent, x, cfg.threads))
+    known = parent_logits if parent_logits is not None else {}
+    if "cases" not in known:
+        known["cases"] = ort_logits(parent, cases.waveforms, cfg.threads)
+    comparison = ParentComparison(arch, declared["tolerance_class"], known["cases"])
     if heldout.waveforms is not None:
+        if "heldout" not in known:
+            known["heldout"] = ort_logits(parent, heldout.waveforms, cfg.threads)
         comparison.heldout_targets = heldout.targets
-        comparison.heldout_parent_logits = ort_logits(parent, heldout.waveforms, cfg.threads)
+        comparison.heldout_parent_logits = known["heldout"]
         comparison.heldout_logits = ort_logits(model, heldout.waveforms, cfg.threads)
     else:
         comparison.heldout_why_not = heldout.why_not
@@ -494,6 +501,16 @@ def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, par
         mut.close()
     report.timings["total_s"] = round(time.perf_counter() - t_start, 2)
     return report
+
+
+def _unchecked_variants(arch: str, entry: Mapping, why: str) -> list[ModelReport]:
+    """A row per variant of a parent the gate could not check (its verdict is the parent's)."""
+    out = []
+    for name, v in (entry.get("variants") or {}).items():
+        vr = ModelReport(arch=f"{arch}.{name}", file=v["file"], sha256_expected=v["sha256"])
+        vr.results.append(judge.not_applicable(vr.arch, "vs_parent", "-", f"not checked: {why}"))
+        out.append(vr)
+    return out
 
 
 def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
@@ -518,15 +535,18 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
                 model = open_model(path, folder=release_dir)
             except ReleaseFileError as exc:
                 mr.error = str(exc)
+                report.models += _unchecked_variants(arch, entry, "its parent cannot be read")
                 continue
             mr.sha256_actual = model.sha256
             if not mr.checksum_ok:  # another file than the one released: nothing to run
+                report.models += _unchecked_variants(arch, entry, "its parent is not the file the manifest names")
                 continue
             try:
                 check_model(model, arch, runners, cfg, cases, expected=entry, report=mr)
             except (RunnerError, ReleaseFileError) as exc:
                 mr.error = str(exc)
             report.cases_checked += len(cases.specs)
+            parent_logits: dict = {}
             for name, declared in (entry.get("variants") or {}).items():
                 if heldout is None:
                     heldout = HeldOut.of(manifest)
@@ -540,7 +560,8 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
                     vr.sha256_actual = variant.sha256
                     if not vr.checksum_ok:
                         continue
-                    check_variant(variant, arch, name, declared, model, entry, runners, cfg, cases, heldout, vr)
+                    check_variant(variant, arch, name, declared, model, entry, runners, cfg, cases, heldout, vr,
+                                  parent_logits)
                 except (RunnerError, ReleaseFileError) as exc:
                     vr.error = str(exc)
                 report.cases_checked += len(cases.specs)

@@ -205,8 +205,7 @@ def build_variants(proto, parent_sha: str, parent_file: str, arch: str, dataset:
     from parity import judge
 
     from .errors import ReleaseCheckError
-    from .export.variants import TOLERANCE_CLASS, classifier_model, run_batches, session
-    from .export.variants import METHOD, PRECISION
+    from .export.variants import METHOD, PRECISION, TOLERANCE_CLASS, classifier_model, run_batches, session
 
     test = dataset.splits["test"]
     keep = ~test.augmented
@@ -281,12 +280,13 @@ def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: 
                 raise ReleaseCheckError(f"{arch}: release refused by the parity gate: {worst}")
             figures[arch] = model_figures(report) | {"runner_info": {n: r.info() for n, r in runners.items()}}
             _log(f"{arch}: parity gate passed on {len(cases.specs)} cases x {len(runners)} runners")
-            parent = open_model(path)
+            parent, parent_logits = open_model(path), {}
             for name, (vpath, entry) in (variants or {}).get(arch, {}).items():
                 vr = ModelReport(arch=f"{arch}.{name}", file=entry["file"])
                 try:
                     check_variant(open_model(vpath), arch, name, entry, parent, {"labels": list(labels)}, runners,
-                                  cfg, cases, HeldOut(None, None, "the build judged the test split's log-mel"), vr)
+                                  cfg, cases, HeldOut(None, None, "the build judged the test split's log-mel"), vr,
+                                  parent_logits)
                 except RunnerError as exc:
                     raise ToolMissingError(f"{arch} {name}: the parity gate could not run: {exc}") from None
                 if vr.failures:

@@ -104,3 +104,13 @@ def test_a_variant_file_missing_from_the_release_exits_2(quick_release, tmp_path
     proc, data = _verify(release, runtimes="onnxruntime-python")
     assert proc.returncode == 2
     assert "no such file" in _model(data, "alexnet.int8")["error"]
+
+
+def test_the_variants_of_a_parent_that_fails_its_checksum_are_listed_as_not_checked(quick_release, tmp_path):
+    release = tamper.copy_release(quick_release["out"], tmp_path / "r", variants=("fp16", "int8")).parent
+    tamper.change_weight(release / "voice_emotion_cnn.onnx")  # the parent's checksum no longer matches
+    proc, data = _verify(release, runtimes="onnxruntime-python")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for name in ("alexnet.fp16", "alexnet.int8"):
+        (result,) = _model(data, name)["results"]
+        assert not result["applicable"] and "its parent is not the file the manifest names" in result["detail"]
