@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from parity import judge
@@ -54,10 +54,11 @@ def test_a_variant_within_half_the_logit_bound_passes_logits_and_top1(n, scale, 
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(20, 80), seed=st.integers(0, 2**31 - 1))
+@example(n=20, seed=2**31 - 1)  # CI's counterexample when the winners were not made clear (a near-tie is excused)
 def test_flipped_decisions_beyond_the_class_fail_on_agreement_and_accuracy(n, seed):
     rng = np.random.default_rng(seed)
     parent = rng.normal(0, 1, (n, 7))
-    parent[np.arange(n), rng.integers(0, 7, n)] += 5.0  # clear winners: no ties
+    parent[np.arange(n), rng.integers(0, 7, n)] = parent.max(1) + 5.0  # clear winners (gap >= 5): no ties
     tol = tolerances.for_class("fp16")
     ours = parent.copy()
     k = max(1, n // 10)
