@@ -37,6 +37,7 @@ from .record import (GoldenRun, ModelRun, ParentComparison, PostprocessRecord, R
 from .report import GateReport, ModelReport
 from .runners import BASELINE, RUNNERS, Runner, RunnerError
 from .runners.torch_module import TorchModuleRunner
+from .shard import Shard
 
 DEFAULT_RUNTIMES = ("pytorch", "onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node")
 
@@ -58,6 +59,8 @@ class GateConfig:
     tolerances: dict | None = None
     #: Where to save every model's raw outputs for ``--rejudge`` (``None``: not saved).
     save_outputs: Path | None = None
+    #: Run only this shard's cases (:mod:`parity.shard`); ``None``: all of them.
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNNERS]
@@ -65,13 +68,31 @@ class GateConfig:
             raise ValueError(f"unknown runtimes {unknown}; choose from {sorted(RUNNERS)}")
         if self.examples < 1:
             raise ValueError("examples must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if self.shard is not None:
+            self.shard.bounds(self.examples, self.batch_size)  # more shards than batches: refused here
+
+    @property
+    def runs_once_per_model(self) -> bool:
+        """Whether this run makes the once-per-model checks (unsharded, or shard 1)."""
+        return self.shard is None or self.shard.runs_once_per_model
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["counterexample_dir"] = str(self.counterexample_dir) if self.counterexample_dir else None
         d["save_outputs"] = str(self.save_outputs) if self.save_outputs else None
         d["runtimes"] = list(self.runtimes)
+        d["shard"] = self.shard.to_dict() if self.shard else None
         return d
+
+    def draw(self) -> list[CaseSpec]:
+        """The cases this run checks: the seed's ``examples`` cases, or this shard's block of them."""
+        specs = draw_cases(self.examples, self.seed)
+        if self.shard is None:
+            return specs
+        start, stop = self.shard.bounds(len(specs), self.batch_size)
+        return specs[start:stop]
 
 
 @dataclasses.dataclass
@@ -202,8 +223,9 @@ def baseline_of(runners: Mapping[str, Runner]) -> str | None:
 
 def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateConfig, cases: Cases,
                   golden: Mapping | None = None, extra_runs: bool = True) -> ModelRun:
-    """Run every runner on ``cases`` (and, with ``extra_runs``, the determinism, batch-invariance,
-    golden and preprocessing runs); no judging here."""
+    """Run every runner on ``cases`` and, with ``extra_runs``, the post-processing on them; in an
+    unsharded run or shard 1 (``cfg.runs_once_per_model``) also the determinism, batch-invariance,
+    golden and preprocessing runs.  No judging here."""
     run = ModelRun(mut.subject, list(cases.labels), cases.normalised, {}, baseline=baseline_of(runners))
     x = mut.inputs(cases.waveforms)
     for name, runner in runners.items():
@@ -217,9 +239,12 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
     run.timings["librosa_reference"] = {"seconds": round(time.perf_counter() - t0, 3)}
     if not extra_runs:
         return run
-    k = min(cfg.invariance_cases, len(cases.specs))
-    first = x[: min(cfg.batch_size, len(cases.specs))]
+    if not cfg.runs_once_per_model:
+        _collect_postprocessing(mut, runners, x, run)
+        return run
+    first = x[: min(cfg.batch_size, len(cases.specs))]  # the run's first batch (shard 1 starts with it)
     run.batch_n = int(first.shape[0])
+    k = min(cfg.invariance_cases, run.batch_n)
     golden_cases = None
     if golden:
         golden_cases = Cases.from_specs(golden_specs(golden["n"], golden["seed"]))
@@ -253,10 +278,15 @@ def collect_model(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
         run.preprocessing = collect_preprocessing(preprocessing, session, {
             "sample_rate": inp.sample_rate, "input_length": inp.n_samples,
             "normalization": {"rms_level_db": norm.rms_level_db, "min_rms": norm.min_rms}})
+    _collect_postprocessing(mut, runners, x, run)
+    return run
+
+
+def _collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner], x: np.ndarray,
+                            run: ModelRun) -> None:
     posters = {n: r for n, r in runners.items() if "postprocess" in r.capabilities}  # each: its own onnxruntime
     if posters and "postprocessing" in mut.meta and mut.subject.features_name:
         run.postprocessing = collect_postprocessing(mut, posters, x, run.outputs[run.baseline or next(iter(runners))])
-    return run
 
 
 def collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner], x: np.ndarray,
@@ -440,7 +470,7 @@ class HeldOut:
         raw = manifest.raw
         got = synthetic_heldout(raw["training_data"], manifest.labels, int(raw["build"]["seed"]))
         if isinstance(got, str):
-            return cls(None, None, got)
+            return cls(None, None, f"the held-out clips cannot be regenerated: {got}")
         return cls(*got)
 
 
@@ -522,7 +552,7 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
     except ManifestError as exc:
         report.error = str(exc)
         return report
-    cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
+    cases = Cases.from_specs(cfg.draw())
     runners = make_runners(cfg)
     heldout: HeldOut | None = None
     try:
@@ -549,7 +579,8 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
             parent_logits: dict = {}
             for name, declared in (entry.get("variants") or {}).items():
                 if heldout is None:
-                    heldout = HeldOut.of(manifest)
+                    heldout = HeldOut.of(manifest) if cfg.runs_once_per_model else HeldOut(
+                        None, None, f"the held-out clips are judged in shard 1/{cfg.shard.count}")
                     if "onnxruntime-python" not in runners:
                         runners["onnxruntime-python"] = make_runners(dataclasses.replace(
                             cfg, runtimes=("onnxruntime-python",)))["onnxruntime-python"]
@@ -628,6 +659,19 @@ def rejudge(folder: Path, overrides: Path | Mapping | None = None) -> GateReport
     report.runners = index.get("runners", {}) if isinstance(index.get("runners"), dict) else {}
     report.config = {"rejudged": str(folder), "original": index.get("config")}
     files = index.get("files") if isinstance(index.get("files"), dict) else {}
+    report.models = judge_saved(runs, files, tolerances, Path(folder))
+    report.cases_checked = sum(run.n_cases for run in runs.values())
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def judge_saved(runs: Mapping[str, ModelRun], files: Mapping, tolerances: Mapping, where: Path) -> list[ModelReport]:
+    """A report per model of saved runs (``verify --rejudge``, ``merge-reports``), judged under ``tolerances``.
+
+    ``files``: the saved index's ``files`` (each model's file, checksums, kind and could-not-check error);
+    a model without a run (it could not be run, or is checked by checksum only) keeps the verdict recorded.
+    """
+    models = []
     for arch, run in runs.items():
         f = files.get(arch) if isinstance(files.get(arch), dict) else {}
         mr = ModelReport(arch=arch, file=run.subject.file, sha256_expected=f.get("sha256_expected"),
@@ -636,21 +680,19 @@ def rejudge(folder: Path, overrides: Path | Mapping | None = None) -> GateReport
         try:
             mr.results = judge.judge_model(run, tolerances)
         except (KeyError, ValueError) as exc:
-            mr.error = f"{Path(folder) / (arch + '.json')}: cannot be judged ({exc})"
-        report.models.append(mr)
-        report.cases_checked += run.n_cases
+            mr.error = f"{where / (arch + '.json')}: cannot be judged ({exc})"
+        models.append(mr)
     for arch, f in files.items():  # models that could not be run have no saved outputs
         if arch in runs or not isinstance(f, dict):
             continue
         if f.get("kind") == "file":  # checked by checksum only: the verdict as recorded
-            report.models.append(ModelReport(arch=arch, file=str(f.get("file")), kind="file",
-                                             sha256_expected=f.get("sha256_expected"),
-                                             sha256_actual=f.get("sha256_actual"), error=f.get("error")))
+            models.append(ModelReport(arch=arch, file=str(f.get("file")), kind="file",
+                                      sha256_expected=f.get("sha256_expected"),
+                                      sha256_actual=f.get("sha256_actual"), error=f.get("error")))
         else:
-            report.models.append(ModelReport(arch=arch, file=str(f.get("file")), error=f.get("error") or
-                                             "no saved outputs"))
-    report.wall_s = time.perf_counter() - t0
-    return report
+            models.append(ModelReport(arch=arch, file=str(f.get("file")), error=f.get("error") or
+                                      "no saved outputs"))
+    return models
 
 
 #: The onnxruntime-web backend each runner exercises (the operator lint's columns); others have none.
@@ -717,7 +759,7 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
     try:
         mut = ModelUnderTest(model, arch, contract)
         try:
-            cases = mut.cases(draw_cases(cfg.examples, cfg.seed))
+            cases = mut.cases(cfg.draw())
             _run_and_judge(mut, runners, cfg, cases, mr)
             mr.results += _not_applicable(arch, contract, mr.run)
         finally:

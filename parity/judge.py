@@ -484,8 +484,8 @@ def judge_model(run, tolerances: Mapping | None = None) -> list[StageResult]:
         results += judge_vs_parent(s.arch, base, cmp.parent, run.outputs[base][s.logits_name], cmp.logits, labels,
                                    s.classes, cls, PARENT, class_name=cmp.tolerance_class)
         if cmp.heldout_logits is None:
-            results.append(not_applicable(s.arch, "vs_parent[heldout]", "-", "held-out clips cannot be "
-                                          f"regenerated: {cmp.heldout_why_not or 'none given'}"))
+            results.append(not_applicable(s.arch, "vs_parent[heldout]", "-",
+                                          f"not judged: {cmp.heldout_why_not or 'no held-out clips'}"))
         else:
             results += judge_vs_parent(s.arch, "onnxruntime-python", cmp.parent, cmp.heldout_logits,
                                        cmp.heldout_parent_logits, [f"held-out clip {i}" for i in

@@ -159,10 +159,11 @@ class ModelRun:
                 "baseline": self.baseline, "runner_info": self.runner_info, "timings": self.timings,
                 "batch_n": self.batch_n,
                 "groups": {g: {r: sorted(o) for r, o in getattr(self, g).items()}
-                           for g in ("outputs", "repeat", "alone")}}
+                           for g in ("outputs", "repeat", "alone")},
+                "order": list(self.outputs)}  # the runners' order (JSON's keys are sorted), kept by load
         if self.golden is not None:
             meta["golden"] = {"expected": self.golden.expected, "labels": self.golden.labels,
-                              "runners": sorted(self.golden.outputs)}
+                              "runners": list(self.golden.outputs)}
             for runner, value in self.golden.outputs.items():
                 arrays[f"golden/{runner}"] = value
         meta["preprocessing"] = {}
@@ -217,7 +218,9 @@ class ModelRun:
         try:
             subject = meta["subject"]
             subject = Subject(**{**subject, "classes": tuple(subject["classes"]) if subject.get("classes") else None})
-            groups = {g: {r: {k: arrays[f"{g}/{r}/{k}"] for k in keys} for r, keys in meta["groups"][g].items()}
+            order = {r: i for i, r in enumerate(meta.get("order") or [])}
+            groups = {g: {r: {k: arrays[f"{g}/{r}/{k}"] for k in keys}
+                          for r, keys in sorted(meta["groups"][g].items(), key=lambda kv: order.get(kv[0], len(order)))}
                       for g in ("outputs", "repeat", "alone")}
             golden = None
             if "golden" in meta:
@@ -228,10 +231,11 @@ class ModelRun:
                                                        for k in ("js_windows", "py_windows", "js_logits",
                                                                  "py_logits")})
                             for i, rec in enumerate(recs)]
-                   for runner, recs in meta["preprocessing"].items()}
+                   for runner, recs in sorted(meta["preprocessing"].items(), key=lambda kv: order.get(kv[0], len(order)))}
             post = {runner: PostprocessRecord(**rec, **{k: arrays[f"postprocessing/{runner}/{k}"]
                                                         for k in PostprocessRecord.ARRAYS})
-                    for runner, rec in meta.get("postprocessing", {}).items()}
+                    for runner, rec in sorted(meta.get("postprocessing", {}).items(),
+                                              key=lambda kv: order.get(kv[0], len(order)))}
             run = cls(subject, list(meta["case_labels"]), arrays["normalised"], groups["outputs"],
                       arrays.get("reference"), meta["reference_name"], meta["baseline"], meta["runner_info"],
                       meta["timings"], groups["repeat"], groups["alone"], int(meta["batch_n"]), golden, pre, post)
@@ -279,3 +283,114 @@ def load_runs(folder: Path) -> tuple[dict[str, ModelRun], dict]:
             index.get("models"), list):
         raise RecordError(f"{path}: not a saved run index of format {FORMAT}")
     return {str(name): ModelRun.load(Path(folder), str(name)) for name in index["models"]}, index
+
+
+def _same(values: list, what: str):
+    first = values[0]
+    for v in values[1:]:
+        if v != first:
+            raise RecordError(f"the runs disagree on {what} ({first!r} vs {v!r})")
+    return first
+
+
+def _cat(arrays: list[np.ndarray | None], what: str) -> np.ndarray | None:
+    if all(a is None for a in arrays):
+        return None
+    if any(a is None for a in arrays):
+        raise RecordError(f"{what} is saved by some of the runs only")
+    try:
+        return np.concatenate(arrays)
+    except ValueError as exc:
+        raise RecordError(f"{what} cannot be joined ({exc})") from None
+
+
+def concat_runs(parts: list[ModelRun]) -> ModelRun:
+    """The runs of one model on consecutive blocks of cases (the shards of a gate run, in order) as one run.
+
+    Per-case arrays are joined case by case; what is run once per model (determinism, batch invariance,
+    golden logits, preprocessing recordings, a variant's held-out clips) comes from the first part, the only
+    one that has it (:mod:`parity.shard`).  Timings add up.  :class:`RecordError` when the parts are not
+    runs of one model with the same runtimes.
+    """
+    if not parts:
+        raise RecordError("no runs to join")
+    first = parts[0]
+    subject = _same([p.subject for p in parts], "the model")
+    _same([sorted(p.outputs) for p in parts], "the runtimes")
+    runners = list(first.outputs)
+    for p in parts[1:]:
+        if p.repeat or p.alone or p.golden is not None or p.preprocessing or (
+                p.parent is not None and p.parent.heldout_logits is not None):
+            raise RecordError("a run other than the first holds the once-per-model checks (not a shard 2..N)")
+    outputs = {r: {k: _cat([p.outputs[r].get(k) for p in parts], f"outputs of {r} {k!r}")
+                   for k in first.outputs[r]} for r in runners}
+    run = ModelRun(subject, [c for p in parts for c in p.case_labels],
+                   np.concatenate([np.asarray(p.normalised, bool) for p in parts]), outputs,
+                   _cat([p.reference for p in parts], "the reference features"),
+                   _same([p.reference_name for p in parts], "the reference"),
+                   _same([p.baseline for p in parts], "the baseline"), dict(first.runner_info), {},
+                   first.repeat, first.alone, first.batch_n, first.golden, first.preprocessing, {}, None,
+                   dict(first.skipped_runtimes))
+    n = run.n_cases
+    for name in first.timings:
+        seconds = sum(float(p.timings.get(name, {}).get("seconds", 0.0)) for p in parts)
+        run.timings[name] = {"seconds": round(seconds, 3)}
+        if "ms_per_case" in first.timings[name]:
+            run.timings[name]["ms_per_case"] = round(1000 * seconds / max(n, 1), 3)
+    _same([sorted(p.postprocessing) for p in parts], "the post-processing runtimes")
+    for name in first.postprocessing:
+        recs = [p.postprocessing[name] for p in parts]
+        fields = {k: getattr(recs[0], k) for k in ("vad_threshold", "ood_threshold", "min_probability")}
+        _same([tuple(getattr(r, k) for k in fields) for r in recs], f"{name}'s post-processing thresholds")
+        run.postprocessing[name] = PostprocessRecord(
+            **{k: _cat([getattr(r, k) for r in recs], f"{name}'s post-processing {k}") for k in
+               PostprocessRecord.ARRAYS}, **fields, js_ms=sum(r.js_ms for r in recs))
+    if first.parent is not None:
+        if any(p.parent is None for p in parts):
+            raise RecordError("the parent's logits are saved by some of the runs only")
+        pc = first.parent
+        _same([(p.parent.parent, p.parent.tolerance_class) for p in parts], "the parent")
+        run.parent = ParentComparison(pc.parent, pc.tolerance_class, _cat([p.parent.logits for p in parts],
+                                                                         "the parent's logits"),
+                                      pc.heldout_targets, pc.heldout_parent_logits, pc.heldout_logits,
+                                      pc.heldout_why_not)
+    return run
+
+
+def union_runs(runs: list[ModelRun], baseline_of) -> ModelRun:
+    """Runs of one model on the same cases by different runtimes (a gate run split by runtime) as one run.
+
+    A runtime in several runs keeps its first outputs; ``baseline_of(names)`` picks the joined run's
+    baseline from every runtime it holds (the gate's rule).  The once-per-model checks of each run are kept;
+    a variant's held-out comparison comes from the first run that made it.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    _same([r.subject for r in runs], "the model")
+    _same([r.case_labels for r in runs], "the cases")
+    if not all(np.array_equal(r.normalised, first.normalised) for r in runs):
+        raise RecordError("the runs disagree on which cases are normalised")
+    merged = dataclasses.replace(first, outputs={}, runner_info={}, timings={}, repeat={}, alone={},
+                                 preprocessing={}, postprocessing={}, skipped_runtimes={}, golden=None)
+    for r in runs:
+        for group in ("outputs", "runner_info", "repeat", "alone", "preprocessing", "postprocessing"):
+            for name, value in getattr(r, group).items():
+                getattr(merged, group).setdefault(name, value)
+        for name, value in r.timings.items():
+            merged.timings.setdefault(name, value)
+        if merged.reference is None:
+            merged.reference = r.reference
+        merged.batch_n = max(merged.batch_n, r.batch_n)
+        if r.golden is not None:
+            if merged.golden is None:
+                merged.golden = GoldenRun(r.golden.expected, r.golden.labels, {})
+            for name, value in r.golden.outputs.items():
+                merged.golden.outputs.setdefault(name, value)
+        if r.parent is not None and (merged.parent is None or (merged.parent.heldout_logits is None
+                                                                and r.parent.heldout_logits is not None)):
+            merged.parent = r.parent
+    merged.skipped_runtimes = {n: why for r in runs for n, why in r.skipped_runtimes.items()
+                               if n not in merged.outputs}
+    merged.baseline = baseline_of(merged.outputs)
+    return merged

@@ -59,6 +59,9 @@ class GateReport:
     error: str | None = None
     wall_s: float = 0.0
     cases_checked: int = 0
+    #: A shard's record (``verify --shard K/N``): ``index``, ``count``, ``cases`` ``[start, stop)`` and
+    #: ``outputs``, the folder beside the report its run is saved in (read by ``merge-reports``).
+    shard: dict | None = None
 
     @property
     def exit_code(self) -> int:
@@ -111,7 +114,8 @@ class GateReport:
                 "exit_code": self.exit_code,
                 "verdict": {PASSED: "passed", FAILED: "failed", NOT_CHECKED: "not checked"}[self.exit_code],
                 "error": self.error, "wall_s": round(self.wall_s, 2), "cases_checked": self.cases_checked,
-                "cases_per_second": round(rate, 2), "models": [m.to_dict() for m in self.models]}
+                "cases_per_second": round(rate, 2), "models": [m.to_dict() for m in self.models],
+                **({"shard": self.shard} if self.shard is not None else {})}
 
 
 def finite_json(data):

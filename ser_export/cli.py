@@ -105,16 +105,26 @@ def _run_setup_js(args) -> int:
 
 def _run_verify(args) -> int:
     from parity.gate import DEFAULT_RUNTIMES, GateConfig, rejudge, verify_release
-    from parity.report import summary_table, write_json, write_junit
 
     from . import tolerances
 
+    save_outputs, shard = args.save_outputs, None
     try:
         tol = tolerances.load_overrides(args.tolerances) if args.tolerances else None
+        if args.shard:
+            from parity.merge import runs_folder_name
+            from parity.shard import Shard
+
+            shard = Shard.parse(args.shard)
+            if not args.report or args.rejudge or args.save_outputs:
+                raise ValueError(f"--shard {args.shard}: needs --report FILE (its run is saved beside it, in "
+                                 f"FILE.run, for merge-reports) and takes neither --save-outputs nor --rejudge")
+            save_outputs = args.report.parent / runs_folder_name(args.report)
         cfg = GateConfig(runtimes=_runtimes(args.runtimes) or DEFAULT_RUNTIMES, examples=args.examples,
-                         seed=args.seed, threads=args.threads,
+                         seed=args.seed, threads=args.threads, batch_size=args.batch_size,
                          timeout_s=args.timeout, shrink=not args.no_shrink,
-                         counterexample_dir=args.counterexamples, tolerances=tol, save_outputs=args.save_outputs)
+                         counterexample_dir=args.counterexamples, tolerances=tol, save_outputs=save_outputs,
+                         shard=shard)
     except ValueError as exc:
         raise SerExportError(str(exc)) from None
     if args.rejudge:  # the saved run's own tolerances, with --tolerances laid over them
@@ -136,6 +146,22 @@ def _run_verify(args) -> int:
         if args.torch:
             raise SerExportError("--torch is for a single model with --contract (a release rebuilds its own)")
         report = verify_release(args.release_dir, cfg)
+    if shard is not None:
+        start, stop = shard.bounds(cfg.examples, cfg.batch_size)
+        report.shard = {**shard.to_dict(), "cases": [start, stop], "outputs": save_outputs.name}
+    return _print_verdict(report, args, "verify")
+
+
+def _run_merge_reports(args) -> int:
+    from parity.merge import merge_reports
+
+    return _print_verdict(merge_reports(args.reports, args.tolerances), args, "merge-reports")
+
+
+def _print_verdict(report, args, command: str) -> int:
+    """Write the report's JSON and JUnit if asked, print its table and verdict; the gate's exit code."""
+    from parity.report import summary_table, write_json, write_junit
+
     if args.report:
         write_json(report, args.report)
     if args.junit:
@@ -143,7 +169,9 @@ def _run_verify(args) -> int:
     for line in summary_table(report) + report.summary_lines():
         print(line)
     verdict = {0: "PASSED", 1: "FAILED", 2: "NOT CHECKED"}[report.exit_code]
-    print(f"verify: {verdict}: {sum(m.kind == 'model' for m in report.models)} model(s), {report.cases_checked} cases, "
+    shard = f" (shard {report.shard['index']}/{report.shard['count']})" if report.shard else ""
+    print(f"{command}: {verdict}{shard}: {sum(m.kind == 'model' for m in report.models)} model(s), "
+          f"{report.cases_checked} cases, "
           f"{report.wall_s:.1f} s ({report.cases_checked / max(report.wall_s, 1e-9):.1f} cases/s)")
     line = report.verdict_line()
     if line:  # refused or not checked: one line on stderr, naming the file
@@ -332,6 +360,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save every runner's raw outputs here, to judge again later with --rejudge")
     p.add_argument("--rejudge", type=Path, metavar="DIR",
                    help="judge outputs saved with --save-outputs again (under --tolerances); runs no runtime")
+    p.add_argument("--batch-size", type=int, default=64, help="cases per runtime call (default 64; a shard is "
+                                                              "whole batches)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run shard K of N: every shard draws the same cases and keeps its block of whole batches; "
+                        "checksums and lint run in every shard, the once-per-model checks (determinism, batch "
+                        "invariance, golden logits, JS preprocessing, held-out clips) in shard 1; needs --report "
+                        "FILE, and saves its run in FILE.run for merge-reports")
+    p = sub.add_parser("merge-reports", help="one verdict from the shards of a gate run (verify --shard K/N)",
+                       description="Join the shards' saved runs and judge them once: the same verdict and figures "
+                                   "as one unsharded run. Exit 0: passed; 1: a failure in any shard; 2: could not "
+                                   "check (a shard missing or given twice, shards of different releases or cases, "
+                                   "or a shard that could not check).")
+    p.add_argument("reports", type=Path, nargs="+", metavar="SHARD.json",
+                   help="the shards' --report files (each with its .run folder beside it)")
+    p.add_argument("--report", type=Path, help="write the merged JSON report here")
+    p.add_argument("--junit", type=Path, help="write the merged JUnit XML here")
+    p.add_argument("--tolerances", type=Path, metavar="FILE",
+                   help="tolerances laid over those the shards were judged under")
     p = sub.add_parser("export", help="re-export a release model with another front-end or opset (no retraining)")
     p.add_argument("model", type=Path, help="a ser_export release model (.onnx)")
     p.add_argument("--out", type=Path, required=True)
@@ -384,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
             "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract,
-            "card": _run_card, "calibration": _run_calibration}
+            "card": _run_card, "calibration": _run_calibration, "merge-reports": _run_merge_reports}
 
 
 def main(argv: list[str] | None = None) -> int:
