@@ -30,9 +30,9 @@ from .export.optables import BACKENDS, load_tables
 from parity.golden import golden_record
 from parity.heldout import check_heldout
 
-from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter
+from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter, read_manifest
 from .io import atomic_write_bytes, sha256_file
-from .manifest import Manifest
+from .manifest import Manifest, same_but_timings, with_timings_of
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
@@ -440,6 +440,14 @@ def run_build(opts: BuildOptions) -> dict:
             "vad": {"file": VAD_FILE, "sha256": sha256_file(vad_path), "bytes": len(vad_bytes), "source": VAD_SOURCE,
                     "license": VAD_LICENSE, "version": _package_version("silero-vad")},
         }
+        try:
+            previous = read_manifest(opts.out_dir, missing_ok=True)
+        except (OSError, ValueError):
+            previous = None
+        if same_but_timings({**manifest, "files": sorted([*writer.staged_names, MODEL_CARD, "manifest.json"])},
+                            previous):
+            _log("the release is the one already in place but for timings: its manifest is kept as it is")
+            manifest = with_timings_of(manifest, previous)
         writer.add(MODEL_CARD, render_model_card(manifest).encode())
         # written against the layout it is read with (ser_export/manifest.py): never a manifest verify refuses
         writer.commit(manifest, check=lambda m: Manifest.from_dict(m, where=f"{opts.out_dir / 'manifest.json'} "

@@ -25,6 +25,42 @@ MODEL_CARD = "MODEL_CARD.md"
 FORMAT = "ser_export-manifest"
 FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 16 << 20
+#: Fields that time the build on the machine that ran it (any key of these names, at any depth): a rebuild
+#: that reproduces every other field keeps the previous manifest's, so the tree stays unchanged.
+TIMING_KEYS = frozenset({"seconds", "ms_per_case"})
+
+
+def without_timings(data: Any) -> Any:
+    """``data`` (a manifest, as JSON) with every :data:`TIMING_KEYS` field left out, at any depth."""
+    if isinstance(data, dict):
+        return {k: without_timings(v) for k, v in data.items() if k not in TIMING_KEYS}
+    if isinstance(data, list):
+        return [without_timings(v) for v in data]
+    return data
+
+
+def with_timings_of(new: Any, previous: Any) -> Any:
+    """``new`` with each :data:`TIMING_KEYS` field taken from ``previous`` at the same place (where it has one);
+    ``new``'s order kept (the model card renders in it)."""
+    if isinstance(new, dict):
+        prev = previous if isinstance(previous, dict) else {}
+        return {k: prev[k] if k in TIMING_KEYS and k in prev else with_timings_of(v, prev.get(k))
+                for k, v in new.items()}
+    if isinstance(new, list):
+        prev = previous if isinstance(previous, list) else []
+        return [with_timings_of(v, prev[i] if i < len(prev) else None) for i, v in enumerate(new)]
+    return new
+
+
+def same_but_timings(new: Mapping, previous: Mapping | None) -> bool:
+    """Whether ``new`` (about to be written) differs from ``previous`` (the release folder's) only in how long
+    things took: then the previous manifest is kept (``files`` is compared as well when both have it)."""
+    if not isinstance(previous, Mapping):
+        return False
+    a, b = json.loads(json.dumps(new)), json.loads(json.dumps(previous))
+    if "files" not in a:
+        b.pop("files", None)
+    return without_timings(a) == without_timings(b)
 
 
 class ManifestError(SerExportError):

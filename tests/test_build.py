@@ -1,14 +1,18 @@
 """``python -m ser_export build --quick`` end to end, on the real CLI."""
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ser_export import contract
 from ser_export.export.metadata import read_metadata
 from ser_export.export.release import read_manifest
+from ser_export.manifest import same_but_timings, with_timings_of
 from tests.e2e import run_cli
 
 
@@ -57,13 +61,36 @@ def test_released_model_runs_in_onnxruntime(quick_release, rng):
     assert logits.shape == (2, 7) and np.all(np.isfinite(logits))
 
 
-def test_build_is_reproducible_without_cache(quick_release, tmp_path):
-    """Same seed, fresh features and training: byte-identical ONNX."""
-    proc = run_cli("build", "--quick", "--arch", "alexnet", "--out", str(tmp_path / "again"), "--no-cache",
-                   "--no-progress")
+def test_a_rebuild_without_cache_leaves_the_release_byte_for_byte_as_it_was(quick_release, tmp_path):
+    """Same seed, fresh features and training, into a copy of the release: byte-identical models, and the
+    manifest (whose timings alone differ) and every other file left as they were (issue 13: a rebuild that
+    changes nothing leaves nothing changed)."""
+    again = tmp_path / "again"
+    shutil.copytree(quick_release["out"], again)
+    proc = run_cli("build", "--quick", "--out", str(again), "--no-cache", "--no-progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    first = (quick_release["out"] / "voice_emotion_cnn.onnx").read_bytes()
-    assert (tmp_path / "again" / "voice_emotion_cnn.onnx").read_bytes() == first
+    assert "its manifest is kept" in proc.stderr
+    before = {p.name: p.read_bytes() for p in quick_release["out"].iterdir()}
+    after = {p.name: p.read_bytes() for p in again.iterdir()}
+    assert sorted(after) == sorted(before)
+    assert [n for n in before if after[n] != before[n]] == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                        st.sampled_from(["a", "b", "seconds", "ms_per_case"]), inner, max_size=4)),
+       st.floats(0, 1e6))
+def test_only_timings_may_differ_for_the_previous_manifest_to_be_kept(tree, seconds):
+    """A copy whose timing fields are changed is the same release and takes the previous timings; a copy with
+    any other field changed is not."""
+    new = {"models": tree, "seconds": seconds}
+    previous = json.loads(json.dumps({"models": tree, "seconds": seconds + 1}))
+    assert same_but_timings(new, previous), f"counterexample {new}"
+    kept = with_timings_of(new, previous)
+    assert json.dumps(kept, sort_keys=True) == json.dumps(previous, sort_keys=True), f"counterexample {new}"
+    assert not same_but_timings({**new, "libraries": {"onnx": "1"}}, previous), f"counterexample {new}"
+    assert not same_but_timings(new, None)
 
 
 def test_build_with_bad_data_argument_fails_cleanly(tmp_path):

@@ -49,6 +49,11 @@ class ReleaseWriter:
         self._staged[name] = Path(tmp)
         return hashlib.sha256(data).hexdigest()
 
+    @property
+    def staged_names(self) -> list[str]:
+        """The names staged so far."""
+        return list(self._staged)
+
     def staged_path(self, name: str) -> Path:
         """Where ``name`` is staged (a complete file, not yet in place)."""
         return self._staged[name]
