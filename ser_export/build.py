@@ -70,6 +70,9 @@ class BuildOptions:
     workers: int = 2
     cache_dir: Path | None = Path(".ser_export_cache")
     progress: bool = True
+    #: Write a release although the installed toolchain is not ``constraints/release.txt``'s (recorded in the
+    #: manifest's ``build.unpinned``).
+    allow_unpinned: bool = False
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -308,11 +311,29 @@ def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: 
     return figures
 
 
+def _unpinned_or_unknown() -> list[str]:
+    """How the toolchain differs from the pins, or why that cannot be said (``--allow-unpinned``: never fails)."""
+    from . import toolchain
+
+    try:
+        return toolchain.differences()
+    except SerExportError as exc:
+        return [f"the pins cannot be checked: {exc}"]
+
+
 def run_build(opts: BuildOptions) -> dict:
     """Run the whole build; returns the manifest written to ``opts.out_dir``."""
     t_start = time.perf_counter()
+    from . import toolchain
     from .jsenv import harness_installed, setup_harness
 
+    unpinned = toolchain.differences() if not opts.allow_unpinned else _unpinned_or_unknown()
+    if unpinned and not opts.allow_unpinned:
+        raise SerExportError(f"the installed toolchain is not the pinned one ({'; '.join(unpinned)}): install with "
+                             f"`pip install -c constraints/release.txt -e .`, or pass --allow-unpinned (the "
+                             f"manifest then records it)")
+    if unpinned:
+        _log(f"warning: building with an unpinned toolchain ({'; '.join(unpinned)}); the manifest records it")
     if not harness_installed():
         setup_harness()
     tables = load_tables()
@@ -435,7 +456,8 @@ def run_build(opts: BuildOptions) -> dict:
             "contract": contract.input_contract(frontend), "labels": list(labels), "label_set": opts.label_set,
             "training_data": data_desc, "tolerances": tolerances.load(), "libraries": library_versions(),
             "build": {"profile": opts.profile, "seed": opts.seed, "opset": opts.opset, "pad_mode": opts.pad_mode,
-                      "frontend": opts.frontend, "target_backends": list(opts.backends)},
+                      "frontend": opts.frontend, "target_backends": list(opts.backends),
+                      **({"unpinned": unpinned} if unpinned else {})},
             "models": models,
             "vad": {"file": VAD_FILE, "sha256": sha256_file(vad_path), "bytes": len(vad_bytes), "source": VAD_SOURCE,
                     "license": VAD_LICENSE, "version": _package_version("silero-vad")},

@@ -42,6 +42,9 @@ def _add_build(sub) -> None:
     p.add_argument("--cache-dir", type=Path, default=Path(".ser_export_cache"))
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--allow-unpinned", action="store_true",
+                   help="write a release although the installed torch/onnx/onnxsim/... are not the versions "
+                        "constraints/release.txt pins (the manifest records the differences)")
 
 
 def _runtimes(items: list[str] | None) -> tuple[str, ...] | None:
@@ -61,7 +64,8 @@ def _run_build(args) -> int:
         label_set=args.label_set, opset=args.opset, pad_mode=args.pad_mode, frontend=args.frontend,
         backends=tuple(args.backend or BACKENDS), verify_examples=args.verify_examples,
         verify_runtimes=_runtimes(args.verify_runtimes), augment_copies=args.augment_copies, workers=args.workers,
-        cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
+        cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress,
+        allow_unpinned=args.allow_unpinned)
     manifest = run_build(opts)
     for arch, m in manifest["models"].items():
         print(f"{m['file']}: {m['bytes'] / 1e6:.1f} MB, test accuracy {m['held_out']['test']['accuracy']:.3f}, "

@@ -255,7 +255,7 @@ LAYOUT = Record({
                             {"spec": MapOf(INT), "labels_without_data": STRS}),
     "tolerances": _TOLERANCES, "libraries": MapOf(STR),
     "build": Record({"profile": STR, "seed": INT, "opset": INT, "pad_mode": STR, "frontend": STR,
-                     "target_backends": STRS}),
+                     "target_backends": STRS}, {"unpinned": STRS}),
     "models": MapOf(_MODEL),
 }, {"vad": Record({"file": STR, "sha256": STR, "bytes": INT, "source": STR, "license": STR, "version": STR})})
 
