@@ -32,6 +32,7 @@ from parity.heldout import check_heldout
 
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter, read_manifest
 from .io import atomic_write_bytes, sha256_file
+from .distributed import Distributed
 from .manifest import Manifest, same_but_timings, with_timings_of
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
@@ -321,8 +322,14 @@ def _unpinned_or_unknown() -> list[str]:
         return [f"the pins cannot be checked: {exc}"]
 
 
-def run_build(opts: BuildOptions) -> dict:
-    """Run the whole build; returns the manifest written to ``opts.out_dir``."""
+def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | None:
+    """Run the whole build; returns the manifest written to ``opts.out_dir``.
+
+    ``dist`` (``torchrun``): rank 0 builds the feature cache while the others wait, every process
+    trains (DistributedDataParallel), and only rank 0 evaluates, exports, gates and writes the
+    release; the others return ``None`` once the models are trained.
+    """
+    dist = dist or Distributed()
     t_start = time.perf_counter()
     from . import toolchain
     from .jsenv import harness_installed, setup_harness
@@ -334,7 +341,7 @@ def run_build(opts: BuildOptions) -> dict:
                              f"manifest then records it)")
     if unpinned:
         _log(f"warning: building with an unpinned toolchain ({'; '.join(unpinned)}); the manifest records it")
-    if not harness_installed():
+    if dist.is_main and not harness_installed():
         setup_harness()
     tables = load_tables()
     labels = contract.labels_for(opts.label_set)
@@ -351,10 +358,19 @@ def run_build(opts: BuildOptions) -> dict:
                                  f"with probability {aug.probability}") if aug.copies else "none"
     _log(f"data: {len(utterances)} utterances; building features ...")
     t0 = time.perf_counter()
+    if not dist.is_main:  # rank 0 fills the feature cache first; the others then read it
+        dist.barrier()
     dataset: Dataset = build_dataset(
         utterances, assignment, labels, frontend, speakers=speakers, augment_config=aug, seed=opts.seed,
         cache_dir=opts.cache_dir / "features" if opts.cache_dir else None, workers=opts.workers,
-        progress=opts.progress, description=data_desc, vad=vad)
+        progress=opts.progress and dist.is_main, description=data_desc, vad=vad)
+    if dist.is_main:
+        dist.barrier()
+    if not dist.is_main:
+        for arch in opts.archs:  # train with the others; rank 0 writes the release
+            train_model(arch, dataset, dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed),
+                        frontend=frontend, progress=False, log=False, dist=dist)
+        return None
     utterances = _drop_skipped(utterances, dataset.skipped, reports)
     missing = check_split(utterances, assignment, labels)
     if missing:
@@ -374,7 +390,7 @@ def run_build(opts: BuildOptions) -> dict:
         for arch in opts.archs:
             config = dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed)
             t0 = time.perf_counter()
-            result = train_model(arch, dataset, config, frontend=frontend, progress=opts.progress)
+            result = train_model(arch, dataset, config, frontend=frontend, progress=opts.progress, dist=dist)
             timings[f"train_{arch}"] = time.perf_counter() - t0
             _log(f"{arch}: test accuracy {result.test_report['accuracy']:.3f} "
                  f"(val {result.val_report['accuracy']:.3f}, epoch {result.best_epoch}, {result.seconds:.0f} s)")
@@ -429,7 +445,9 @@ def run_build(opts: BuildOptions) -> dict:
                 "labels": list(labels), "frontend": frontend.to_dict(),
                 "training": {"config": dataclasses.asdict(config), "profile": opts.profile,
                              "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-                             "stopped_early": result.stopped_early, "history": result.history},
+                             "stopped_early": result.stopped_early, "history": result.history,
+                             **({"distributed": {"world_size": dist.world_size, "backend": dist.backend}}
+                                if dist.enabled else {})},
                 "held_out": {"test": result.test_report,
                              "val": {k: result.val_report[k] for k in ("accuracy", "macro_f1", "n")}},
                 "release_check": release_check,

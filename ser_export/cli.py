@@ -55,6 +55,7 @@ def _runtimes(items: list[str] | None) -> tuple[str, ...] | None:
 
 def _run_build(args) -> int:
     from .build import BuildOptions, run_build
+    from .distributed import Distributed
     from .data.corpora import parse_data_args
     from .export.optables import BACKENDS
 
@@ -66,11 +67,24 @@ def _run_build(args) -> int:
         verify_runtimes=_runtimes(args.verify_runtimes), augment_copies=args.augment_copies, workers=args.workers,
         cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress,
         allow_unpinned=args.allow_unpinned)
-    manifest = run_build(opts)
+    dist = Distributed.from_env()  # launched by torchrun: one of several training processes
+    dist.start()
+    try:
+        manifest = run_build(opts, dist)
+    finally:
+        dist.stop()
+    if manifest is None:  # not rank 0: it trained; rank 0 wrote the release
+        return 0
+    if dist.enabled:
+        _log_stderr(f"trained on {dist.world_size} processes ({dist.backend})")
     for arch, m in manifest["models"].items():
         print(f"{m['file']}: {m['bytes'] / 1e6:.1f} MB, test accuracy {m['held_out']['test']['accuracy']:.3f}, "
               f"sha256 {m['sha256'][:16]}...")
     return 0
+
+
+def _log_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _run_predict(args) -> int:

@@ -219,7 +219,8 @@ _MODEL = Record({
     "file": STR, "sha256": STR, "bytes": INT, "arch": STR, "description": STR, "opset": INT, "ops": MapOf(INT),
     "backends": MapOf(_BACKEND), "input": _IO, "output": _IO, "labels": STRS, "frontend": _FRONTEND,
     "training": Record({"config": _TRAIN_CONFIG, "profile": STR, "epochs_run": INT, "best_epoch": INT,
-                        "stopped_early": BOOL, "history": ListOf(_EPOCH)}),
+                        "stopped_early": BOOL, "history": ListOf(_EPOCH)},
+                       {"distributed": Record({"world_size": INT, "backend": STR})}),
     "held_out": Record({"test": _REPORT, "val": Record({"accuracy": NUM, "macro_f1": NUM, "n": INT})}),
     "release_check": Record({"cases": INT, "onnxruntime_vs_pytorch": Record(
         {"max_abs_logit_diff": NUM, "max_abs_probability_diff": NUM, "top1_agreement": NUM}),

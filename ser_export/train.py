@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data.dataset import Dataset
+from .distributed import Distributed
 from .errors import DataError
 from .metrics import classification_report
 from .models import VoiceEmotionCnn
@@ -184,16 +185,19 @@ def _batches(x: torch.Tensor, size: int, memory_format=torch.contiguous_format):
 
 
 def _evaluate(model: VoiceEmotionCnn, x: torch.Tensor, y: torch.Tensor,
-              batch_size: int = 256, memory_format=torch.contiguous_format) -> tuple[float, np.ndarray]:
+              batch_size: int = 256, memory_format=torch.contiguous_format,
+              device: torch.device | None = None) -> tuple[float, np.ndarray]:
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model.classify(b) for b in _batches(x, batch_size, memory_format)])
+        logits = torch.cat([model.classify(b if device is None else b.to(device)).cpu()
+                            for b in _batches(x, batch_size, memory_format)])
     loss = float(F.cross_entropy(logits, y)) if y.numel() else float("nan")
     return loss, logits.argmax(1).numpy()
 
 
 def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
-                          batch_size: int = 256, memory_format=torch.contiguous_format) -> None:
+                          batch_size: int = 256, memory_format=torch.contiguous_format,
+                          device: torch.device | None = None) -> None:
     """Re-estimate BN running statistics on ``features`` with dropout off (eval mode)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -206,7 +210,7 @@ def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
         m.train()
     with torch.no_grad():
         for batch in _batches(features, batch_size, memory_format):
-            classify(batch)
+            classify(batch if device is None else batch.to(device))
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
     model.eval()
@@ -232,12 +236,29 @@ def init_first_conv(model: VoiceEmotionCnn, features: torch.Tensor) -> None:
             conv.bias.copy_(-(out.mean(dim=(0, 2, 3)) / std))
 
 
+class _Classifier(nn.Module):
+    """The body alone as a module's ``forward`` (what DistributedDataParallel wraps)."""
+
+    def __init__(self, model: VoiceEmotionCnn):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(x)
+
+
 def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
-                progress: bool = True, log: bool = True) -> TrainResult:
+                progress: bool = True, log: bool = True, dist: Distributed | None = None) -> TrainResult:
     """Train ``arch`` on ``dataset`` with ``config``; returns the early-stopped model.
 
     ``progress`` shows a bar per epoch; ``log`` prints one summary line per epoch
     (to stderr).  Deterministic for a given seed, data and thread count.
+
+    ``dist`` (launched by ``torchrun``): every process takes its ``DistributedSampler`` part
+    of each epoch in batches of ``ceil(batch_size / world_size)`` (the same global batch),
+    gradients are averaged by ``DistributedDataParallel``, and every process validates on
+    the whole validation split (so all take the same early-stopping decision).  One
+    process (the default) runs exactly the single-process loop.
     """
     from tqdm import tqdm
 
@@ -256,9 +277,21 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
     x_recal = x_train[recal_idx.sort().values]
     init_first_conv(model, x_recal)
     model.to(memory_format=TRAIN_MEMORY_FORMAT)
+    dist = dist or Distributed()
+    device = dist.device if dist.enabled else None
+    classify, batch_size, n_local = model.classify, config.batch_size, len(train)
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model.to(dist.device)
+        classify = DistributedDataParallel(_Classifier(model), device_ids=[dist.local_rank]
+                                           if dist.device.type == "cuda" else None)
+        torch.manual_seed(config.seed + dist.rank)  # each process its own dropout masks
+        batch_size = -(-config.batch_size // dist.world_size)
+        n_local = -(-len(train) // dist.world_size)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(train) // config.batch_size)
+    steps_per_epoch = -(-n_local // batch_size)
     schedule = OneCycleSchedule(total_steps=config.epochs * steps_per_epoch, max_lr=config.lr,
                                 warmup_fraction=config.warmup_fraction)
     step = 0
@@ -271,14 +304,18 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
     stopped_early = False
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = torch.randperm(len(train), generator=gen)
+        order = dist.shard_order(len(train), config.seed, epoch) if dist.enabled else torch.randperm(
+            len(train), generator=gen)
         total_loss, correct = 0.0, 0
-        bar = tqdm(range(0, len(train), config.batch_size), desc=f"{arch} epoch {epoch}/{config.epochs}",
+        bar = tqdm(range(0, len(order), batch_size), desc=f"{arch} epoch {epoch}/{config.epochs}",
                    unit="batch", disable=not progress, leave=False)
         for i in bar:
-            idx = order[i:i + config.batch_size]
-            logits = model.classify(x_train[idx].contiguous(memory_format=TRAIN_MEMORY_FORMAT))
-            loss = F.cross_entropy(logits, y_train[idx])
+            idx = order[i:i + batch_size]
+            x, y = x_train[idx].contiguous(memory_format=TRAIN_MEMORY_FORMAT), y_train[idx]
+            if device is not None:
+                x, y = x.to(device), y.to(device)
+            logits = classify(x)
+            loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.max_grad_norm:
@@ -287,15 +324,20 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             optimizer.step()
             step += 1
             total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        seen = len(train)
+        if dist.enabled:  # every process's part (the sampler's padding counted once more)
+            total_loss, correct, seen = dist.sum([total_loss, correct, len(order)])
+        dist.sync_buffers(model)
         if config.recalibrate_bn:
-            recalibrate_batchnorm(model, x_recal, model.classify, memory_format=TRAIN_MEMORY_FORMAT)
-        val_loss, val_pred = _evaluate(model, x_val, y_val, memory_format=TRAIN_MEMORY_FORMAT)
+            recalibrate_batchnorm(model, x_recal, model.classify, memory_format=TRAIN_MEMORY_FORMAT, device=device)
+        val_loss, val_pred = _evaluate(model, x_val, y_val, memory_format=TRAIN_MEMORY_FORMAT, device=device)
+        val_loss = dist.from_main(val_loss)  # one early-stopping decision for every process
         record = {
             "epoch": epoch,
-            "train_loss": round(total_loss / len(train), 5),
-            "train_accuracy": round(correct / len(train), 5),
+            "train_loss": round(total_loss / seen, 5),
+            "train_accuracy": round(correct / seen, 5),
             "val_loss": round(val_loss, 5),
             "val_accuracy": round(float((val_pred == val.targets).mean()), 5),
             "lr": float(f"{schedule(step)[0]:.6g}"),  # the rate of the next step
@@ -315,6 +357,8 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
                 stopped_early = True
                 break
     model.load_state_dict(best[2])
+    if device is not None:
+        model.to(torch.device("cpu"))
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     _, val_pred = _evaluate(model, x_val, y_val)
