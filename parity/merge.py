@@ -14,7 +14,6 @@ different releases) is exit 2, with one line naming the file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +21,7 @@ from typing import Sequence
 from ser_export import tolerances as tolerances_mod
 
 from .gate import baseline_of, judge_saved
-from .record import ModelRun, RecordError, concat_runs, load_runs, union_runs
+from .record import ModelRun, RecordError, concat_runs, load_runs, read_json, union_runs
 from .report import GateReport
 from .shard import Shard
 
@@ -52,14 +51,7 @@ def runs_folder_name(report_path: Path) -> str:
 def read_shard(path: Path) -> ShardRun:
     """A shard's report and its run; :class:`RecordError` naming the file for anything else."""
     path = Path(path)
-    if path.is_symlink() or not path.is_file():
-        raise RecordError(f"{path}: missing or not a regular file")
-    if path.stat().st_size > MAX_REPORT_BYTES:
-        raise RecordError(f"{path}: larger than {MAX_REPORT_BYTES} bytes")
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: not a gate report ({exc})") from None
+    report = read_json(path, MAX_REPORT_BYTES, "a gate report")
     info = report.get("shard") if isinstance(report, dict) else None
     if not isinstance(info, dict):
         raise RecordError(f"{path}: not the report of a sharded run (verify --shard K/N --report FILE)")

@@ -199,15 +199,8 @@ class ModelRun:
         """Read what :meth:`save` wrote; :class:`RecordError` (naming the file) for anything else."""
         _check_name(name)
         jpath, npath = folder / f"{name}.json", folder / f"{name}.npz"
-        for p in (jpath, npath):
-            if p.is_symlink() or not p.is_file():
-                raise RecordError(f"{p}: missing or not a regular file")
-            if p.stat().st_size > MAX_BYTES:
-                raise RecordError(f"{p}: larger than {MAX_BYTES} bytes")
-        try:
-            meta = json.loads(jpath.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RecordError(f"{jpath}: not a saved run ({exc})") from None
+        check_file(npath, MAX_BYTES)
+        meta = read_json(jpath, MAX_BYTES, "a saved run")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise RecordError(f"{jpath}: not a saved run of format {FORMAT} version {VERSION}")
         try:
@@ -257,6 +250,23 @@ class ModelRun:
         return run
 
 
+def check_file(path: Path, max_bytes: int) -> None:
+    """:class:`RecordError` unless ``path`` is a regular file (not a symlink) of at most ``max_bytes``."""
+    if path.is_symlink() or not path.is_file():
+        raise RecordError(f"{path}: missing or not a regular file")
+    if path.stat().st_size > max_bytes:
+        raise RecordError(f"{path}: larger than {max_bytes} bytes")
+
+
+def read_json(path: Path, max_bytes: int, what: str):
+    """The JSON in ``path`` (checked by :func:`check_file`); :class:`RecordError` saying it is not ``what``."""
+    check_file(path, max_bytes)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not {what} ({exc})") from None
+
+
 def _check_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or name.startswith("."):
         raise RecordError(f"{name!r} is not a plain file name")
@@ -275,10 +285,7 @@ def load_runs(folder: Path) -> tuple[dict[str, ModelRun], dict]:
     path = Path(folder) / "index.json"
     if path.is_symlink() or not path.is_file():
         raise RecordError(f"{path}: missing (not a folder written by verify --save-outputs)")
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: not valid JSON ({exc})") from None
+    index = read_json(path, MAX_BYTES, "valid JSON")
     if not isinstance(index, dict) or index.get("format") != FORMAT + "-index" or not isinstance(
             index.get("models"), list):
         raise RecordError(f"{path}: not a saved run index of format {FORMAT}")
