@@ -356,7 +356,8 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     aug = AugmentConfig(copies=opts.augment_copies)
     data_desc["augmentation"] = (f"{aug.copies} copy per clip, each of {', '.join(aug.names)} "
                                  f"with probability {aug.probability}") if aug.copies else "none"
-    _log(f"data: {len(utterances)} utterances; building features ...")
+    if dist.is_main:
+        _log(f"data: {len(utterances)} utterances; building features ...")
     t0 = time.perf_counter()
     if not dist.is_main:  # rank 0 fills the feature cache first; the others then read it
         dist.barrier()
