@@ -644,15 +644,7 @@ def rejudge(folder: Path, overrides: Path | Mapping | None = None) -> GateReport
     report = GateReport(release_dir=str(folder), config={"rejudged": str(folder)})
     try:
         runs, index = load_runs(Path(folder))
-        try:
-            saved = tolerances_mod.apply_overrides(index.get("tolerances") or {}, None,
-                                                   f"{Path(folder) / 'index.json'}: tolerances")
-        except ValueError as exc:
-            raise RecordError(str(exc)) from None
-        if isinstance(overrides, (str, Path)):
-            tolerances = tolerances_mod.load_overrides(overrides, saved)
-        else:
-            tolerances = tolerances_mod.apply_overrides(overrides or {}, saved, "tolerances")
+        tolerances = saved_tolerances(index, Path(folder) / "index.json", overrides)
     except (RecordError, ValueError) as exc:
         report.error = str(exc)
         return report
@@ -663,6 +655,18 @@ def rejudge(folder: Path, overrides: Path | Mapping | None = None) -> GateReport
     report.cases_checked = sum(run.n_cases for run in runs.values())
     report.wall_s = time.perf_counter() - t0
     return report
+
+
+def saved_tolerances(index: Mapping, where: Path, overrides: Path | Mapping | None = None) -> dict:
+    """The tolerances a saved run was judged under (its index's), checked, with ``overrides`` (a ``--tolerances``
+    file, or its parsed contents) laid over them; :class:`RecordError` naming ``where`` if the saved ones are bad."""
+    try:
+        saved = tolerances_mod.apply_overrides(index.get("tolerances") or {}, None, f"{where}: tolerances")
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+    if isinstance(overrides, (str, Path)):
+        return tolerances_mod.load_overrides(overrides, saved)
+    return tolerances_mod.apply_overrides(overrides or {}, saved, "tolerances")
 
 
 def judge_saved(runs: Mapping[str, ModelRun], files: Mapping, tolerances: Mapping, where: Path) -> list[ModelReport]:

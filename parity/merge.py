@@ -18,9 +18,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from ser_export import tolerances as tolerances_mod
-
-from .gate import baseline_of, judge_saved
+from .gate import baseline_of, judge_saved, saved_tolerances
 from .record import ModelRun, RecordError, concat_runs, load_runs, read_json, union_runs
 from .report import GateReport
 from .shard import Shard
@@ -122,9 +120,7 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
         shards = [read_shard(p) for p in paths]
         groups = _check_one_run(shards)
         first = shards[0]
-        saved = tolerances_mod.apply_overrides(first.index.get("tolerances") or {}, None,
-                                               f"{first.path}: tolerances")
-        tolerances = tolerances_mod.load_overrides(overrides, saved) if overrides else saved
+        tolerances = saved_tolerances(first.index, first.path, overrides)
         archs = list(dict.fromkeys(a for s in shards for a in s.runs))
         runs: dict[str, ModelRun] = {}
         for arch in archs:

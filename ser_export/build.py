@@ -33,7 +33,7 @@ from parity.heldout import check_heldout
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter, read_manifest
 from .io import atomic_write_bytes, sha256_file
 from .distributed import Distributed
-from .manifest import Manifest, same_but_timings, with_timings_of
+from .manifest import MANIFEST, Manifest, same_but_timings, with_timings_of
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
@@ -312,14 +312,27 @@ def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: 
     return figures
 
 
-def _unpinned_or_unknown() -> list[str]:
-    """How the toolchain differs from the pins, or why that cannot be said (``--allow-unpinned``: never fails)."""
+def _unpinned(allow: bool) -> list[str]:
+    """How the installed toolchain differs from ``constraints/release.txt`` (empty: pinned).  Any difference, or
+    pins that cannot be read, is a :class:`SerExportError` unless ``allow`` (``--allow-unpinned``)."""
     from . import toolchain
 
     try:
-        return toolchain.differences()
+        unpinned = toolchain.differences()
     except SerExportError as exc:
+        if not allow:
+            raise
         return [f"the pins cannot be checked: {exc}"]
+    if unpinned and not allow:
+        raise SerExportError(f"the installed toolchain is not the pinned one ({'; '.join(unpinned)}): install with "
+                             f"`pip install -c constraints/release.txt -e .`, or pass --allow-unpinned (the "
+                             f"manifest then records it)")
+    return unpinned
+
+
+def _train_config(opts: BuildOptions, arch: str):
+    """The profile's training settings for ``arch``, with the build's seed."""
+    return dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed)
 
 
 def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | None:
@@ -331,14 +344,9 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     """
     dist = dist or Distributed()
     t_start = time.perf_counter()
-    from . import toolchain
     from .jsenv import harness_installed, setup_harness
 
-    unpinned = toolchain.differences() if not opts.allow_unpinned else _unpinned_or_unknown()
-    if unpinned and not opts.allow_unpinned:
-        raise SerExportError(f"the installed toolchain is not the pinned one ({'; '.join(unpinned)}): install with "
-                             f"`pip install -c constraints/release.txt -e .`, or pass --allow-unpinned (the "
-                             f"manifest then records it)")
+    unpinned = _unpinned(opts.allow_unpinned)
     if unpinned:
         _log(f"warning: building with an unpinned toolchain ({'; '.join(unpinned)}); the manifest records it")
     if dist.is_main and not harness_installed():
@@ -369,8 +377,8 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
         dist.barrier()
     if not dist.is_main:
         for arch in opts.archs:  # train with the others; rank 0 writes the release
-            train_model(arch, dataset, dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed),
-                        frontend=frontend, progress=False, log=False, dist=dist)
+            train_model(arch, dataset, _train_config(opts, arch), frontend=frontend, progress=False, log=False,
+                        dist=dist)
         return None
     utterances = _drop_skipped(utterances, dataset.skipped, reports)
     missing = check_split(utterances, assignment, labels)
@@ -389,7 +397,7 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     golden: dict[str, dict] = {}
     with ReleaseWriter(opts.out_dir) as writer:
         for arch in opts.archs:
-            config = dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed)
+            config = _train_config(opts, arch)
             t0 = time.perf_counter()
             result = train_model(arch, dataset, config, frontend=frontend, progress=opts.progress, dist=dist)
             timings[f"train_{arch}"] = time.perf_counter() - t0
@@ -485,7 +493,7 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
             previous = read_manifest(opts.out_dir, missing_ok=True)
         except (OSError, ValueError):
             previous = None
-        if same_but_timings({**manifest, "files": sorted([*writer.staged_names, MODEL_CARD, "manifest.json"])},
+        if same_but_timings({**manifest, "files": sorted([*writer.staged_names, MODEL_CARD, MANIFEST])},
                             previous):
             _log("the release is the one already in place but for timings: its manifest is kept as it is")
             manifest = with_timings_of(manifest, previous)
