@@ -53,6 +53,7 @@ class TrainConfig:
     recalibrate_bn: bool = False
     recalibration_samples: int = 512
     max_grad_norm: float = 5.0
+    dropout_ramp: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -60,6 +61,8 @@ class TrainConfig:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0.0 <= self.dropout_ramp <= 1.0:
+            raise ValueError(f"dropout_ramp must be in [0, 1], got {self.dropout_ramp}")
         if self.patience < 1 or self.recalibration_samples < 1:
             raise ValueError("patience and recalibration_samples must be at least 1")
 
@@ -216,6 +219,24 @@ def recalibrate_batchnorm(model: nn.Module, features: torch.Tensor, classify,
     model.eval()
 
 
+def dropout_schedule(model: nn.Module, ramp_steps: int):
+    """Curriculum dropout: a callable ``step -> None`` setting every dropout rate for ``step``.
+
+    Every ``nn.Dropout``/``nn.Dropout2d`` rate rises linearly from 0 at step 0 to the rate the
+    architecture declares at ``ramp_steps`` and stays there (Morerio et al. 2017, "Curriculum
+    Dropout"); with ``ramp_steps`` 0 the declared rates apply from the start.  Dropout is the
+    identity in eval mode, so the exported graph does not depend on the schedule.
+    """
+    layers = [(m, m.p) for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+
+    def apply(step: int) -> None:
+        scale = 1.0 if ramp_steps <= 0 else min(1.0, step / ramp_steps)
+        for m, p in layers:
+            m.p = p * scale
+
+    return apply
+
+
 def init_first_conv(model: VoiceEmotionCnn, features: torch.Tensor) -> None:
     """Data-dependent initialisation of the body's first convolution (no layer added).
 
@@ -294,6 +315,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
     steps_per_epoch = -(-n_local // batch_size)
     schedule = OneCycleSchedule(total_steps=config.epochs * steps_per_epoch, max_lr=config.lr,
                                 warmup_fraction=config.warmup_fraction)
+    set_dropout = dropout_schedule(model, int(config.dropout_ramp * schedule.total_steps))
     step = 0
 
     history: list[dict] = []
@@ -314,6 +336,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             x, y = x_train[idx].contiguous(memory_format=TRAIN_MEMORY_FORMAT), y_train[idx]
             if device is not None:
                 x, y = x.to(device), y.to(device)
+            set_dropout(step)
             logits = classify(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -356,6 +379,7 @@ def train_model(arch: str, dataset: Dataset, config: TrainConfig, frontend=None,
             if stale >= config.patience:
                 stopped_early = True
                 break
+    set_dropout(schedule.total_steps)  # the declared rates, whatever the stopping epoch
     model.load_state_dict(best[2])
     if device is not None:
         model.to(torch.device("cpu"))

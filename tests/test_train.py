@@ -4,13 +4,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 from ser_export import contract
 from ser_export.data.dataset import Dataset, FeatureSet
 from ser_export.errors import DataError
-from ser_export.train import OneCycleSchedule, TrainConfig, train_model
+from ser_export.models import VoiceEmotionCnn
+from ser_export.train import OneCycleSchedule, TrainConfig, dropout_schedule, train_model
 
 LABELS = contract.labels_for("emotions7")
 
@@ -105,6 +106,36 @@ def test_empty_validation_split_is_a_data_error():
 
 
 def test_train_config_refuses_impossible_settings():
-    for kwargs in ({"epochs": 0}, {"batch_size": 0}, {"warmup_fraction": 1.0}, {"patience": 0}):
+    for kwargs in ({"epochs": 0}, {"batch_size": 0}, {"warmup_fraction": 1.0}, {"patience": 0},
+                   {"dropout_ramp": -0.1}, {"dropout_ramp": 1.5}):
         with pytest.raises(ValueError):
             TrainConfig(**({"epochs": 1, "lr": 1e-3} | kwargs))
+
+
+def _dropout_rates(model) -> list[float]:
+    return [m.p for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "resnet18"])
+@settings(max_examples=40)
+@given(ramp_steps=st.integers(0, 500), step=st.integers(0, 1000))
+def test_curriculum_dropout_rises_linearly_to_the_declared_rates(arch, ramp_steps, step):
+    model = VoiceEmotionCnn(arch, labels=LABELS)
+    declared = _dropout_rates(model)
+    set_dropout = dropout_schedule(model, ramp_steps)
+    set_dropout(step)
+    scale = 1.0 if ramp_steps == 0 else min(1.0, step / ramp_steps)
+    note(f"declared {declared}, now {_dropout_rates(model)}, scale {scale}")
+    assert _dropout_rates(model) == pytest.approx([p * scale for p in declared], abs=1e-12)
+    set_dropout(max(step, ramp_steps))
+    assert _dropout_rates(model) == declared
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "resnet18"])
+def test_a_model_trained_with_a_ramp_keeps_its_declared_dropout(arch):
+    """Early stopping mid-ramp still returns the architecture as printed (the rates are not left low)."""
+    declared = _dropout_rates(VoiceEmotionCnn(arch, labels=LABELS))
+    config = TrainConfig(epochs=3, lr=1e-3, batch_size=4, patience=1, warmup_fraction=0.0, dropout_ramp=1.0)
+    result = train_model(arch, _dataset(8, 2, 2), config, progress=False, log=False)
+    assert _dropout_rates(result.model) == declared
+    assert repr(result.model) == repr(VoiceEmotionCnn(arch, labels=LABELS))
