@@ -7,6 +7,12 @@ held-out speakers (counted only after the learning-rate warm-up); the reported
 accuracy comes from a third, untouched set of test speakers.  The first
 convolution gets a data-dependent initialisation (:func:`init_first_conv`).
 
+Curriculum dropout (``TrainConfig.dropout_ramp``): AlexNet drops 70 % of its
+channels after the first block; from the first step that much noise keeps it near
+chance for the first epochs.  Its dropout rates rise linearly from 0 to the declared
+ones over the first part of training (Morerio et al. 2017), which the model (eval
+mode, the exported graph) never sees.
+
 Batch-norm recalibration: AlexNet applies ``Dropout2d(p=0.7)`` right before
 ``bnorm1`` (and ``p=0.6`` before ``bnorm2``), so the running variance learned in
 training mode is that of dropped-and-rescaled activations, which eval mode never
@@ -69,9 +75,15 @@ class TrainConfig:
 
 #: Training profiles per architecture.  ``default`` fits both models in the
 #: 10-minute budget of a 2-core machine; ``quick`` is for CI and tests.
+#:
+#: AlexNet's default (issue 10, measured on the synthetic corpus with the build's features,
+#: seed 0, held-out test speakers): 24 epochs at lr 1e-3 with its declared dropout from the
+#: start gave 67.0 % (ECE 0.082 after temperature scaling); the dropout rates ramped up over
+#: the first half (``dropout_ramp=0.5``) at lr 5e-4 give 81.2 % (ECE 0.036) in 12 epochs,
+#: half the time.  Seeds 1 and 2 of the same profile: 78.1 % (ECE 0.054) and 76.3 % (0.083).
 PROFILES: Mapping[str, Mapping[str, TrainConfig]] = {
     "default": {
-        "alexnet": TrainConfig(epochs=24, lr=1e-3, patience=6, recalibrate_bn=True),
+        "alexnet": TrainConfig(epochs=12, lr=5e-4, patience=6, recalibrate_bn=True, dropout_ramp=0.5),
         "resnet18": TrainConfig(epochs=8, lr=1e-3, patience=4),
     },
     "quick": {

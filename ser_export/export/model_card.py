@@ -194,7 +194,9 @@ def render_model_card(manifest: dict) -> str:
             f"validation accuracy {_pct(m['held_out']['val']['accuracy'])}.",
             f"- Training: {tr['epochs_run']} of {tr['config']['epochs']} epochs, weights of epoch "
             f"{tr['best_epoch']} (lowest validation loss), AdamW lr {tr['config']['lr']:g}, "
-            f"batch {tr['config']['batch_size']}, seed {tr['config']['seed']}.",
+            f"batch {tr['config']['batch_size']}, seed {tr['config']['seed']}"
+            + (f", dropout rates ramped up from 0 over the first {tr['config']['dropout_ramp']:.0%} of the steps "
+               f"(curriculum dropout)" if tr['config'].get('dropout_ramp') else "") + ".",
             "",
             "| label | precision | recall | F1 | support |",
             "|---|---|---|---|---|",
