@@ -181,7 +181,7 @@ _EPOCH = Record({"epoch": INT, "train_loss": NUM, "train_accuracy": NUM, "val_lo
                  "lr": NUM, "seconds": NUM})
 _TRAIN_CONFIG = Record({"epochs": INT, "lr": NUM, "batch_size": INT, "weight_decay": NUM, "patience": INT,
                         "warmup_fraction": NUM, "recalibrate_bn": BOOL, "recalibration_samples": INT,
-                        "max_grad_norm": NUM, "seed": INT})
+                        "max_grad_norm": NUM, "seed": INT}, {"dropout_ramp": NUM})
 _RUNNER_FIGURES = Record({k: Opt(NUM) for k in (
     "logmel_vs_librosa_max_abs_db", "logmel_vs_librosa_above_floor_max_abs_db", "logits_vs_pytorch_max_abs",
     "probabilities_vs_pytorch_max_abs", "top1_agreement", "golden_logits_max_abs", "ms_per_case")})
