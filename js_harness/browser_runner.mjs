@@ -37,6 +37,7 @@ const { server, origin } = await startServer({
   '/ort/': join(here, 'node_modules', 'onnxruntime-web', 'dist'),
   '/page/': join(here, 'browser'),
   '/lib/': join(here, 'lib'),
+  '/packages/': join(here, 'packages'),
 }, served);
 
 // --------------------------------------------------------------- browser ---

@@ -12,6 +12,7 @@ const models = resolve(opt('--models', join(here, '..', 'saved_models')));
 const { origin } = await startServer({
   '/ort/': join(here, 'node_modules', 'onnxruntime-web', 'dist'),
   '/lib/': join(here, 'lib'),
+  '/packages/': join(here, 'packages'),
   '/demo/': join(here, 'demo'),
   '/models/': models,
 }, new Map(), Number(opt('--port', '0')));
