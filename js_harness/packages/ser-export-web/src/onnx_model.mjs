@@ -6,6 +6,8 @@
 // messages on the path ModelProto.graph.{input,output}.type.tensor_type.shape are
 // decoded and re-encoded; everything else (the weights) is copied as raw bytes.
 
+import { ModelFileError } from './errors.mjs';
+
 const WIRE_VARINT = 0;
 const WIRE_64 = 1;
 const WIRE_LEN = 2;
@@ -83,13 +85,7 @@ function concat(parts) {
   return out;
 }
 
-/** A model file that is not a complete ser_export ONNX model; the message names the file. */
-export class ModelFileError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = 'ModelFileError';
-  }
-}
+export { ModelFileError };
 
 /** The model's metadata_props as {key: value} (values are strings); `name` is used in errors. */
 export function readMetadata(bytes, name = 'model') {
@@ -198,7 +194,7 @@ export function pinDimensions(bytes, values) {
   const buf = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const top = fields(buf);
   const graph = top.find((f) => f.field === 7 && f.wire === WIRE_LEN);
-  if (!graph) throw new Error('no graph in this ONNX file');
+  if (!graph) throw new ModelFileError('no graph in this ONNX file');
   // GraphProto: 11 input, 12 output -> ValueInfoProto 2 type -> TypeProto 1 tensor_type
   //   -> TypeProto.Tensor 2 shape -> TensorShapeProto 1 dim
   const graphParts = [];
@@ -214,7 +210,7 @@ export function pinDimensions(bytes, values) {
     }
     graphParts.push(buf.subarray(f.start, f.end));
   }
-  if (!changed) throw new Error(`no symbolic dimension named ${Object.keys(values).join(', ')} on the graph's inputs or outputs`);
+  if (!changed) throw new ModelFileError(`no symbolic dimension named ${Object.keys(values).join(', ')} on the graph's inputs or outputs`);
   const newGraph = lenField(7, concat(graphParts));
   return concat(top.map((f) => (f === graph ? newGraph : buf.subarray(f.start, f.end))));
 }

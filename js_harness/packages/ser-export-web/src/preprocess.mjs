@@ -12,10 +12,12 @@
 // RMS is below contract.normalization.min_rms is silence and is refused (samples null),
 // never divided by almost zero.
 
+import { EmptyAudioError, InvalidAudioError, SilentAudioError } from './errors.mjs';
+
 export function mixToMono(channels) {
-  if (!channels.length) throw new Error('no audio channels');
+  if (!channels.length) throw new EmptyAudioError('no audio channels');
   const n = channels[0].length;
-  if (channels.some((c) => c.length !== n)) throw new Error('channels differ in length');
+  if (channels.some((c) => c.length !== n)) throw new InvalidAudioError('channels differ in length');
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     let sum = 0;
@@ -27,7 +29,7 @@ export function mixToMono(channels) {
 
 export function checkFinite(x, what = 'audio') {
   for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i])) throw new Error(`${what} has a non-finite sample (NaN/Inf) at index ${i}`);
+    if (!Number.isFinite(x[i])) throw new InvalidAudioError(`${what} has a non-finite sample (NaN/Inf) at index ${i}`);
   }
   return x;
 }
@@ -49,7 +51,7 @@ export function besselI0(x) {
  * each side), low-pass at `rolloff` times the lower Nyquist frequency.
  */
 export function resample(x, fromRate, toRate, { zeros = 32, rolloff = 0.97, beta = 8.6 } = {}) {
-  if (!(fromRate > 0 && toRate > 0)) throw new Error(`bad sample rates ${fromRate} -> ${toRate}`);
+  if (!(fromRate > 0 && toRate > 0)) throw new InvalidAudioError(`bad sample rates ${fromRate} -> ${toRate}`);
   if (fromRate === toRate) return Float32Array.from(x);
   const ratio = toRate / fromRate;
   const cutoff = rolloff * Math.min(1, ratio); // in cycles per input sample * 2
@@ -116,14 +118,14 @@ export function windows(x, n, minFraction = 0.25) {
  */
 export function toModelInputs(channels, sampleRate, contract) {
   const mono = checkFinite(mixToMono(channels));
-  if (!mono.length) throw new Error('the recording is empty (0 samples)');
+  if (!mono.length) throw new EmptyAudioError('the recording is empty (0 samples)');
   const y = resample(mono, sampleRate, contract.sampleRate);
   const result = windows(y, contract.inputLength).map(({ start, samples }) => {
     const norm = rmsNormalize(samples, contract.normalization);
     return { start, startSeconds: start / contract.sampleRate, samples: norm.samples, rms: norm.rms };
   });
   if (result.every((w) => w.samples === null)) {
-    throw new Error(`silent: every ${(contract.inputLength / contract.sampleRate).toFixed(1)} s window has RMS below ${contract.normalization.min_rms}`);
+    throw new SilentAudioError(`silent: every ${(contract.inputLength / contract.sampleRate).toFixed(1)} s window has RMS below ${contract.normalization.min_rms}`);
   }
   return { windows: result, durationSeconds: y.length / contract.sampleRate };
 }

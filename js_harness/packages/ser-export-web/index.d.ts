@@ -1,0 +1,137 @@
+// Type declarations of ser-export-web (src/index.mjs).
+
+export type Backend = 'wasm' | 'webgl' | 'webgpu';
+export type Verdict = 'classified' | 'uncertain' | 'no_speech';
+export type WindowVerdict = Verdict | 'silent';
+
+export declare const BACKENDS: readonly Backend[];
+export declare const CLASSIFIED: 'classified';
+export declare const UNCERTAIN: 'uncertain';
+export declare const NO_SPEECH: 'no_speech';
+export declare const SILENT: 'silent';
+
+/** Base class of every error the package throws on purpose; the message names the problem. */
+export declare class SerExportError extends Error {}
+/** Not a complete ser_export ONNX model (truncated, another format, no metadata), or it cannot be fetched. */
+export declare class ModelFileError extends SerExportError {}
+/** The backend cannot run here (no WebGPU adapter, no WebGL2, not in Node) or refused the model. */
+export declare class BackendUnavailableError extends SerExportError {}
+/** Audio that cannot be classified. */
+export declare class AudioError extends SerExportError {}
+/** A recording with no samples. */
+export declare class EmptyAudioError extends AudioError {}
+/** A recording holding NaN or infinite samples. */
+export declare class InvalidAudioError extends AudioError {}
+/** A recording whose every window is below the model's RMS floor. */
+export declare class SilentAudioError extends AudioError {}
+
+/** What the model's metadata declares. */
+export interface Contract {
+  labels: string[];
+  sampleRate: number;
+  inputLength: number;
+  normalization: { rms_level_db: number; min_rms: number };
+  frontend: Record<string, unknown> | null;
+  featuresOutput: string | null;
+  arch: string | null;
+  postprocessing: Record<string, unknown> | null;
+  metadata: Record<string, string>;
+}
+
+export declare function readContract(bytes: Uint8Array | ArrayBuffer, name?: string): Contract;
+
+/** Probabilities by label. */
+export type Probabilities = Record<string, number>;
+
+export interface WindowResult {
+  start_s: number;
+  verdict: WindowVerdict;
+  /** The top label of a classified window, else null. */
+  top: string | null;
+  speech_fraction: number | null;
+  ood_score: number | null;
+  /** Calibrated probabilities of a classified window, else null. */
+  probabilities: Probabilities | null;
+}
+
+/** The JSON of `python -m ser_export predict FILE --json`, plus the backend and the time taken. */
+export interface Classification {
+  speech: boolean;
+  verdict: Verdict;
+  top: string | null;
+  /** Mean calibrated probabilities over the classified windows; null when none is classified. */
+  probabilities: Probabilities | null;
+  calibrated: boolean;
+  windows: WindowResult[];
+  silent_windows_start_s: number[];
+  no_speech_windows_start_s: number[];
+  uncertain_windows_start_s: number[];
+  duration_s: number;
+  backend: Backend;
+  ms: number;
+  /** With `classify(..., { logmel: true })`: the graph's log-mel of every non-silent window. */
+  logmel?: { dims: [number, number]; windows: { start_s: number; rms: number; data: Float32Array }[] };
+}
+
+export interface ClassifyOptions {
+  /** Also return the log-mel of every non-silent window (for drawing a spectrogram). */
+  logmel?: boolean;
+}
+
+/** One live result: the window's classification and where it lies in the stream. */
+export interface LiveResult extends Omit<Classification, 'verdict' | 'duration_s' | 'ms' | 'logmel'> {
+  verdict: Verdict | 'silent';
+  index: number;
+  startSeconds: number;
+  endSeconds: number;
+  latencyMs: number;
+  dropped: number;
+}
+
+export interface ListenOptions {
+  /** Seconds between results (default 0.5). */
+  hopSeconds?: number;
+  /** An AudioContext to use (default: a new one, closed by stop()). */
+  audioContext?: AudioContext;
+  /** Where the worklet module is served (default: a blob: URL made from the package). */
+  workletUrl?: string | URL;
+}
+
+export declare class Listener extends EventTarget implements AsyncIterable<LiveResult> {
+  /** Resolves once audio flows. */
+  readonly ready: Promise<void>;
+  readonly hopSeconds: number;
+  readonly results: number;
+  readonly dropped: number;
+  [Symbol.asyncIterator](): AsyncIterator<LiveResult>;
+  stop(): Promise<void>;
+}
+
+export type AudioInput = Float32Array | Float32Array[] | AudioBuffer;
+export type ModelSource = string | URL | Response | ArrayBuffer | Uint8Array;
+
+export interface LoadOptions {
+  backend?: Backend;
+  /** wasm threads (default: navigator.hardwareConcurrency when crossOriginIsolated, else 1). */
+  threads?: number;
+  onProgress?: (progress: { loaded: number; total: number | null }) => void;
+  /** The Silero VAD file, needed when the model is given as bytes. */
+  vadModel?: ModelSource;
+  /** An onnxruntime-web module to use instead of the bundle for the backend. */
+  ort?: unknown;
+}
+
+export declare class Classifier {
+  readonly backend: Backend;
+  readonly threads: number;
+  readonly labels: string[];
+  readonly sampleRate: number;
+  readonly windowSeconds: number;
+  readonly contract: Contract;
+  classify(samples: AudioInput, sampleRate?: number, options?: ClassifyOptions): Promise<Classification>;
+  listen(mediaStream: MediaStream, options?: ListenOptions): Listener;
+  release(): Promise<void>;
+}
+
+export declare function defaultThreads(): number;
+export declare function loadClassifier(model: ModelSource, options?: LoadOptions): Promise<Classifier>;
