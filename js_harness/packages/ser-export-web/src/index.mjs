@@ -89,7 +89,7 @@ function isUrlLike(value) {
 async function readResponse(res, name, onProgress) {
   if (!res.ok) throw new ModelFileError(`${name}: cannot be downloaded (HTTP ${res.status})`);
   const total = Number(res.headers.get('content-length')) || null;
-  if (!res.body || !res.body.getReader) {
+  if (!onProgress || !res.body || !res.body.getReader) { // progress needs the body chunk by chunk
     const bytes = new Uint8Array(await res.arrayBuffer());
     onProgress?.({ loaded: bytes.length, total: total ?? bytes.length });
     return bytes;

@@ -1,0 +1,141 @@
+"""ser-export-web installed from its tarball, in a page of a consumer project, in headless Chromium:
+a WAV classified on every backend the manifest declares, as ``predict`` does; and live
+classification of Chromium's fake microphone (a recording that turns from sad to angry)."""
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_export.data.synthetic import clip_rng, make_speakers, synthesize
+from ser_export.jsenv import HARNESS_DIR, find_node
+from ser_export.predict import predict_file
+from tests.conftest import write_wav
+from tests.e2e import ROOT
+from tests.js.consumer import make_consumer
+
+pytestmark = pytest.mark.browser
+
+RELEASE = ROOT / "saved_models"
+PAGE = Path(__file__).resolve().parent.parent / "js" / "package_page"
+HOP_S = 0.5
+CHANGE_S = 3.0
+LIVE_S = 20.0
+WINDOW_S = 2.1
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> Path:
+    app = make_consumer(tmp_path_factory.mktemp("consumer"))
+    for f in PAGE.iterdir():
+        shutil.copy(f, app / f.name)
+    return app
+
+
+def drive(app: Path, page: str, audio: Path, mic: Path | None = None) -> dict:
+    args = [find_node().node, str(HARNESS_DIR / "test" / "package_e2e.mjs"), "--root", str(app), "--page", page,
+            "--models", str(RELEASE), "--audio", str(audio)]
+    if mic is not None:
+        args += ["--mic", str(mic)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out.get("ok"), out
+    assert out["consoleErrors"] == [], out["consoleErrors"]
+    return out
+
+
+def _speaker():
+    return make_speakers(2, 9)[0]
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory) -> Path:
+    speaker = _speaker()
+    y = np.concatenate([synthesize(speaker, e, clip_rng(9, 0, i, 1)) for i, e in enumerate(["angry", "sad"])])
+    return write_wav(tmp_path_factory.mktemp("audio") / "speech.wav", 0.2 * y, sr=22050, subtype="FLOAT")
+
+
+def _declared(model_file: str) -> list[str]:
+    manifest = json.loads((RELEASE / "manifest.json").read_text())
+    entry = next(m for m in manifest["models"].values() if m["file"] == model_file)
+    return [b for b, r in entry["backends"].items() if r["compatible"]]
+
+
+@pytest.mark.parametrize("model_file, backend", [
+    ("voice_emotion_cnn.onnx", "wasm"), ("voice_emotion_cnn.onnx", "webgl"), ("voice_emotion_cnn.onnx", "webgpu"),
+    ("voice_emotion_cnn_resnet.onnx", "wasm")])
+def test_a_page_importing_the_installed_package_classifies_as_predict_does(app, speech_wav, model_file, backend):
+    """Every backend the manifest declares for the model; on wasm the page loads only the wasm-only
+    build of onnxruntime-web, at as many threads as the cross-origin-isolated page has cores."""
+    assert backend in _declared(model_file)
+    out = drive(app, f"/page.html?backend={backend}&model=/models/{model_file}&wav=/audio/{speech_wav.name}"
+                     f"&rate=22050", speech_wav.parent)
+    expected = predict_file(speech_wav, RELEASE / model_file)
+    got = out["result"]
+    assert out["backend"] == got["backend"] == backend
+    assert [w["verdict"] for w in got["windows"]] == expected.verdicts
+    assert got["top"] == expected.top and got["verdict"] == expected.verdict
+    tol = 5e-4 if backend == "wasm" else 2e-3  # GPU backends: float32 shader arithmetic (SwiftShader)
+    np.testing.assert_allclose([got["probabilities"][l] for l in expected.labels], expected.probabilities, atol=tol)
+    assert out["progress"]["loaded"] == (RELEASE / model_file).stat().st_size
+    bundle = {"wasm": "ort.wasm.bundle.min.mjs", "webgpu": "ort.webgpu.bundle.min.mjs", "webgl": "ort.all.bundle.min.mjs"}
+    assert bundle[backend] in out["ortFiles"] and not any(
+        f.endswith(".mjs") and f != bundle[backend] for f in out["ortFiles"]), out["ortFiles"]
+    assert out["isolated"] is True and out["threads"] == out["cores"]
+
+
+def _take(model_files: list[str], emotion: str, folder: Path) -> np.ndarray:
+    """A take of ``emotion`` that ``predict`` puts on ``emotion`` with every model (the live test checks the
+    live mechanism, not the model's accuracy)."""
+    for take in range(12):
+        y = synthesize(_speaker(), emotion, clip_rng(9, 1, ["sad", "angry"].index(emotion), take))
+        wav = write_wav(folder / f"{emotion}-{take}.wav", 0.2 * y, sr=22050, subtype="FLOAT")
+        if all(predict_file(wav, RELEASE / m).top == emotion for m in model_files):
+            return y
+    raise AssertionError(f"no take of {emotion} that every model classifies as {emotion}")
+
+
+@pytest.fixture(scope="module")
+def sad_then_angry(tmp_path_factory) -> Path:
+    """48 kHz PCM: 3 s of sad speech, then angry speech up to 22 s (Chromium loops the file)."""
+    import librosa
+
+    folder = tmp_path_factory.mktemp("mic")
+    models = ["voice_emotion_cnn.onnx", "voice_emotion_cnn_resnet.onnx"]
+    sad, angry = _take(models, "sad", folder), _take(models, "angry", folder)
+    sr = 22050
+    y = np.concatenate([np.resize(sad, int(CHANGE_S * sr)), np.resize(angry, int((LIVE_S + 2 - CHANGE_S) * sr))])
+    y = librosa.resample(0.2 * y / np.abs(y).max(), orig_sr=sr, target_sr=48000)
+    return write_wav(folder / "sad_then_angry.wav", y, sr=48000, subtype="PCM_16")
+
+
+@pytest.mark.parametrize("model_file", ["voice_emotion_cnn.onnx", "voice_emotion_cnn_resnet.onnx"])
+def test_live_microphone_gives_a_result_every_hop_and_follows_the_change(app, sad_then_angry, model_file):
+    """Chromium's fake microphone plays sad-then-angry speech: one result every 0.5 s for 20 s on
+    wasm at 1 thread, none dropped; the windows wholly before the change are sad, and the timeline
+    turns to angry, and stays there, within 2 hops of the first window that holds more angry than
+    sad speech (a 2.1 s window ending 0.5 s after the change is still three quarters sad)."""
+    out = drive(app, f"/page.html?backend=wasm&threads=1&model=/models/{model_file}&seconds={LIVE_S}&hop={HOP_S}",
+                sad_then_angry.parent, mic=sad_then_angry)
+    timeline = out["timeline"]
+    ends = [r["endSeconds"] for r in timeline]
+    latencies = [r["latencyMs"] for r in timeline]
+    tops = [r["top"] for r in timeline]
+    print(f"{model_file}: {len(timeline)} results over {ends[-1]:.1f} s, {out['dropped']} dropped, "
+          f"latency median {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms, "
+          f"context {out['rate']} Hz; timeline {list(zip(ends, tops))}")
+    assert out["threads"] == 1 and out["dropped"] == 0
+    assert np.allclose(np.diff(ends), HOP_S, atol=1e-6), ends   # one result per hop, none skipped
+    assert ends[-1] >= LIVE_S and len(timeline) >= (LIVE_S - WINDOW_S) / HOP_S
+    assert out["shown"] == [f"{r['endSeconds']:.1f} s: {r['top'] or r['verdict']}" for r in timeline]
+    switch = next(i for i, t in enumerate(tops) if t == "angry" and all(u == "angry" for u in tops[i:]))
+    assert all(t == "sad" for t, e in zip(tops, ends) if e <= CHANGE_S), list(zip(ends, tops))
+    mostly_angry = next(e for e in ends if e - WINDOW_S / 2 > CHANGE_S)
+    assert ends[switch] <= mostly_angry + 2 * HOP_S + 1e-6, (
+        f"angry from {ends[switch]} s; the change at {CHANGE_S} s, the first window mostly after it ends at {mostly_angry} s")
