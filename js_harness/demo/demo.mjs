@@ -1,11 +1,5 @@
-// The ser_export demo: a released model in the browser, with the shipped preprocessing.
-import * as ort from '/ort/ort.all.min.mjs';
-import { pinDimensions, readContract } from '/lib/onnx_model.mjs';
-import { softmax, toModelInputs } from '/lib/preprocess.mjs';
-import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, decide } from '/lib/postprocess.mjs';
-
-ort.env.wasm.wasmPaths = '/ort/';
-ort.env.logLevel = 'error';
+// The ser_export demo: a released model in the browser, through the ser-export-web package.
+import { CLASSIFIED, NO_SPEECH, loadClassifier } from 'ser-export-web';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -58,32 +52,19 @@ async function loadModel() {
       throw new Error(`${name}: this variant runs on ${declared.backends.join(' and ')}, not ${backend} (${why})`);
     }
     setState('loading', `Loading ${url} on ${backend}...`);
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`${name}: cannot be downloaded (HTTP ${res.status})`);
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    const contract = readContract(bytes, name); // a clear ModelFileError for a truncated or foreign file
-    // WebGL checks input shapes literally and ignores freeDimensionOverrides: pin the batch.
-    const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 }) : bytes;
-    let session;
-    try {
-      session = await ort.InferenceSession.create(modelBytes, { executionProviders: [backend] });
-    } catch (e) {
-      throw new Error(`${name}: onnxruntime-web cannot load it on ${backend} (${String(e.message || e).split('\n')[0]})`);
-    }
-    // The shipped post-processing: Silero VAD (the release's copy, on wasm), calibration, "uncertain".
-    let vad = null;
-    if (contract.postprocessing) {
-      const vadUrl = new URL(contract.postprocessing.vad.file, new URL(url, location.href)).href;
-      const vadRes = await fetch(vadUrl);
-      if (!vadRes.ok) throw new Error(`${contract.postprocessing.vad.file}: the voice-activity model cannot be downloaded (HTTP ${vadRes.status})`);
-      vad = await VoiceActivity.create(ort, new Uint8Array(await vadRes.arrayBuffer()), contract.postprocessing.vad);
-    }
-    sessions.set(key, { url, backend, session, contract, vad });
+    const onProgress = ({ loaded, total }) => {
+      $('status').textContent = `Loading ${name} on ${backend}: ${(loaded / 1e6).toFixed(1)}` +
+        `${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`;
+    };
+    // ModelFileError names a truncated or foreign file; BackendUnavailableError a missing backend
+    const clf = await loadClassifier(url, { backend, onProgress });
+    sessions.set(key, { url, backend: clf.backend, clf, contract: clf.contract });
   }
   current = sessions.get(key);
   const c = current.contract;
   $('contract').textContent = `Model input: ${c.inputLength} samples at ${c.sampleRate} Hz, RMS-normalised to ` +
-    `${c.normalization.rms_level_db} dB; labels ${c.labels.join(', ')}; front-end ${c.frontend?.implementation ?? '?'}.`;
+    `${c.normalization.rms_level_db} dB; labels ${c.labels.join(', ')}; front-end ${c.frontend?.implementation ?? '?'}; ` +
+    `onnxruntime-web ${current.backend}, ${current.clf.threads} thread(s).`;
   setState('ready', `Ready: ${current.url.split('/').pop()} on ${backend}. Choose a file or record.`);
   return current;
 }
@@ -151,74 +132,63 @@ function drawBars(labels, probs) {
   $('top').textContent = labels[top];
 }
 
+function showWindows(labels, rows) {
+  const body = $('windows').querySelector('tbody');
+  body.textContent = '';
+  for (const w of rows) {
+    const tr = document.createElement('tr');
+    tr.dataset.verdict = w.verdict;
+    const p = w.probabilities ? Math.max(...Object.values(w.probabilities)) : null;
+    const cells = [`${w.start_s.toFixed(1)} s`, w.verdict.replace('_', ' '), w.top ?? '-',
+      p === null ? '-' : `${(100 * p).toFixed(1)} %`,
+      w.speech_fraction === null ? '-' : `${(100 * w.speech_fraction).toFixed(0)} %`];
+    for (const text of cells) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+}
+
 async function analyse(arrayBuffer, name) {
   try {
     const model = await loadModel();
     setState('running', `Analysing ${name}...`);
     const bytes = new Uint8Array(arrayBuffer);
     const { channels, sampleRate } = await decode(arrayBuffer.slice(0), wavSampleRate(bytes));
-    const { windows, durationSeconds } = toModelInputs(channels, sampleRate, model.contract);
-    const { session, contract } = model;
-    const pp = contract.postprocessing;
-    const featuresName = contract.featuresOutput && session.outputNames.includes(contract.featuresOutput) ? contract.featuresOutput : null;
-    if (pp && !featuresName) throw new Error(`${model.url.split('/').pop()}: has post-processing metadata but no log-mel output`);
-    const perWindow = [];
-    let loudest = null;
-    const t0 = performance.now();
-    const kept = windows.filter((w) => w.samples);
-    const logitsList = [];
-    const logmelList = [];
-    let logmelDims = null;
-    for (const w of kept) {
-      const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', w.samples, [1, contract.inputLength]) };
-      const out = await session.run(feeds);
-      logitsList.push(Float32Array.from(out[session.outputNames[0]].data));
-      if (featuresName) {
-        logmelList.push(out[featuresName].data.slice());
-        logmelDims = out[featuresName].dims;
-        if (!loudest || w.rms > loudest.rms) loudest = { rms: w.rms, t: w.startSeconds, data: logmelList.at(-1), dims: logmelDims };
-      }
-    }
-    let decisions = null;
-    if (pp && model.vad) {
-      const frames = await model.vad.frameProbabilities(kept.map((w) => w.samples), contract.sampleRate);
-      decisions = decide({ frames, logits: logitsList, logmel: logmelList, dims: logmelDims.slice(-2) }, pp);
-    }
-    kept.forEach((w, i) => perWindow.push({
-      startSeconds: w.startSeconds,
-      verdict: decisions ? decisions.verdicts[i] : CLASSIFIED,
-      probabilities: decisions ? decisions.probabilities[i] : softmax(logitsList[i]),
-      speechFraction: decisions ? decisions.speechFraction[i] : null,
-      oodScore: decisions ? decisions.oodScore[i] : null,
-    }));
-    const ms = performance.now() - t0;
-    const classified = perWindow.filter((w) => w.verdict === CLASSIFIED);
-    const verdict = classified.length ? CLASSIFIED : perWindow.some((w) => w.verdict === UNCERTAIN) ? UNCERTAIN : NO_SPEECH;
-    let probs = null;
-    if (classified.length) {
-      probs = contract.labels.map((_, i) => classified.reduce((s, w) => s + w.probabilities[i], 0) / classified.length);
-      drawBars(contract.labels, probs);
+    const { contract, clf } = model;
+    const labels = contract.labels;
+    const r = await clf.classify(channels, sampleRate, { logmel: true });
+    const kept = r.windows.filter((w) => w.verdict !== 'silent');
+    if (r.probabilities) {
+      drawBars(labels, labels.map((l) => r.probabilities[l]));
     } else {
       $('bars').textContent = '';
-      $('top').textContent = verdict === NO_SPEECH ? 'no speech detected' : 'uncertain';
-      $('bars').textContent = verdict === NO_SPEECH
+      $('top').textContent = r.verdict === NO_SPEECH ? 'no speech detected' : 'uncertain';
+      $('bars').textContent = r.verdict === NO_SPEECH
         ? 'The voice-activity detector heard no speech in this recording, so no emotion is named.'
         : 'This speech is unlike the speech the model was trained on, or the model is unsure, so no emotion is named.';
     }
-    document.body.dataset.verdict = verdict;
+    showWindows(labels, r.windows);
+    document.body.dataset.verdict = r.verdict;
+    const loudest = r.logmel?.windows.reduce((a, w) => (!a || w.rms > a.rms ? w : a), null);
     if (loudest) {
-      drawSpectrogram(loudest.data, loudest.dims, contract.frontend?.top_db ?? 80);
-      $('spec-caption').textContent = `(window at ${loudest.t.toFixed(1)} s)`;
+      drawSpectrogram(loudest.data, [1, 1, ...r.logmel.dims], contract.frontend?.top_db ?? 80);
+      $('spec-caption').textContent = `(window at ${loudest.start_s.toFixed(1)} s)`;
     }
-    const silent = windows.length - perWindow.length;
-    const count = (v) => perWindow.filter((w) => w.verdict === v).length;
-    window.demoResult = { file: name, backend: model.backend, model: model.url, labels: contract.labels, verdict,
-      probabilities: probs, top: probs ? $('top').textContent : null, windows: perWindow, silentWindows: silent,
-      calibrated: Boolean(decisions), ms };
-    const skipped = [[silent, 'silent'], [count(NO_SPEECH), 'without speech'], [count(UNCERTAIN), 'uncertain']]
-      .filter(([k]) => k).map(([k, what]) => `${k} ${what}`);
-    setState('done', `${name}: ${durationSeconds.toFixed(2)} s, ${windows.length} window(s)` +
-      `${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}; ${model.backend} took ${ms.toFixed(0)} ms.`);
+    const silent = r.silent_windows_start_s.length;
+    window.demoResult = { file: name, backend: model.backend, model: model.url, labels, verdict: r.verdict,
+      probabilities: r.probabilities ? labels.map((l) => r.probabilities[l]) : null,
+      top: r.probabilities ? $('top').textContent : null,
+      windows: kept.map((w) => ({ startSeconds: w.start_s, verdict: w.verdict,
+        probabilities: w.probabilities ? labels.map((l) => w.probabilities[l]) : null,
+        speechFraction: w.speech_fraction, oodScore: w.ood_score })),
+      silentWindows: silent, calibrated: r.calibrated, ms: r.ms };
+    const skipped = [[silent, 'silent'], [r.no_speech_windows_start_s.length, 'without speech'],
+      [r.uncertain_windows_start_s.length, 'uncertain']].filter(([k]) => k).map(([k, what]) => `${k} ${what}`);
+    setState('done', `${name}: ${r.duration_s.toFixed(2)} s, ${r.windows.length} window(s)` +
+      `${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}; ${model.backend} took ${r.ms.toFixed(0)} ms.`);
   } catch (e) {
     window.demoResult = { error: String(e.message || e) };
     setState('error', `Could not analyse ${name}: ${e.message || e}`);
@@ -233,18 +203,45 @@ $('file').addEventListener('change', async (ev) => {
 $('model').addEventListener('change', () => loadModel().catch((e) => setState('error', e.message)));
 $('backend').addEventListener('change', () => loadModel().catch((e) => setState('error', e.message)));
 
+const TIMELINE_LENGTH = 40; // hops shown (20 s at 0.5 s)
 let recorder = null;
+let listener = null;
+
+function addHop({ label, verdict, endSeconds }) {
+  const li = document.createElement('li');
+  li.className = verdict;
+  li.textContent = label;
+  li.title = `window ending at ${endSeconds.toFixed(1)} s`;
+  $('timeline').append(li);
+  while ($('timeline').children.length > TIMELINE_LENGTH) $('timeline').firstElementChild.remove();
+}
+
 $('record').addEventListener('click', async () => {
   if (recorder) {
     recorder.stop();
     return;
   }
   try {
+    const model = await loadModel();
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const chunks = [];
     recorder = new MediaRecorder(stream);
     recorder.ondataavailable = (e) => chunks.push(e.data);
+    $('timeline').textContent = '';
+    window.demoLive = [];
+    listener = model.clf.listen(stream, { hopSeconds: 0.5 });
+    listener.addEventListener('result', ({ detail: r }) => {
+      const label = r.top ?? (r.verdict === NO_SPEECH ? 'no speech' : r.verdict);
+      window.demoLive.push({ endSeconds: r.endSeconds, verdict: r.verdict, top: r.top, latencyMs: r.latencyMs });
+      addHop({ label, verdict: r.verdict === CLASSIFIED ? CLASSIFIED : r.verdict, endSeconds: r.endSeconds });
+      $('live-caption').textContent = `(${r.endSeconds.toFixed(1)} s, ${r.latencyMs.toFixed(0)} ms per result, ` +
+        `${r.dropped} dropped)`;
+    });
+    listener.addEventListener('drop', ({ detail }) => addHop({ label: 'dropped', verdict: 'dropped', endSeconds: detail.endSeconds }));
+    listener.addEventListener('error', ({ detail }) => setState('error', `Live classification stopped: ${detail.message || detail}`));
     recorder.onstop = async () => {
+      await listener.stop();
+      listener = null;
       stream.getTracks().forEach((t) => t.stop());
       recorder = null;
       $('record').classList.remove('recording');
@@ -254,7 +251,7 @@ $('record').addEventListener('click', async () => {
     recorder.start();
     $('record').classList.add('recording');
     $('record').textContent = 'Stop recording';
-    setState('recording', 'Recording... click again to stop (2.1 s or more works best).');
+    setState('recording', 'Recording: the timeline shows the emotion of the last 2.1 s every 0.5 s; click again to stop.');
   } catch (e) {
     setState('error', `Microphone unavailable: ${e.message || e}`);
   }

@@ -2,6 +2,8 @@
 // the result, print what the page shows (JSON) and save a screenshot.
 //   node test/demo_e2e.mjs --url http://127.0.0.1:PORT/demo/?backend=wasm --file a.wav --screenshot out.png
 //   node test/demo_e2e.mjs --url ... --expect-error    (prints what the page says when the model cannot load)
+//   node test/demo_e2e.mjs --url ... --mic a.wav --record-seconds 4   (records from Chromium's fake microphone
+//        playing a.wav: the live timeline while recording, then the result of the whole recording)
 import { chromium } from 'playwright-core';
 
 const argv = process.argv.slice(2);
@@ -10,11 +12,14 @@ const url = opt('--url');
 const file = opt('--file');
 const shot = opt('--screenshot');
 const executablePath = opt('--chromium', process.env.SER_EXPORT_CHROMIUM || '/usr/bin/chromium');
+const mic = opt('--mic');
+const recordSeconds = Number(opt('--record-seconds', '4'));
 const backend = new URL(url).searchParams.get('backend') || 'wasm';
 const args = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-default-apps'];
 if (backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
 if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
+if (mic) args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${mic}`);
 
 const browser = await chromium.launch({ executablePath, headless: true, args });
 try {
@@ -32,9 +37,22 @@ try {
     process.exit(0);
   }
   if (state === 'error') throw new Error(await page.evaluate(() => document.getElementById('error').textContent));
-  await page.setInputFiles('#file', file);
+  let live = null;
+  if (mic) {
+    await page.click('#record');
+    await page.waitForTimeout(recordSeconds * 1000);
+    live = await page.evaluate(() => ({ results: window.demoLive,
+      shown: [...document.querySelectorAll('#timeline li')].map((li) => li.textContent),
+      caption: document.getElementById('live-caption').textContent }));
+    await page.click('#record');
+  } else {
+    await page.setInputFiles('#file', file);
+  }
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 300000 });
   const result = await page.evaluate(() => window.demoResult);
+  result.live = live;
+  result.windowRows = await page.evaluate(() => [...document.querySelectorAll('#windows tbody tr')].map((tr) => ({
+    verdict: tr.dataset.verdict, cells: [...tr.children].map((td) => td.textContent) })));
   result.shown = await page.evaluate(() => ({
     top: document.getElementById('top').textContent,
     status: document.getElementById('status').textContent,

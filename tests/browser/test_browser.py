@@ -237,3 +237,24 @@ def test_demo_page_names_no_emotion_for_noise_a_chord_or_clicks(demo_server, com
         assert shown["shown"]["top"] in ("no speech detected", "uncertain") and shown["shown"]["bars"] == []
         assert [w["verdict"] for w in shown["windows"]] == [v for v in expected.verdicts if v != "silent"]
         assert all(max(w["probabilities"]) < 0.8 for w in shown["windows"] if w["verdict"] == "classified")
+
+
+def test_demo_page_shows_a_live_timeline_while_recording(demo_server, committed_release, tmp_path):
+    """Record button with Chromium's fake microphone (angry speech): a result every 0.5 s appears on the
+    page's timeline while recording, and stopping shows the per-window results of the whole recording."""
+    import librosa
+
+    speaker = make_speakers(2, 5)[0]
+    y = np.concatenate([synthesize(speaker, "angry", clip_rng(5, 0, 3, k)) for k in range(3)])
+    wav = write_wav(tmp_path / "mic.wav", librosa.resample(0.2 * y / np.abs(y).max(), orig_sr=22050, target_sr=48000),
+                    sr=48000, subtype="PCM_16")
+    shown = run_demo(f"{demo_server}?backend=wasm&model=/models/voice_emotion_cnn.onnx", "--mic", str(wav),
+                     "--record-seconds", "5")
+    live = shown["live"]
+    ends = [r["endSeconds"] for r in live["results"]]
+    assert len(ends) >= 4 and np.allclose(np.diff(ends), 0.5), ends  # from 2.5 s, every 0.5 s
+    assert len(live["shown"]) == len(ends) and all(t for t in live["shown"]) and "dropped" in live["caption"]
+    assert shown["file"] == "recording" and shown["windowRows"], shown
+    rows = [r["verdict"] for r in shown["windowRows"]]
+    assert [v for v in rows if v != "silent"] == [w["verdict"] for w in shown["windows"]]
+    assert rows.count("silent") == shown["silentWindows"]
