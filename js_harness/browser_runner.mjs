@@ -1,6 +1,6 @@
 // onnxruntime-web in headless Chromium (wasm, webgl or webgpu), for the ser_export parity suite.
 //
-//   node browser_runner.mjs --backend webgl [--chromium /usr/bin/chromium]
+//   node browser_runner.mjs --backend webgl [--bundle all|wasm] [--chromium /usr/bin/chromium]
 //
 // Same JSON-lines protocol as runner.mjs (load, run, bench, preprocess, opcase, info, close).  Node serves the
 // page, onnxruntime-web's dist/ and the model and input files on 127.0.0.1 (with COOP/COEP
@@ -18,6 +18,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 const opt = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
 const backend = opt('--backend', 'wasm');
+const bundle = opt('--bundle', 'all'); // onnxruntime-web build the page loads: all, or wasm (wasm backend only)
+if (bundle === 'wasm' && backend !== 'wasm') throw new Error(`the wasm-only bundle cannot run ${backend}`);
 const chromiumPath = opt('--chromium', process.env.SER_EXPORT_CHROMIUM || '/usr/bin/chromium');
 if (!['wasm', 'webgl', 'webgpu'].includes(backend)) {
   process.stderr.write(`unknown backend ${backend}\n`);
@@ -51,7 +53,7 @@ const page = context.pages()[0] || (await context.newPage());
 const consoleLines = [];
 page.on('console', (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
 page.on('pageerror', (err) => consoleLines.push(`pageerror: ${err.message}`));
-await page.goto(`${origin}/page/page.html`);
+await page.goto(`${origin}/page/page.html?bundle=${bundle}`);
 await page.waitForFunction(() => window.harness !== undefined, null, { timeout: 60000 });
 
 
@@ -68,7 +70,7 @@ async function info() {
   const pageInfo = await page.evaluate(() => window.harness.info());
   return { runtime: 'onnxruntime-web (chromium)', version: ortPkg.version, node: process.version,
     browser: `chromium ${context.browser() ? context.browser().version() : ''}`.trim(),
-    chromiumPath, backend, loaded, ...pageInfo };
+    chromiumPath, backend, bundle, loaded, ...pageInfo };
 }
 
 async function load(req) {

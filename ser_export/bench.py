@@ -3,7 +3,8 @@
 Median milliseconds per clip (batch 1) at 1 and 2 threads for librosa's mel
 spectrogram, each front-end (Conv2d STFT, four-step FFT) and each full model with
 each front-end, in PyTorch, onnxruntime-python and onnxruntime-web (wasm, in
-Node), plus file sizes and the ratios front-end/librosa and
+Node, and in headless Chromium with onnxruntime-web's all-backends and wasm-only
+builds), plus file sizes and the ratios front-end/librosa and
 onnxruntime-web/onnxruntime-python.  Every timing comes from this one run on this
 one machine; compare ratios, not absolute numbers, across machines.
 """
@@ -32,8 +33,10 @@ from .io import atomic_write_text
 from .models import VoiceEmotionCnn
 
 RUNTIMES = ("pytorch", "onnxruntime-python", "onnxruntime-web-wasm")
-#: Timed in headless Chromium (wasm) for the release's own models and their variants, when Chromium is installed.
-BROWSER_RUNTIME = "chromium-wasm"
+#: Timed in headless Chromium (wasm) for the release's own models and their variants, when Chromium is installed:
+#: the page loading onnxruntime-web's all-backends build (what the gate's runners and the demo's WebGL page load)
+#: and the page loading its wasm-only build (what ser-export-web loads for wasm), bundle file by runtime.
+BROWSER_RUNTIMES = {"chromium-wasm": "ort.all.min.mjs", "chromium-wasm/ort.wasm": "ort.wasm.min.mjs"}
 
 
 def _median_ms(fn, warmup: int, repeat: int) -> tuple[float, list[float]]:
@@ -201,13 +204,15 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
             results.append({"subject": "librosa", "kind": "reference", "frontend": "numpy", "runtime": "librosa",
                             "threads": t, "median_ms": round(ms, 3)})
             web = OrtWebWasmRunner(threads=t) if "onnxruntime-web-wasm" in runtimes else None
-            page = ChromiumWasmRunner(threads=t) if browser is None else None
+            pages = {} if browser is not None else {
+                name: ChromiumWasmRunner(threads=t, bundle="all" if file == "ort.all.min.mjs" else "wasm")
+                for name, file in BROWSER_RUNTIMES.items()}
             try:
                 for s in subjects:
                     released = s.kind == "variant" or (s.kind == "model" and s.frontend == params.implementation)
-                    for runtime in (*runtimes, BROWSER_RUNTIME):
+                    for runtime in (*runtimes, *BROWSER_RUNTIMES):
                         if (runtime == "pytorch" and s.module is None) or (
-                                runtime == BROWSER_RUNTIME and (page is None or not released)):
+                                runtime in BROWSER_RUNTIMES and (runtime not in pages or not released)):
                             continue
                         row = {"subject": s.name, "kind": s.kind, "frontend": s.frontend, "runtime": runtime,
                                "threads": t}
@@ -216,15 +221,16 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
                         elif runtime == "onnxruntime-python":
                             ms = _time_ort(s.path, x, t, warmup, repeat)
                         else:
-                            ms, load_ms = _time_web(page if runtime == BROWSER_RUNTIME else web, s.path, x, warmup,
-                                                    repeat)
+                            ms, load_ms = _time_web(pages.get(runtime, web), s.path, x, warmup, repeat)
                             row["session_ms"] = round(load_ms, 2)
+                            if runtime in BROWSER_RUNTIMES:
+                                row["bundle"] = BROWSER_RUNTIMES[runtime]
                         results.append(row | {"median_ms": round(ms, 3)})
                         if progress:
                             print(f"  {s.name:<20} {runtime:<22} {t} thread(s): {ms:8.2f} ms", file=sys.stderr)
                 web_info = web.info() if web else None
             finally:
-                for r in (web, page):
+                for r in (web, *pages.values()):
                     if r:
                         r.deactivate()
         sizes = {s.name: s.path.stat().st_size for s in subjects}
@@ -236,7 +242,8 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
             "clip": "parity.cases.golden_specs()[0] (synthetic speech, RMS 1), batch 1",
             "warmup": warmup, "repeat": repeat, "results": results, "file_bytes": sizes, "downloads": downloads,
             "onnxruntime_web": web_info, "ratios": ratios(results),
-            "chromium": browser or "timed: the release's models and variants on chromium-wasm"}
+            "chromium": browser or ("timed: the release's models and variants on chromium-wasm, with "
+                                    + " and ".join(f"{f} ({r})" for r, f in BROWSER_RUNTIMES.items()))}
 
 
 def ratios(results: list[dict]) -> list[dict]:
@@ -254,19 +261,24 @@ def ratios(results: list[dict]) -> list[dict]:
             if py:
                 out.append({"ratio": "onnxruntime-web/onnxruntime-python", "subject": subject, "runtime": runtime,
                             "threads": t, "value": round(ms / py, 3)})
+        if runtime in BROWSER_RUNTIMES:  # in the page vs onnxruntime-web in Node, same threads
+            node = by.get((subject, "onnxruntime-web-wasm", t))
+            if node:
+                out.append({"ratio": "chromium/node", "subject": subject, "runtime": runtime, "threads": t,
+                            "value": round(ms / node, 3)})
     return out
 
 
 def format_bench(report: dict) -> str:
     res = report["results"]
     threads = sorted({r["threads"] for r in res})
-    runtimes = [r for r in (*RUNTIMES, BROWSER_RUNTIME) if any(x["runtime"] == r for x in res)]
+    runtimes = [r for r in (*RUNTIMES, *BROWSER_RUNTIMES) if any(x["runtime"] == r for x in res)]
     lines = [f"median ms per clip (batch 1), {report['repeat']} runs after {report['warmup']} warm-up; "
              f"{report['machine']['cpus']} CPUs"]
-    header = f"{'subject':<20}" + "".join(f"{rt[:18] + f' {t}t':>24}" for t in threads for rt in runtimes)
+    header = f"{'subject':<20}" + "".join(f"{rt[:22] + f' {t}t':>26}" for t in threads for rt in runtimes)
     lines.append(header)
-    lib = "".join(f"{next(r['median_ms'] for r in res if r['subject'] == 'librosa' and r['threads'] == t):>24.2f}"
-                  + " " * 24 * (len(runtimes) - 1) for t in threads)
+    lib = "".join(f"{next(r['median_ms'] for r in res if r['subject'] == 'librosa' and r['threads'] == t):>26.2f}"
+                  + " " * 26 * (len(runtimes) - 1) for t in threads)
     lines.append(f"{'librosa (numpy)':<20}" + lib)
     for subject in dict.fromkeys(r["subject"] for r in res if r["subject"] != "librosa"):
         row = f"{subject:<20}"
@@ -274,7 +286,7 @@ def format_bench(report: dict) -> str:
             for rt in runtimes:
                 v = next((r["median_ms"] for r in res if r["subject"] == subject and r["runtime"] == rt
                           and r["threads"] == t), None)
-                row += f"{'-' if v is None else f'{v:.2f}':>24}"
+                row += f"{'-' if v is None else f'{v:.2f}':>26}"
         lines.append(row)
     lines.append("file sizes: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in report["file_bytes"].items()))
     for k, d in report.get("downloads", {}).items():

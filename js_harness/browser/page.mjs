@@ -1,5 +1,10 @@
 // The in-page half of browser_runner.mjs: onnxruntime-web sessions and a small API on window.harness.
-import * as ort from '/ort/ort.all.min.mjs';
+// The onnxruntime-web build (?bundle=): 'all' (every backend; what the gate's runners load) or 'wasm'
+// (the wasm-only build, which `bench` times beside it).
+const BUNDLES = { all: 'ort.all.min.mjs', wasm: 'ort.wasm.min.mjs' };
+const bundle = new URLSearchParams(location.search).get('bundle') || 'all';
+if (!BUNDLES[bundle]) throw new Error(`unknown onnxruntime-web bundle '${bundle}' (all or wasm)`);
+const ort = await import(`/ort/${BUNDLES[bundle]}`);
 import { pinDimensions } from '/lib/onnx_model.mjs';
 import { runCase } from '/lib/opcase.mjs';
 import { toModelInputs } from '/lib/preprocess.mjs';

@@ -303,6 +303,9 @@ def find_chromium() -> str:
                       "or set SER_EXPORT_CHROMIUM=/path/to/chromium")
 
 
+#: The onnxruntime-web builds a page can load: every backend (what the gate's runners use), or wasm only.
+BUNDLES = {"all": "ort.all.min.mjs", "wasm": "ort.wasm.min.mjs"}
+
 #: The onnxruntime provider that must run every node, per browser backend.
 EXPECTED_PROVIDER = {"wasm": "CPUExecutionProvider", "webgpu": "JsExecutionProvider", "webgl": "webgl"}
 
@@ -310,13 +313,16 @@ EXPECTED_PROVIDER = {"wasm": "CPUExecutionProvider", "webgpu": "JsExecutionProvi
 class BrowserRunner(NodeHarnessRunner):
     """onnxruntime-web in headless Chromium (``js_harness/browser_runner.mjs``), one page per runner."""
 
-    def __init__(self, backend: str, threads: int = 1, **kw):
+    def __init__(self, backend: str, threads: int = 1, bundle: str = "all", **kw):
         super().__init__("web", backend, threads, **kw)
-        self.name = f"chromium-{backend}"
+        if bundle not in BUNDLES or (bundle == "wasm" and backend != "wasm"):
+            raise ValueError(f"onnxruntime-web bundle {bundle!r} cannot run {backend}")
+        self.bundle = bundle
+        self.name = f"chromium-{backend}" + ("" if bundle == "all" else f"/ort.{bundle}")
         self.js_engine = "chromium"
 
     def _command(self, node: str) -> list[str]:
-        return [node, str(self.harness / "browser_runner.mjs"), "--backend", self.backend,
+        return [node, str(self.harness / "browser_runner.mjs"), "--backend", self.backend, "--bundle", self.bundle,
                 "--chromium", find_chromium()]
 
     def _check_placement(self, placement: dict | None) -> None:
@@ -333,8 +339,8 @@ class BrowserRunner(NodeHarnessRunner):
 class ChromiumWasmRunner(BrowserRunner):
     name = "chromium-wasm"
 
-    def __init__(self, threads: int = 1, **kw):
-        super().__init__("wasm", threads, **kw)
+    def __init__(self, threads: int = 1, bundle: str = "all", **kw):
+        super().__init__("wasm", threads, bundle=bundle, **kw)
 
 
 class ChromiumWebglRunner(BrowserRunner):
