@@ -1,7 +1,7 @@
 // Drive a page of a consumer project that imports the installed ser-export-web package, in headless
 // Chromium; print what the page reports (window.result) as one JSON line.
 //   node test/package_e2e.mjs --root APP --page /page.html?backend=wasm&model=/models/m.onnx&wav=/audio/a.wav
-//        --models RELEASE_DIR --audio AUDIO_DIR [--mic FILE.wav] [--timeout-s 300]
+//        --models RELEASE_DIR --audio AUDIO_DIR [--mic FILE.wav] [--no-gpu] [--timeout-s 300]
 // APP is served at / (its node_modules included) and RELEASE_DIR at /models/, AUDIO_DIR at /audio/, with
 // COOP/COEP so the page is cross-origin isolated.  --mic feeds FILE.wav to Chromium's fake microphone.
 import { chromium } from 'playwright-core';
@@ -20,8 +20,10 @@ const backend = new URL(pagePath, 'http://x').searchParams.get('backend') || 'wa
 const { server, origin } = await startServer({ '/models/': opt('--models'), '/audio/': opt('--audio'), '/': root });
 const args = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-default-apps', '--autoplay-policy=no-user-gesture-required'];
-if (backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
-if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
+const gpu = !argv.includes('--no-gpu'); // --no-gpu: a browser without WebGL2 or a WebGPU adapter
+if (!gpu) args.push('--disable-gpu', '--disable-3d-apis', '--disable-features=Vulkan,WebGPU');
+if (gpu && backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
+if (gpu && backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
 if (mic) {
   args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${mic}`);
 }

@@ -37,17 +37,25 @@ def app(tmp_path_factory) -> Path:
     return app
 
 
-def drive(app: Path, page: str, audio: Path, mic: Path | None = None) -> dict:
+def drive(app: Path, page: str, audio: Path, mic: Path | None = None, *extra: str, ok: bool = True) -> dict:
     args = [find_node().node, str(HARNESS_DIR / "test" / "package_e2e.mjs"), "--root", str(app), "--page", page,
-            "--models", str(RELEASE), "--audio", str(audio)]
+            "--models", str(RELEASE), "--audio", str(audio), *extra]
     if mic is not None:
         args += ["--mic", str(mic)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=HARNESS_DIR)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out.get("ok"), out
+    assert out.get("ok") is ok, out
     assert out["consoleErrors"] == [], out["consoleErrors"]
     return out
+
+
+@pytest.mark.parametrize("backend, message", [("webgpu", "WebGPU"), ("webgl", "WebGL2")])
+def test_a_browser_without_the_backend_gets_a_typed_error_before_any_download(app, tmp_path, backend, message):
+    out = drive(app, f"/page.html?backend={backend}&model=/models/voice_emotion_cnn.onnx&wav=/audio/x.wav&rate=22050",
+                tmp_path, None, "--no-gpu", ok=False)
+    assert out["name"] == "BackendUnavailableError" and message in out["message"], out
+    assert "\n" not in out["message"]
 
 
 def _speaker():

@@ -60,8 +60,10 @@ async function backendProblem(backend) {
     if (!adapter) return 'WebGPU has no adapter here (navigator.gpu.requestAdapter() returned null)';
   }
   if (backend === 'webgl') {
-    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1)
-      : typeof document !== 'undefined' ? document.createElement('canvas') : null;
+    // a page's canvas, as onnxruntime-web's WebGL backend uses (Chromium may still offer WebGL2 on an
+    // OffscreenCanvas when it is disabled for pages); an OffscreenCanvas in a worker
+    const canvas = typeof document !== 'undefined' ? document.createElement('canvas')
+      : typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1) : null;
     if (!canvas || !canvas.getContext('webgl2')) return 'this browser has no WebGL2 context';
   }
   return null;
