@@ -147,3 +147,23 @@ def test_live_microphone_gives_a_result_every_hop_and_follows_the_change(app, sa
     mostly_angry = next(e for e in ends if e - WINDOW_S / 2 > CHANGE_S)
     assert ends[switch] <= mostly_angry + 2 * HOP_S + 1e-6, (
         f"angry from {ends[switch]} s; the change at {CHANGE_S} s, the first window mostly after it ends at {mostly_angry} s")
+
+
+def test_live_mode_drops_hops_rather_than_falling_behind(app, sad_then_angry):
+    """A hop shorter than one classification (0.05 s): hops that arrive while a window is still being
+    classified are dropped, never queued, so every result is of the latest audio (its latency does not
+    grow) and each hop is either classified or dropped."""
+    hop = 0.05
+    out = drive(app, f"/page.html?backend=wasm&threads=1&model=/models/voice_emotion_cnn_resnet.onnx&seconds=5&hop={hop}",
+                sad_then_angry.parent, mic=sad_then_angry)
+    timeline = out["timeline"]
+    latencies = [r["latencyMs"] for r in timeline]
+    print(f"hop {hop} s: {out['hops']} hops, {len(timeline)} results, {out['dropped']} dropped, latency median "
+          f"{statistics.median(latencies):.0f} ms, last {latencies[-1]:.0f} ms")
+    assert out["dropped"] > 0
+    indices = [r["index"] for r in timeline]
+    assert indices == sorted(set(indices))
+    # latency is measured from the hop's last sample in the audio clock: a backlog would make it grow
+    assert max(latencies) < 10 * statistics.median(latencies) and latencies[-1] < 1000
+    full = int(np.ceil(WINDOW_S / hop - 1e-9)) - 1  # index of the first hop with a whole window
+    assert len(timeline) + out["dropped"] >= indices[-1] - full + 1  # each hop classified or dropped

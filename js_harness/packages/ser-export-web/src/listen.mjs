@@ -6,7 +6,7 @@
 import { SilentAudioError } from './errors.mjs';
 import { toModelInputs } from './preprocess.mjs';
 
-/** The worklet: mono mix of its input, posted in blocks of `processorOptions.block` samples. */
+/** The worklet: mono mix of its input, posted in blocks of `processorOptions.block` samples with their audio time. */
 export const WORKLET_SOURCE = `
 class SerExportTap extends AudioWorkletProcessor {
   constructor(options) {
@@ -25,7 +25,8 @@ class SerExportTap extends AudioWorkletProcessor {
         for (let c = 0; c < channels; c++) s += input[c][i];
         this.buf[this.n++] = s / channels;
         if (this.n === this.block) {
-          this.port.postMessage(this.buf, [this.buf.buffer]);
+          // the audio time of the block's last sample goes with it (currentTime: this quantum's start)
+          this.port.postMessage({ samples: this.buf, time: currentTime + (i + 1) / sampleRate }, [this.buf.buffer]);
           this.buf = new Float32Array(this.block);
           this.n = 0;
         }
@@ -44,8 +45,8 @@ registerProcessor('ser-export-tap', SerExportTap);
  *
  * A result is the predict JSON of the window (see Classifier.classify) plus `index` (hop number,
  * from 0), `startSeconds`/`endSeconds` (the window's place in the stream's audio), `latencyMs`
- * (from the hop's last sample reaching the main thread to the result) and `dropped` (hops dropped
- * so far).  A silent window gives verdict 'silent' and no probabilities.
+ * (from the hop's last sample, in the AudioContext's clock, to the result) and `dropped` (hops
+ * dropped so far).  A silent window gives verdict 'silent' and no probabilities.
  */
 export class Listener extends EventTarget {
   constructor(classifier, stream, { hopSeconds = 0.5, audioContext = null, workletUrl = null } = {}) {
@@ -100,15 +101,14 @@ export class Listener extends EventTarget {
     this.source = ctx.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(ctx, 'ser-export-tap', { numberOfInputs: 1, numberOfOutputs: 1,
       processorOptions: { block: this.hop } });
-    this.node.port.onmessage = (ev) => this._onBlock(ev.data);
+    this.node.port.onmessage = (ev) => this._onBlock(ev.data.samples, ev.data.time);
     this.source.connect(this.node);
     this.node.connect(ctx.destination); // outputs silence; keeps the node in the rendered graph
     if (ctx.state === 'suspended') await ctx.resume();
   }
 
-  _onBlock(block) {
+  _onBlock(block, time) {
     if (this.stopped) return;
-    const arrived = typeof performance !== 'undefined' ? performance.now() : Date.now();
     // keep the last window of audio
     if (block.length >= this.windowLength) {
       this.ring.set(block.subarray(block.length - this.windowLength));
@@ -120,18 +120,22 @@ export class Listener extends EventTarget {
     const index = this.hops++;
     const endSeconds = (this.hops * this.hop) / this.rate;
     if (this.filled < this.windowLength) return; // not a whole window yet
-    if (this._busy) {
+    // A block is stale when a newer one is already due: the model runs on this thread, so blocks that
+    // arrived during a classification wait in the message queue and are delivered only after it.
+    // Classifying them would fall behind the audio; they fill the window and are dropped instead.
+    const stale = this.context.currentTime - time > this.hopSeconds;
+    if (this._busy || stale) {
       this.dropped += 1;
       this.dispatchEvent(new CustomEvent('drop', { detail: { index, endSeconds } }));
       return;
     }
     this._busy = true;
-    this._classify(Float32Array.from(this.ring), index, endSeconds, arrived).finally(() => {
+    this._classify(Float32Array.from(this.ring), index, endSeconds, time).finally(() => {
       this._busy = false;
     });
   }
 
-  async _classify(samples, index, endSeconds, arrived) {
+  async _classify(samples, index, endSeconds, time) {
     let result;
     try {
       const { windows } = toModelInputs([samples], this.rate, this.classifier.contract);
@@ -145,9 +149,8 @@ export class Listener extends EventTarget {
         backend: this.classifier.backend };
     }
     if (this.stopped) return;
-    const now = typeof performance !== 'undefined' ? performance.now() : Date.now();
     const out = { ...result, index, startSeconds: endSeconds - this.windowLength / this.rate, endSeconds,
-      latencyMs: now - arrived, dropped: this.dropped };
+      latencyMs: 1000 * (this.context.currentTime - time), dropped: this.dropped };
     this.results += 1;
     this.dispatchEvent(new CustomEvent('result', { detail: out }));
     this._push({ value: out, done: false });
