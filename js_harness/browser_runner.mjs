@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 
 import { serveRequests } from './lib/jsonl.mjs';
 import { startServer } from './lib/static_server.mjs';
+import { placementFromLog, staticPlacement } from './packages/ser-export-web/src/placement.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -86,21 +87,13 @@ async function load(req) {
   return { info: await info() };
 }
 
-// "Node placements ... All nodes placed on [JsExecutionProvider]. Number of nodes: 53", or one
-// line per provider when some nodes fell back.  WebGL runs on the onnxjs engine, which has no
-// per-node fallback (an unsupported operator fails the load) and prints no such log.
+// onnxruntime's verbose "Node placements" log from the page's console (one line per provider when some
+// nodes fell back).  WebGL runs on the onnxjs engine, which has no per-node fallback (an unsupported
+// operator fails the load) and prints no such log.  The rules live in the package (placement.mjs).
 function placementFromConsole() {
-  if (backend === 'webgl') {
-    return { providers: { webgl: 'all' },
-      source: 'onnxjs WebGL engine: no per-node fallback; an unsupported operator fails the load' };
-  }
-  const providers = {};
-  for (const line of consoleLines) {
-    for (const m of line.matchAll(/placed on \[(\w+)\]\. Number of nodes: (\d+)/g)) {
-      providers[m[1]] = (providers[m[1]] || 0) + Number(m[2]);
-    }
-  }
-  return Object.keys(providers).length ? { providers, source: 'onnxruntime verbose log (Node placements)' } : null;
+  if (backend === 'webgl') return staticPlacement('webgl');
+  const providers = placementFromLog(consoleLines);
+  return providers ? { providers, proven: true, source: 'onnxruntime verbose log (Node placements)' } : null;
 }
 
 async function run(req) {

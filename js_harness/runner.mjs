@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
 import { serveRequests } from './lib/jsonl.mjs';
+import { staticPlacement } from './packages/ser-export-web/src/placement.mjs';
 
 const require = createRequire(import.meta.url);
 const argv = process.argv.slice(2);
@@ -194,7 +195,7 @@ async function opcase(req) {
     return { name: o.name, dtype: o.dtype, dims: o.dims, file };
   });
   // Node's onnxruntime-web has one provider, the wasm CPU one: nothing can fall back
-  const placement = result.loaded ? { providers: { CPUExecutionProvider: 'all' }, source: 'single provider' } : null;
+  const placement = result.loaded ? staticPlacement('wasm') : null;
   return { ...result, outputs, placement };
 }
 

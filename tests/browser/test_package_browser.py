@@ -75,18 +75,29 @@ def _declared(model_file: str) -> list[str]:
     return [b for b, r in entry["backends"].items() if r["compatible"]]
 
 
-@pytest.mark.parametrize("model_file, backend", [
-    ("voice_emotion_cnn.onnx", "wasm"), ("voice_emotion_cnn.onnx", "webgl"), ("voice_emotion_cnn.onnx", "webgpu"),
-    ("voice_emotion_cnn_resnet.onnx", "wasm")])
+def _declared_pairs() -> list[tuple[str, str]]:
+    manifest = json.loads((RELEASE / "manifest.json").read_text())
+    return [(m["file"], b) for m in manifest["models"].values() for b in _declared(m["file"])]
+
+
+#: The providers a proven placement may name: the wasm build's CPU provider, the WebGL engine, and the
+#: native WebGPU provider of onnxruntime-web's WebGPU build (the all-backends build runs JSEP instead).
+PROVIDER = {"wasm": "CPUExecutionProvider", "webgl": "webgl", "webgpu": "WebGpuExecutionProvider"}
+
+
+@pytest.mark.parametrize("model_file, backend", _declared_pairs())
 def test_a_page_importing_the_installed_package_classifies_as_predict_does(app, speech_wav, model_file, backend):
     """Every backend the manifest declares for the model; on wasm the page loads only the wasm-only
     build of onnxruntime-web, at as many threads as the cross-origin-isolated page has cores."""
-    assert backend in _declared(model_file)
     out = drive(app, f"/page.html?backend={backend}&model=/models/{model_file}&wav=/audio/{speech_wav.name}"
                      f"&rate=22050", speech_wav.parent)
     expected = predict_file(speech_wav, RELEASE / model_file)
     got = out["result"]
     assert out["backend"] == got["backend"] == backend
+    placement = out["placement"]
+    assert placement["proven"] is True and list(placement["providers"]) == [PROVIDER[backend]], placement
+    if backend == "webgpu":  # read from onnxruntime's verbose log in a worker: every node counted
+        assert placement["providers"][PROVIDER[backend]] > 20 and "verbose log" in placement["source"], placement
     assert [w["verdict"] for w in got["windows"]] == expected.verdicts
     assert got["top"] == expected.top and got["verdict"] == expected.verdict
     tol = 5e-4 if backend == "wasm" else 2e-3  # GPU backends: float32 shader arithmetic (SwiftShader)
@@ -96,6 +107,44 @@ def test_a_page_importing_the_installed_package_classifies_as_predict_does(app, 
     assert bundle[backend] in out["ortFiles"] and not any(
         f.endswith(".mjs") and f != bundle[backend] for f in out["ortFiles"]), out["ortFiles"]
     assert out["isolated"] is True and out["threads"] == out["cores"]
+
+
+def _model_with_a_node_off_webgpu(folder: Path) -> Path:
+    """A model with ser_export's metadata (the AlexNet's contract, no post-processing) whose graph keeps
+    one node onnxruntime's WebGPU provider has no kernel for (a Cast to int64, as the measured
+    operator table records for WebGPU), so that node runs on the CPU provider."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    contract = onnx.load(str(RELEASE / "voice_emotion_cnn.onnx"), load_external_data=False)
+    meta = {p.key: p.value for p in contract.metadata_props}
+    n_labels, length = len(json.loads(meta["labels"])), int(meta["input_length"])
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["head"]),
+         helper.make_node("Cast", ["head"], ["whole"], to=TensorProto.INT64),
+         helper.make_node("Cast", ["whole"], ["output"], to=TensorProto.FLOAT)],
+        "cpu_node",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", length])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", n_labels])],
+        [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in
+         (("starts", 0), ("ends", n_labels), ("axes", 1))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    helper.set_model_props(model, {k: meta[k] for k in ("labels", "sample_rate", "input_length", "normalization")})
+    onnx.checker.check_model(model)
+    path = folder / "cpu_node.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_model_with_nodes_left_off_webgpu_is_refused_with_the_placement(app, tmp_path):
+    """clf.backend is proven, not assumed: the placement proof (onnxruntime's verbose log, read in a
+    worker) finds the node left to the CPU provider and loadClassifier throws a typed error naming it."""
+    model = _model_with_a_node_off_webgpu(tmp_path)
+    out = drive(app, f"/page.html?backend=webgpu&model=/audio/{model.name}&wav=/audio/x.wav&rate=22050",
+                tmp_path, None, ok=False)
+    assert out["name"] == "BackendUnavailableError" and "\n" not in out["message"], out
+    assert "cpu_node.onnx" in out["message"] and "on CPUExecutionProvider" in out["message"], out["message"]
+    print(out["message"])
 
 
 def _take(model_files: list[str], emotion: str, folder: Path) -> np.ndarray:

@@ -196,3 +196,25 @@ console.log(JSON.stringify(Array.from(resamplePolyKaiser(x, {sr_from}, {sr_to}, 
     assert got.shape == expected.shape
     err = float(np.abs(got - expected).max())
     assert err <= 1e-7, f"seed {seed}, {sr_from}->{sr_to} Hz, n {n}: max |JS - Python| {err:.3g}"
+
+
+def test_placement_is_read_from_onnxruntimes_log_and_a_fallback_is_found():
+    """The package's placement rules (placement.mjs), which the browser runner and loadClassifier share:
+    node counts summed per provider from onnxruntime's "Node placements" lines (all on one provider,
+    or split when some nodes fell back), and the nodes off a backend's providers."""
+    out = node_eval("""
+import { placementFromLog, fallbacks, staticPlacement } from './packages/ser-export-web/src/placement.mjs';
+const all = ['[I:onnxruntime:, session_state_utils.cc] Node placements',
+  ' All nodes placed on [WebGpuExecutionProvider]. Number of nodes: 53'];
+const split = ['Node placements', ' Node(s) placed on [JsExecutionProvider]. Number of nodes: 50',
+  '  Conv (conv1)', ' Node(s) placed on [CPUExecutionProvider]. Number of nodes: 2', '  Cast (c1)',
+  ' Node(s) placed on [JsExecutionProvider]. Number of nodes: 1'];
+const p = (lines) => ({ providers: placementFromLog(lines), proven: true });
+console.log(JSON.stringify({ all: placementFromLog(all), split: placementFromLog(split), none: placementFromLog(['x']),
+  fellAll: fallbacks(p(all), 'webgpu'), fellSplit: fallbacks(p(split), 'webgpu'),
+  fellWasm: fallbacks(staticPlacement('wasm'), 'wasm'), webgpuStatic: staticPlacement('webgpu') }));
+""")
+    assert out["all"] == {"WebGpuExecutionProvider": 53} and out["none"] is None
+    assert out["split"] == {"JsExecutionProvider": 51, "CPUExecutionProvider": 2}
+    assert out["fellAll"] == {} and out["fellWasm"] == {} and out["fellSplit"] == {"CPUExecutionProvider": 2}
+    assert out["webgpuStatic"] is None  # webgpu can split a graph: it needs the log, never a fixed answer

@@ -48,7 +48,7 @@ await attempt('not_a_model', () => loadClassifier(new Uint8Array([8, 7, 18, 3, 1
 await attempt('bytes_without_vad', () => loadClassifier(new Uint8Array(readFileSync(model)), {}));
 await clf.release();
 await attempt('released', () => clf.classify(flat, Number(rate)));
-console.log(JSON.stringify({ result, errors, backend: clf.backend, threads: clf.threads, progress: progress.at(-1),
+console.log(JSON.stringify({ result, errors, backend: clf.backend, placement: clf.placement, threads: clf.threads, progress: progress.at(-1),
   exports: Object.keys(pkg).sort() }));
 """
 
@@ -60,6 +60,8 @@ async function main(buffer: AudioBuffer, stream: MediaStream): Promise<string | 
     onProgress: ({ loaded, total }) => console.log(loaded, total ?? '?') });
   const r: Classification = await clf.classify(buffer);
   const first = r.windows[0];
+  const onGpu: number | 'all' | undefined = clf.placement.proven ? clf.placement.providers?.['WebGpuExecutionProvider'] : undefined;
+  console.log(clf.backend, onGpu, clf.placement.source);
   const p: number | undefined = r.probabilities?.['angry'];
   const listener = clf.listen(stream, { hopSeconds: 0.5 });
   for await (const live of listener) {
@@ -171,6 +173,8 @@ def test_the_installed_package_throws_typed_errors(consumer):
     assert "empty" in e["empty"]["message"] and "webgpu" in e["webgpu_in_node"]["message"]
     assert "silero_vad.onnx" in e["bytes_without_vad"]["message"] and "vadModel" in e["bytes_without_vad"]["message"]
     assert {"loadClassifier", "Classifier", "Listener", "SerExportError", "BACKENDS"} <= set(out["exports"])
+    assert out["backend"] == "wasm" and out["placement"]["proven"] is True
+    assert out["placement"]["providers"] == {"CPUExecutionProvider": "all"}, out["placement"]
 
 
 def test_the_type_declarations_check_a_consumer(consumer):

@@ -38,6 +38,22 @@ export interface Contract {
   metadata: Record<string, string>;
 }
 
+/**
+ * Where onnxruntime placed the model's nodes: node counts by execution provider ('all' where the
+ * build has one provider or no per-node fallback), whether that was proven, and how.
+ */
+export interface Placement {
+  providers: Record<string, number | 'all'> | null;
+  /** false when the proof could not be made here (no Worker, unknown onnxruntime-web URL); `source` says why. */
+  proven: boolean;
+  source: string;
+}
+
+/** The execution providers each backend's nodes may be placed on. */
+export declare const PROVIDERS: Readonly<Record<Backend, readonly string[]>>;
+/** Node counts by provider from onnxruntime's verbose "Node placements" log lines; null when none. */
+export declare function placementFromLog(lines: string[]): Record<string, number> | null;
+
 export declare function readContract(bytes: Uint8Array | ArrayBuffer, name?: string): Contract;
 
 /** Probabilities by label. */
@@ -119,10 +135,14 @@ export interface LoadOptions {
   vadModel?: ModelSource;
   /** An onnxruntime-web module to use instead of the bundle for the backend. */
   ort?: unknown;
+  /** The URL of that module (WebGPU: a worker loads it to prove the placement); default: the backend's build as the page resolves it. */
+  ortUrl?: string;
 }
 
 export declare class Classifier {
+  /** The backend every node runs on, as `placement` proves (a model with nodes left off it is refused). */
   readonly backend: Backend;
+  readonly placement: Placement;
   readonly threads: number;
   readonly labels: string[];
   readonly sampleRate: number;

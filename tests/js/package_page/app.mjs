@@ -6,7 +6,7 @@ const progress = [];
 try {
   const clf = await loadClassifier(q.get('model'), { backend: q.get('backend') || 'wasm',
     threads: q.get('threads') ? Number(q.get('threads')) : undefined, onProgress: (p) => progress.push(p) });
-  const base = { ok: true, backend: clf.backend, threads: clf.threads, isolated: crossOriginIsolated,
+  const base = { ok: true, backend: clf.backend, placement: clf.placement, threads: clf.threads, isolated: crossOriginIsolated,
     cores: navigator.hardwareConcurrency, progress: progress.at(-1) };
   if (q.get('wav')) {
     const bytes = await (await fetch(q.get('wav'))).arrayBuffer();

@@ -17,12 +17,14 @@ import { pinDimensions, readContract } from './onnx_model.mjs';
 import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, calibratedProbabilities, decide } from './postprocess.mjs';
 import { toModelInputs } from './preprocess.mjs';
 import { Listener } from './listen.mjs';
+import { fallbacks, provePlacement } from './placement.mjs';
 
 export { Listener } from './listen.mjs';
 
 export * from './errors.mjs';
 export { CLASSIFIED, NO_SPEECH, UNCERTAIN } from './postprocess.mjs';
 export { readContract } from './onnx_model.mjs';
+export { PROVIDERS, placementFromLog } from './placement.mjs';
 
 /** Verdict of a window below the model's RMS floor (never run through the model). */
 export const SILENT = 'silent';
@@ -38,11 +40,25 @@ const IN_NODE = typeof process !== 'undefined' && Boolean(process.versions?.node
  * backend the VAD runs on), the all-backends bundle for webgl (the WebGL build has no wasm backend
  * for the VAD).  In Node, the package's Node entry (wasm only).
  */
+function ortSpecifier(backend) {
+  if (IN_NODE) return 'onnxruntime-web';
+  return { wasm: 'onnxruntime-web/wasm', webgpu: 'onnxruntime-web/webgpu' }[backend] ?? 'onnxruntime-web/all';
+}
+
 async function importOrt(backend) {
   if (IN_NODE) return import('onnxruntime-web');
   if (backend === 'wasm') return import('onnxruntime-web/wasm');
   if (backend === 'webgpu') return import('onnxruntime-web/webgpu');
   return import('onnxruntime-web/all');
+}
+
+/** The URL `importOrt` loads for `backend` (as the page's import map or the bundler resolves it), or null. */
+function ortUrlOf(backend) {
+  try {
+    return typeof import.meta.resolve === 'function' ? import.meta.resolve(ortSpecifier(backend)) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Why `backend` cannot run here, or null when it may (checked before anything is downloaded). */
@@ -183,12 +199,20 @@ function argmax(values) {
 
 /** A loaded model: `classify` recordings, `listen` to a microphone, `release` when done. */
 export class Classifier {
-  constructor({ ort, session, contract, backend, threads, vad, name }) {
+  constructor({ ort, session, contract, backend, placement, threads, vad, name }) {
     this.ort = ort;
     this.session = session;
     this.contract = contract;
-    /** The backend the model's session runs on ('wasm', 'webgl' or 'webgpu'). */
+    /**
+     * The backend the model's nodes run on ('wasm', 'webgl' or 'webgpu'): every node, as
+     * `placement` proves (a model some of whose nodes fell back is refused at load).
+     */
     this.backend = backend;
+    /**
+     * Where onnxruntime placed the nodes: {providers: {provider: nodes or 'all'}, proven, source}.
+     * `proven` is false (and `source` says why) when the proof could not be made here.
+     */
+    this.placement = placement;
     /** The wasm threads onnxruntime-web uses. */
     this.threads = threads;
     this.vad = vad;
@@ -340,9 +364,11 @@ export class Classifier {
  * @param options.vadModel the Silero VAD file (URL, path, Response or bytes) when `model` is given as
  *   bytes; by default it is the file the metadata names, beside the model
  * @param options.ort an onnxruntime-web module to use instead of importing the one for the backend
+ * @param options.ortUrl the URL of that module (webgpu: a worker loads it to prove the placement;
+ *   by default the URL the page resolves the backend's onnxruntime-web build to)
  */
 export async function loadClassifier(model, options = {}) {
-  const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt } = options;
+  const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt, ortUrl } = options;
   const problem = await backendProblem(backend);
   if (problem) throw new BackendUnavailableError(problem);
   const name = nameOf(model);
@@ -365,12 +391,24 @@ export async function loadClassifier(model, options = {}) {
   }
   // WebGL checks input shapes literally and ignores freeDimensionOverrides: pin the batch to 1.
   const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 }) : bytes;
+  const sessionOptions = { executionProviders: [backend], graphOptimizationLevel: 'all' };
+  const proof = provePlacement({ backend, bytes: modelBytes, options: sessionOptions,
+    ortUrl: ortUrl ?? (givenOrt ? null : ortUrlOf(backend)) });
   let session;
   try {
-    session = await ort.InferenceSession.create(modelBytes, { executionProviders: [backend], graphOptimizationLevel: 'all',
-      logSeverityLevel: 3 });
+    session = await ort.InferenceSession.create(modelBytes, { ...sessionOptions, logSeverityLevel: 3 });
   } catch (e) {
+    await proof;
     throw new BackendUnavailableError(`${name}: onnxruntime-web cannot run it on ${backend} (${String(e.message || e).split('\n')[0]})`);
+  }
+  const placement = await proof;
+  const fell = placement.proven ? fallbacks(placement, backend) : {};
+  if (Object.keys(fell).length) {
+    await session.release();
+    const placed = Object.entries(placement.providers).map(([p, n]) => `${n} on ${p}`).join(', ');
+    const off = Object.values(fell).reduce((a, n) => a + n, 0);
+    throw new BackendUnavailableError(`${name}: onnxruntime-web leaves ${off} of its nodes off ${backend} `
+      + `(placed: ${placed}); choose another backend`);
   }
   let vad = null;
   if (vadBytes) {
@@ -381,5 +419,5 @@ export async function loadClassifier(model, options = {}) {
       throw new ModelFileError(`${pp.vad.file}: the voice-activity model cannot be loaded (${String(e.message || e).split('\n')[0]})`);
     }
   }
-  return new Classifier({ ort, session, contract, backend, threads: ort.env.wasm.numThreads, vad, name });
+  return new Classifier({ ort, session, contract, backend, placement, threads: ort.env.wasm.numThreads, vad, name });
 }
