@@ -40,6 +40,13 @@ async function listModels() {
   if (params.get('backend')) $('backend').value = params.get('backend');
 }
 
+/** clf.placement in words: where onnxruntime put the nodes, and how that is known. */
+function describePlacement(p) {
+  if (!p.proven) return `placement ${p.source}`;
+  const nodes = Object.entries(p.providers).map(([provider, n]) => (n === 'all' ? `every node on ${provider}` : `${n} nodes on ${provider}`));
+  return `${nodes.join(', ')}: ${p.source}`;
+}
+
 async function loadModel() {
   const url = $('model').value;
   const backend = $('backend').value;
@@ -64,7 +71,7 @@ async function loadModel() {
   const c = current.contract;
   $('contract').textContent = `Model input: ${c.inputLength} samples at ${c.sampleRate} Hz, RMS-normalised to ` +
     `${c.normalization.rms_level_db} dB; labels ${c.labels.join(', ')}; front-end ${c.frontend?.implementation ?? '?'}; ` +
-    `onnxruntime-web ${current.backend}, ${current.clf.threads} thread(s).`;
+    `onnxruntime-web ${current.backend} (${describePlacement(current.clf.placement)}), ${current.clf.threads} thread(s).`;
   setState('ready', `Ready: ${current.url.split('/').pop()} on ${backend}. Choose a file or record.`);
   return current;
 }
@@ -178,7 +185,7 @@ async function analyse(arrayBuffer, name) {
       $('spec-caption').textContent = `(window at ${loudest.start_s.toFixed(1)} s)`;
     }
     const silent = r.silent_windows_start_s.length;
-    window.demoResult = { file: name, backend: model.backend, model: model.url, labels, verdict: r.verdict,
+    window.demoResult = { file: name, backend: model.backend, placement: model.clf.placement, model: model.url, labels, verdict: r.verdict,
       probabilities: r.probabilities ? labels.map((l) => r.probabilities[l]) : null,
       top: r.probabilities ? $('top').textContent : null,
       windows: kept.map((w) => ({ startSeconds: w.start_s, verdict: w.verdict,

@@ -56,6 +56,7 @@ try {
   result.shown = await page.evaluate(() => ({
     top: document.getElementById('top').textContent,
     status: document.getElementById('status').textContent,
+    contract: document.getElementById('contract').textContent,
     error: document.getElementById('error').textContent,
     bars: [...document.querySelectorAll('.bar-row')].map((r) => ({ label: r.dataset.label, prob: Number(r.dataset.prob) })),
     spectrogram: (() => {

@@ -97,7 +97,8 @@ def speech_wav(tmp_path_factory):
     return write_wav(tmp_path_factory.mktemp("wav") / "speech.wav", 0.2 * y, sr=22050, subtype="FLOAT")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+# WebGPU: the demo runs the fp16 variant there (below); the package page test runs both float models there.
+@pytest.mark.parametrize("backend", ["wasm", "webgl"])
 def test_demo_page_shows_what_onnxruntime_python_predicts(demo_server, committed_release, speech_wav, backend, tmp_path):
     model = "voice_emotion_cnn.onnx"
     shot_dir = Path(os.environ.get("SER_EXPORT_SCREENSHOTS", tmp_path)).resolve()
@@ -133,6 +134,10 @@ def test_demo_page_runs_a_variant_as_predict_does(demo_server, committed_release
     np.testing.assert_allclose([probs[l] for l in expected.labels], expected.probabilities,
                                atol=1e-4 if backend == "wasm" else 2e-3)
     assert shown["shown"]["top"] == expected.top and shown["model"].endswith(model.name)
+    # the page says where the nodes ran, and how that is known (on WebGPU: onnxruntime's placement log)
+    provider = {"wasm": "CPUExecutionProvider", "webgpu": "WebGpuExecutionProvider"}[backend]
+    assert shown["placement"]["proven"] is True and list(shown["placement"]["providers"]) == [provider]
+    assert provider in shown["shown"]["contract"] and shown["placement"]["source"] in shown["shown"]["contract"]
 
 
 def test_demo_page_refuses_a_variant_on_a_backend_it_does_not_declare(demo_server, committed_release, speech_wav):

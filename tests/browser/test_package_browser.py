@@ -98,6 +98,8 @@ def test_a_page_importing_the_installed_package_classifies_as_predict_does(app, 
     assert placement["proven"] is True and list(placement["providers"]) == [PROVIDER[backend]], placement
     if backend == "webgpu":  # read from onnxruntime's verbose log in a worker: every node counted
         assert placement["providers"][PROVIDER[backend]] > 20 and "verbose log" in placement["source"], placement
+        print(f"{model_file} on webgpu: loadClassifier {out['loadMs']:.0f} ms, of which the placement worker "
+              f"{placement['ms']:.0f} ms (beside the session); placement {placement['providers']}")
     assert [w["verdict"] for w in got["windows"]] == expected.verdicts
     assert got["top"] == expected.top and got["verdict"] == expected.verdict
     tol = 5e-4 if backend == "wasm" else 2e-3  # GPU backends: float32 shader arithmetic (SwiftShader)

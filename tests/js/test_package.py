@@ -46,9 +46,12 @@ await attempt('empty', () => clf.classify(new Float32Array(0), 22050));
 await attempt('webgpu_in_node', () => loadClassifier(model, { backend: 'webgpu' }));
 await attempt('not_a_model', () => loadClassifier(new Uint8Array([8, 7, 18, 3, 1, 2]), {}));
 await attempt('bytes_without_vad', () => loadClassifier(new Uint8Array(readFileSync(model)), {}));
+const unproven = await loadClassifier(model, { proveBackend: false });
+const skipped = unproven.placement;
+await unproven.release();
 await clf.release();
 await attempt('released', () => clf.classify(flat, Number(rate)));
-console.log(JSON.stringify({ result, errors, backend: clf.backend, placement: clf.placement, threads: clf.threads, progress: progress.at(-1),
+console.log(JSON.stringify({ result, errors, backend: clf.backend, placement: clf.placement, skipped, threads: clf.threads, progress: progress.at(-1),
   exports: Object.keys(pkg).sort() }));
 """
 
@@ -175,6 +178,7 @@ def test_the_installed_package_throws_typed_errors(consumer):
     assert {"loadClassifier", "Classifier", "Listener", "SerExportError", "BACKENDS"} <= set(out["exports"])
     assert out["backend"] == "wasm" and out["placement"]["proven"] is True
     assert out["placement"]["providers"] == {"CPUExecutionProvider": "all"}, out["placement"]
+    assert out["skipped"]["proven"] is False and "proveBackend" in out["skipped"]["source"], out["skipped"]
 
 
 def test_the_type_declarations_check_a_consumer(consumer):

@@ -47,6 +47,8 @@ export interface Placement {
   /** false when the proof could not be made here (no Worker, unknown onnxruntime-web URL); `source` says why. */
   proven: boolean;
   source: string;
+  /** WebGPU: milliseconds the proof's worker took (beside the page's own session creation). */
+  ms?: number;
 }
 
 /** The execution providers each backend's nodes may be placed on. */
@@ -137,6 +139,8 @@ export interface LoadOptions {
   ort?: unknown;
   /** The URL of that module (WebGPU: a worker loads it to prove the placement); default: the backend's build as the page resolves it. */
   ortUrl?: string;
+  /** Prove where the nodes run (default true; on WebGPU a worker creates a second, verbose session); false skips it. */
+  proveBackend?: boolean;
 }
 
 export declare class Classifier {

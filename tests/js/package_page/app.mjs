@@ -4,9 +4,12 @@ import { loadClassifier } from 'ser-export-web';
 const q = new URLSearchParams(location.search);
 const progress = [];
 try {
+  const t0 = performance.now();
   const clf = await loadClassifier(q.get('model'), { backend: q.get('backend') || 'wasm',
-    threads: q.get('threads') ? Number(q.get('threads')) : undefined, onProgress: (p) => progress.push(p) });
-  const base = { ok: true, backend: clf.backend, placement: clf.placement, threads: clf.threads, isolated: crossOriginIsolated,
+    threads: q.get('threads') ? Number(q.get('threads')) : undefined, onProgress: (p) => progress.push(p),
+    proveBackend: q.get('prove') !== '0' });
+  const loadMs = performance.now() - t0;
+  const base = { ok: true, loadMs, backend: clf.backend, placement: clf.placement, threads: clf.threads, isolated: crossOriginIsolated,
     cores: navigator.hardwareConcurrency, progress: progress.at(-1) };
   if (q.get('wav')) {
     const bytes = await (await fetch(q.get('wav'))).arrayBuffer();

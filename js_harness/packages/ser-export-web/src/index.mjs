@@ -13,7 +13,7 @@
 // calibrated probabilities as `python -m ser_export predict FILE --json` (the same JSON layout;
 // the parity suite checks the numbers).
 import { BackendUnavailableError, ModelFileError, SerExportError } from './errors.mjs';
-import { pinDimensions, readContract } from './onnx_model.mjs';
+import { concat, pinDimensions, readContract } from './onnx_model.mjs';
 import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, calibratedProbabilities, decide } from './postprocess.mjs';
 import { toModelInputs } from './preprocess.mjs';
 import { Listener } from './listen.mjs';
@@ -123,13 +123,7 @@ async function readResponse(res, name, onProgress) {
     loaded += value.length;
     onProgress?.({ loaded, total });
   }
-  const bytes = new Uint8Array(loaded);
-  let pos = 0;
-  for (const c of chunks) {
-    bytes.set(c, pos);
-    pos += c.length;
-  }
-  return bytes;
+  return concat(chunks);
 }
 
 /** Bytes of a model given as a URL/path, a Response, or bytes; `onProgress({loaded, total})` while downloading. */
@@ -366,9 +360,11 @@ export class Classifier {
  * @param options.ort an onnxruntime-web module to use instead of importing the one for the backend
  * @param options.ortUrl the URL of that module (webgpu: a worker loads it to prove the placement;
  *   by default the URL the page resolves the backend's onnxruntime-web build to)
+ * @param options.proveBackend prove where the nodes run (default true; on WebGPU a worker creates a
+ *   second, verbose session beside the page's own); false: `placement.proven` is false
  */
 export async function loadClassifier(model, options = {}) {
-  const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt, ortUrl } = options;
+  const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt, ortUrl, proveBackend = true } = options;
   const problem = await backendProblem(backend);
   if (problem) throw new BackendUnavailableError(problem);
   const name = nameOf(model);
@@ -392,8 +388,9 @@ export async function loadClassifier(model, options = {}) {
   // WebGL checks input shapes literally and ignores freeDimensionOverrides: pin the batch to 1.
   const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 }) : bytes;
   const sessionOptions = { executionProviders: [backend], graphOptimizationLevel: 'all' };
-  const proof = provePlacement({ backend, bytes: modelBytes, options: sessionOptions,
-    ortUrl: ortUrl ?? (givenOrt ? null : ortUrlOf(backend)) });
+  const proof = proveBackend
+    ? provePlacement({ backend, bytes: modelBytes, options: sessionOptions, ortUrl: ortUrl ?? (givenOrt ? null : ortUrlOf(backend)) })
+    : Promise.resolve({ providers: null, proven: false, source: 'not proven: options.proveBackend is false' });
   let session;
   try {
     session = await ort.InferenceSession.create(modelBytes, { ...sessionOptions, logSeverityLevel: 3 });

@@ -74,7 +74,8 @@ function lenField(field, payload) {
   return concat([writeVarint((field << 3) | WIRE_LEN), writeVarint(payload.length), payload]);
 }
 
-function concat(parts) {
+/** The byte arrays `parts` joined into one Uint8Array. */
+export function concat(parts) {
   const total = parts.reduce((n, p) => n + p.length, 0);
   const out = new Uint8Array(total);
   let pos = 0;

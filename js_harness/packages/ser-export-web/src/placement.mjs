@@ -86,8 +86,9 @@ function notProven(why) {
  * @param {object} args.options the session options (executionProviders, graphOptimizationLevel)
  * @param {string|null} args.ortUrl the URL of the onnxruntime-web build the page uses (webgpu only)
  * @param {number} [args.timeoutMs] how long the worker may take
- * @returns {Promise<{providers: Object<string, number|string>|null, proven: boolean, source: string}>}
- *   `proven` false (with the reason in `source`) when no worker could give the log
+ * @returns {Promise<{providers: Object<string, number|string>|null, proven: boolean, source: string, ms?: number}>}
+ *   `proven` false (with the reason in `source`) when no worker could give the log; `ms`: how long
+ *   the worker took (it runs beside the page's own session creation)
  */
 export async function provePlacement({ backend, bytes, options, ortUrl, timeoutMs = 120000 }) {
   const fixed = staticPlacement(backend);
@@ -96,6 +97,7 @@ export async function provePlacement({ backend, bytes, options, ortUrl, timeoutM
     return notProven('this environment has no Worker to read onnxruntime\'s placement log in');
   }
   if (!ortUrl) return notProven('the URL of the onnxruntime-web build is unknown (pass options.ortUrl)');
+  const t0 = performance.now();
   const url = URL.createObjectURL(new Blob([WORKER], { type: 'text/javascript' }));
   let worker;
   try {
@@ -115,7 +117,8 @@ export async function provePlacement({ backend, bytes, options, ortUrl, timeoutM
     if (answer.error) return notProven(`the verbose session failed (${answer.error})`);
     const providers = placementFromLog(answer.lines);
     if (!providers) return notProven('onnxruntime logged no node placement');
-    return { providers, proven: true, source: 'onnxruntime verbose log (Node placements), from a worker session' };
+    return { providers, proven: true, source: 'onnxruntime verbose log (Node placements), from a worker session',
+      ms: performance.now() - t0 };
   } finally {
     worker.terminate();
     URL.revokeObjectURL(url);
