@@ -45,10 +45,14 @@ try {
   page.on('response', (r) => r.status() >= 400 && lines.push(`http ${r.status()}: ${r.url()}`));
   const requests = [];
   page.on('request', (r) => requests.push(new URL(r.url()).pathname));
+  // the page's workers by name (onnxruntime-web's proxy: 'ort-wasm-proxy-worker'; wasm threads: 'em-pthread')
+  const workers = [];
+  page.on('worker', (w) => workers.push(w.evaluate(() => self.name).catch(() => null)));
   await page.goto(origin + pagePath);
   await page.waitForFunction(() => window.result !== undefined, null, { timeout });
   const result = await page.evaluate(() => window.result);
   result.abortedAfter200 = abortedAfter200;
+  result.workers = [...new Set(await Promise.all(workers))].sort();
   result.consoleErrors = lines.filter((l) => /^(error|pageerror|requestfailed|http \d+):/.test(l));
   result.ortFiles = [...new Set(requests.filter((p) => p.includes('/onnxruntime-web/dist/')).map((p) => p.split('/').pop()))];
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,11 +1,14 @@
-"""How long ``loadClassifier`` takes on WebGPU in headless Chromium with and without the placement
-proof (``proveBackend``), both models, runs alternating side by side in one process::
+"""Figures of the installed ser-export-web in headless Chromium, options on and off side by side
+(runs alternating, one process), both committed models:
 
-    python -m tests.js.measure_load --repeat 5
+    python -m tests.js.measure_load --repeat 5          # loadClassifier on WebGPU, proveBackend on/off
+    python -m tests.js.measure_load --live --repeat 3   # listen() on wasm, 1 thread, proxy worker on/off
 
 It installs the packed package into a temporary consumer project (as the browser tests do), serves
 the committed release, and prints each run and the medians (milliseconds, from the page's clock).
-Not a test: a figure for the README, on this machine's noise.
+``--live``: 12 s of Chromium's fake microphone per run, hop 0.5 s; the result latency (from the hop's
+last sample, in the AudioContext's clock) and the longest gap between the page's 10 ms timer ticks
+(how long its main thread was blocked).  Not a test: figures for the README, on this machine's noise.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backend", default="webgpu", choices=("wasm", "webgl", "webgpu"))
+    parser.add_argument("--live", action="store_true", help="listen() with and without the proxy worker")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -40,19 +44,15 @@ def main() -> None:
         speaker = make_speakers(2, 9)[0]
         write_wav(root / "speech.wav", 0.2 * synthesize(speaker, "angry", clip_rng(9, 0, 0, 1)), sr=22050,
                   subtype="FLOAT")
+        if args.live:
+            return _live(app, root, args.repeat)
         runs: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.repeat):
             for model in MODELS:
                 for prove in ("1", "0"):
                     page = (f"/page.html?backend={args.backend}&model=/models/{model}&wav=/audio/speech.wav"
                             f"&rate=22050&prove={prove}")
-                    proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "package_e2e.mjs"), "--root",
-                                           str(app), "--page", page, "--models", str(ROOT / "saved_models"),
-                                           "--audio", str(root)], capture_output=True, text=True, cwd=HARNESS_DIR,
-                                          timeout=600)
-                    out = json.loads(proc.stdout.strip().splitlines()[-1])
-                    if not out.get("ok"):
-                        raise SystemExit(f"{model} on {args.backend}: {out.get('name')}: {out.get('message')}")
+                    out = _drive(app, page, root)
                     runs.setdefault((model, prove), []).append(out["loadMs"])
                     print(f"{model} proveBackend={prove == '1'}: {out['loadMs']:.0f} ms "
                           f"(placement {out['placement']['providers']})", flush=True)
@@ -60,6 +60,46 @@ def main() -> None:
             with_proof, without = (statistics.median(runs[(model, p)]) for p in ("1", "0"))
             print(f"{model} on {args.backend}: loadClassifier median {with_proof:.0f} ms with the proof, "
                   f"{without:.0f} ms without (x{with_proof / without:.2f}; {args.repeat} runs each)")
+
+
+def _drive(app: Path, page: str, audio: Path, *extra: str) -> dict:
+    proc = subprocess.run([find_node().node, str(HARNESS_DIR / "test" / "package_e2e.mjs"), "--root", str(app), "--page",
+                           page, "--models", str(ROOT / "saved_models"), "--audio", str(audio), *extra],
+                          capture_output=True, text=True, cwd=HARNESS_DIR, timeout=600)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not out.get("ok"):
+        raise SystemExit(f"{page}: {out.get('name')}: {out.get('message')}")
+    return out
+
+
+def _live(app: Path, root: Path, repeat: int) -> None:
+    import librosa
+    import numpy as np
+
+    speaker = make_speakers(2, 9)[0]
+    y = np.concatenate([synthesize(speaker, e, clip_rng(9, 1, i, 0)) for i, e in enumerate(["sad", "angry"] * 4)])
+    y = librosa.resample(0.2 * y / np.abs(y).max(), orig_sr=22050, target_sr=48000)
+    mic = write_wav(root / "mic.wav", y, sr=48000, subtype="PCM_16")
+    figures: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for _ in range(repeat):
+        for model in MODELS:
+            for proxy in ("1", "0"):
+                out = _drive(app, f"/page.html?backend=wasm&threads=1&model=/models/{model}&seconds=12&hop=0.5"
+                                  f"&proxy={proxy}", root, "--mic", str(mic))
+                latency = statistics.median(r["latencyMs"] for r in out["timeline"])
+                f = figures.setdefault((model, proxy), {"latency": [], "gap": [], "dropped": []})
+                f["latency"].append(latency)
+                f["gap"].append(out["mainThreadLongestGapMs"])
+                f["dropped"].append(out["dropped"])
+                print(f"{model} proxy={proxy == '1'}: {len(out['timeline'])} results, {out['dropped']} dropped, latency "
+                      f"median {latency:.0f} ms, main thread's longest gap {out['mainThreadLongestGapMs']:.0f} ms",
+                      flush=True)
+    for model in MODELS:
+        for proxy in ("1", "0"):
+            f = figures[(model, proxy)]
+            print(f"{model} on wasm, 1 thread, proxy worker {'on' if proxy == '1' else 'off'}: result latency median "
+                  f"{statistics.median(f['latency']):.0f} ms, main thread's longest gap median "
+                  f"{statistics.median(f['gap']):.0f} ms, dropped {sum(f['dropped'])} ({repeat} runs of 12 s)")
 
 
 if __name__ == "__main__":

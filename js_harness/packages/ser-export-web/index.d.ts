@@ -139,6 +139,8 @@ export interface LoadOptions {
   ort?: unknown;
   /** The URL of that module (WebGPU: a worker loads it to prove the placement); default: the backend's build as the page resolves it. */
   ortUrl?: string;
+  /** Run onnxruntime-web's wasm in its proxy worker, off the page's main thread (wasm in a browser only; default false). */
+  proxy?: boolean;
   /** Prove where the nodes run (default true; on WebGPU a worker creates a second, verbose session); false skips it. */
   proveBackend?: boolean;
 }
@@ -147,6 +149,8 @@ export declare class Classifier {
   /** The backend every node runs on, as `placement` proves (a model with nodes left off it is refused). */
   readonly backend: Backend;
   readonly placement: Placement;
+  /** Whether onnxruntime-web runs in its proxy worker (wasm in a browser), off the page's main thread. */
+  readonly proxy: boolean;
   readonly threads: number;
   readonly labels: string[];
   readonly sampleRate: number;

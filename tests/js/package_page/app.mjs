@@ -1,16 +1,34 @@
 // A consumer page: classify a WAV (?wav=) or listen to the microphone (?seconds=) with the installed package.
+// ?as=bytes: the page downloads the model and the VAD itself and hands loadClassifier the bytes.
 import { loadClassifier } from 'ser-export-web';
 
 const q = new URLSearchParams(location.search);
 const progress = [];
+// the page's main thread: the longest gap between 10 ms ticks while it works (a blocked thread shows here)
+let lastTick = performance.now();
+let longestGapMs = 0;
+setInterval(() => {
+  const now = performance.now();
+  longestGapMs = Math.max(longestGapMs, now - lastTick);
+  lastTick = now;
+}, 10);
 try {
   const t0 = performance.now();
-  const clf = await loadClassifier(q.get('model'), { backend: q.get('backend') || 'wasm',
+  let model = q.get('model');
+  let vadModel;
+  if (q.get('as') === 'bytes') {
+    model = new Uint8Array(await (await fetch(model)).arrayBuffer());
+    vadModel = new Uint8Array(await (await fetch(new URL('silero_vad.onnx', new URL(q.get('model'), location.href)))).arrayBuffer());
+  }
+  const given = model instanceof Uint8Array ? [model.byteLength, vadModel.byteLength] : null;
+  const clf = await loadClassifier(model, { backend: q.get('backend') || 'wasm', vadModel,
     threads: q.get('threads') ? Number(q.get('threads')) : undefined, onProgress: (p) => progress.push(p),
-    proveBackend: q.get('prove') !== '0' });
+    proveBackend: q.get('prove') !== '0', proxy: q.get('proxy') ? q.get('proxy') === '1' : undefined });
   const loadMs = performance.now() - t0;
-  const base = { ok: true, loadMs, backend: clf.backend, placement: clf.placement, threads: clf.threads, isolated: crossOriginIsolated,
-    cores: navigator.hardwareConcurrency, progress: progress.at(-1) };
+  const base = { ok: true, loadMs, backend: clf.backend, placement: clf.placement, proxy: clf.proxy,
+    threads: clf.threads, isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency, progress: progress.at(-1),
+    // the caller's buffers after loading: still whole (onnxruntime-web's proxy transfers what it is given)
+    given, givenAfter: given ? [model.byteLength, vadModel.byteLength] : null };
   if (q.get('wav')) {
     const bytes = await (await fetch(q.get('wav'))).arrayBuffer();
     const audio = await new OfflineAudioContext(1, 1, Number(q.get('rate'))).decodeAudioData(bytes);
@@ -18,6 +36,9 @@ try {
   } else {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const listener = clf.listen(stream, { hopSeconds: Number(q.get('hop') || 0.5) });
+    await listener.ready;
+    longestGapMs = 0;
+    lastTick = performance.now();
     const timeline = [];
     const seconds = Number(q.get('seconds'));
     for await (const r of listener) {
@@ -28,10 +49,11 @@ try {
       document.getElementById('timeline').append(li);
       if (r.endSeconds >= seconds) break;
     }
+    const mainThreadLongestGapMs = longestGapMs;
     await listener.stop();
     stream.getTracks().forEach((t) => t.stop());
     window.result = { ...base, timeline, hops: listener.hops, dropped: listener.dropped, rate: listener.rate,
-      shown: [...document.querySelectorAll('#timeline li')].map((li) => li.textContent) };
+      mainThreadLongestGapMs, shown: [...document.querySelectorAll('#timeline li')].map((li) => li.textContent) };
   }
   await clf.release();
 } catch (e) {

@@ -100,6 +100,10 @@ function nameOf(model) {
   return 'model';
 }
 
+function isBytes(value) {
+  return value instanceof ArrayBuffer || ArrayBuffer.isView(value);
+}
+
 function isUrlLike(value) {
   return (typeof value === 'string') || (typeof URL !== 'undefined' && value instanceof URL);
 }
@@ -193,7 +197,7 @@ function argmax(values) {
 
 /** A loaded model: `classify` recordings, `listen` to a microphone, `release` when done. */
 export class Classifier {
-  constructor({ ort, session, contract, backend, placement, threads, vad, name }) {
+  constructor({ ort, session, contract, backend, placement, threads, proxy, vad, name }) {
     this.ort = ort;
     this.session = session;
     this.contract = contract;
@@ -209,6 +213,8 @@ export class Classifier {
     this.placement = placement;
     /** The wasm threads onnxruntime-web uses. */
     this.threads = threads;
+    /** Whether onnxruntime-web runs in a worker (its proxy), off the page's main thread. */
+    this.proxy = proxy;
     this.vad = vad;
     this.name = name;
     this.labels = contract.labels;
@@ -360,11 +366,14 @@ export class Classifier {
  * @param options.ort an onnxruntime-web module to use instead of importing the one for the backend
  * @param options.ortUrl the URL of that module (webgpu: a worker loads it to prove the placement;
  *   by default the URL the page resolves the backend's onnxruntime-web build to)
+ * @param options.proxy run onnxruntime-web's wasm in its proxy worker, so that the models never run on
+ *   the page's main thread (wasm in a browser only; default false: see the README for what it costs);
+ *   onnxruntime-web fixes it when its first session is created
  * @param options.proveBackend prove where the nodes run (default true; on WebGPU a worker creates a
  *   second, verbose session beside the page's own); false: `placement.proven` is false
  */
 export async function loadClassifier(model, options = {}) {
-  const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt, ortUrl, proveBackend = true } = options;
+  const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt, ortUrl, proveBackend = true, proxy } = options;
   const problem = await backendProblem(backend);
   if (problem) throw new BackendUnavailableError(problem);
   const name = nameOf(model);
@@ -372,6 +381,12 @@ export async function loadClassifier(model, options = {}) {
   const wanted = threads ?? defaultThreads();
   if (!(Number.isInteger(wanted) && wanted >= 1)) throw new TypeError(`threads must be a positive integer, got ${threads}`);
   ort.env.wasm.numThreads = wanted;
+  // onnxruntime-web's proxy (opt-in): its wasm runs in a worker, so the model never runs on the page's
+  // thread; but every session.run is then a message round trip, and the VAD runs once per 32 ms frame
+  if (proxy && (IN_NODE || backend !== 'wasm')) {
+    throw new TypeError(`proxy runs onnxruntime-web's wasm backend in a worker of a page: not ${IN_NODE ? 'in Node' : backend}`);
+  }
+  if (proxy !== undefined) ort.env.wasm.proxy = Boolean(proxy);
   if (ort.env.logLevel === undefined || ort.env.logLevel === 'warning') ort.env.logLevel = 'error';
   const bytes = await readBytes(model, name, onProgress);
   const contract = readContract(bytes, name);
@@ -384,9 +399,12 @@ export async function loadClassifier(model, options = {}) {
         + 'pass options.vadModel');
     }
     vadBytes = await readBytes(source, pp.vad.file, null);
+    if (ort.env.wasm.proxy && isBytes(source)) vadBytes = vadBytes.slice();
   }
   // WebGL checks input shapes literally and ignores freeDimensionOverrides: pin the batch to 1.
-  const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 }) : bytes;
+  // onnxruntime-web's proxy transfers (detaches) the bytes a session is created from: never the caller's
+  const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 })
+    : ort.env.wasm.proxy && isBytes(model) ? bytes.slice() : bytes;
   const sessionOptions = { executionProviders: [backend], graphOptimizationLevel: 'all' };
   const proof = proveBackend
     ? provePlacement({ backend, bytes: modelBytes, options: sessionOptions, ortUrl: ortUrl ?? (givenOrt ? null : ortUrlOf(backend)) })
@@ -416,5 +434,6 @@ export async function loadClassifier(model, options = {}) {
       throw new ModelFileError(`${pp.vad.file}: the voice-activity model cannot be loaded (${String(e.message || e).split('\n')[0]})`);
     }
   }
-  return new Classifier({ ort, session, contract, backend, placement, threads: ort.env.wasm.numThreads, vad, name });
+  return new Classifier({ ort, session, contract, backend, placement, threads: ort.env.wasm.numThreads,
+    proxy: Boolean(ort.env.wasm.proxy), vad, name });
 }

@@ -120,9 +120,10 @@ export class Listener extends EventTarget {
     const index = this.hops++;
     const endSeconds = (this.hops * this.hop) / this.rate;
     if (this.filled < this.windowLength) return; // not a whole window yet
-    // A block is stale when a newer one is already due: the model runs on this thread, so blocks that
-    // arrived during a classification wait in the message queue and are delivered only after it.
-    // Classifying them would fall behind the audio; they fill the window and are dropped instead.
+    // A block is stale when a newer one is already due: when the model runs on this thread (no proxy
+    // worker), blocks that arrived during a classification wait in the message queue and are
+    // delivered only after it.  Classifying them would fall behind the audio; they fill the window and
+    // are dropped instead.  (With onnxruntime-web's proxy the thread stays free and `_busy` drops them.)
     const stale = this.context.currentTime - time > this.hopSeconds;
     if (this._busy || stale) {
       this.dropped += 1;

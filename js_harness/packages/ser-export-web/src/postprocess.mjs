@@ -122,11 +122,12 @@ export class VoiceActivity {
       return out;
     });
     let state = new this.ort.Tensor('float32', new Float32Array(2 * b * 128), [2, b, 128]);
-    const sr = new this.ort.Tensor('int64', BigInt64Array.from([BigInt(p.sample_rate)]), []);
     const out = Array.from({ length: b }, () => new Float32Array(nFrames));
     for (let f = 0; f < nFrames; f++) {
       const chunk = new Float32Array(b * span);
       for (let i = 0; i < b; i++) chunk.set(padded[i].subarray(f * p.frame_length, f * p.frame_length + span), i * span);
+      // every input tensor new: onnxruntime-web's proxy transfers (detaches) the buffers it is given
+      const sr = new this.ort.Tensor('int64', BigInt64Array.from([BigInt(p.sample_rate)]), []);
       const res = await this.session.run({ input: new this.ort.Tensor('float32', chunk, [b, span]), state, sr });
       const prob = res.output.data;
       for (let i = 0; i < b; i++) out[i][f] = prob[i];
