@@ -34,18 +34,20 @@ export const BACKENDS = Object.freeze(['wasm', 'webgl', 'webgpu']);
 
 const IN_NODE = typeof process !== 'undefined' && Boolean(process.versions?.node) && typeof window === 'undefined';
 
+/** The module specifier of the onnxruntime-web build `importOrt` loads for `backend`. */
+function ortSpecifier(backend) {
+  if (IN_NODE) return 'onnxruntime-web';
+  return { wasm: 'onnxruntime-web/wasm', webgpu: 'onnxruntime-web/webgpu' }[backend] ?? 'onnxruntime-web/all';
+}
+
 /**
  * The onnxruntime-web build that fits `backend`: the wasm-only bundle for wasm (smaller and, measured
  * in Chromium, faster than the all-backends one), the WebGPU bundle for webgpu (it has the wasm
  * backend the VAD runs on), the all-backends bundle for webgl (the WebGL build has no wasm backend
  * for the VAD).  In Node, the package's Node entry (wasm only).
  */
-function ortSpecifier(backend) {
-  if (IN_NODE) return 'onnxruntime-web';
-  return { wasm: 'onnxruntime-web/wasm', webgpu: 'onnxruntime-web/webgpu' }[backend] ?? 'onnxruntime-web/all';
-}
-
 async function importOrt(backend) {
+  // literal specifiers, so that bundlers see each build (ortSpecifier names the same ones)
   if (IN_NODE) return import('onnxruntime-web');
   if (backend === 'wasm') return import('onnxruntime-web/wasm');
   if (backend === 'webgpu') return import('onnxruntime-web/webgpu');
