@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 
 import { serveRequests } from './lib/jsonl.mjs';
 import { startServer } from './lib/static_server.mjs';
-import { placementFromLog, staticPlacement } from './packages/ser-export-web/src/placement.mjs';
+import { placementOfLog, staticPlacement } from './packages/ser-export-web/src/placement.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -91,9 +91,7 @@ async function load(req) {
 // nodes fell back).  WebGL runs on the onnxjs engine, which has no per-node fallback (an unsupported
 // operator fails the load) and prints no such log.  The rules live in the package (placement.mjs).
 function placementFromConsole() {
-  if (backend === 'webgl') return staticPlacement('webgl');
-  const providers = placementFromLog(consoleLines);
-  return providers ? { providers, proven: true, source: 'onnxruntime verbose log (Node placements)' } : null;
+  return backend === 'webgl' ? staticPlacement('webgl') : placementOfLog(consoleLines);
 }
 
 async function run(req) {

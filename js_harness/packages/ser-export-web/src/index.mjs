@@ -17,7 +17,7 @@ import { concat, pinDimensions, readContract } from './onnx_model.mjs';
 import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, calibratedProbabilities, decide } from './postprocess.mjs';
 import { toModelInputs } from './preprocess.mjs';
 import { Listener } from './listen.mjs';
-import { fallbacks, provePlacement } from './placement.mjs';
+import { fallbacks, notProven, provePlacement } from './placement.mjs';
 
 export { Listener } from './listen.mjs';
 
@@ -410,7 +410,7 @@ export async function loadClassifier(model, options = {}) {
   const sessionOptions = { executionProviders: [backend], graphOptimizationLevel: 'all' };
   const proof = proveBackend
     ? provePlacement({ backend, bytes: modelBytes, options: sessionOptions, ortUrl: ortUrl ?? (givenOrt ? null : ortUrlOf(backend)) })
-    : Promise.resolve({ providers: null, proven: false, source: 'not proven: options.proveBackend is false' });
+    : Promise.resolve(notProven('options.proveBackend is false'));
   let session;
   try {
     session = await ort.InferenceSession.create(modelBytes, { ...sessionOptions, logSeverityLevel: 3 });

@@ -36,6 +36,22 @@ export function placementFromLog(lines) {
   return Object.keys(providers).length ? providers : null;
 }
 
+/** A placement that could not be proven, and why. */
+export function notProven(why) {
+  return { providers: null, proven: false, source: `not proven: ${why}` };
+}
+
+/**
+ * The placement proven by onnxruntime's verbose log `lines`, or null when they hold none.
+ *
+ * @param {string[]} lines console lines
+ * @param {string} [where] where the log was read, appended to the source
+ */
+export function placementOfLog(lines, where = '') {
+  const providers = placementFromLog(lines);
+  return providers ? { providers, proven: true, source: `onnxruntime verbose log (Node placements)${where}` } : null;
+}
+
 /** The placement of a backend whose build cannot split a graph (wasm, webgl); null for webgpu. */
 export function staticPlacement(backend) {
   if (backend === 'wasm') {
@@ -73,9 +89,6 @@ onmessage = async ({ data: { ortUrl, bytes, options } }) => {
 };
 `;
 
-function notProven(why) {
-  return { providers: null, proven: false, source: `not proven: ${why}` };
-}
 
 /**
  * Prove where onnxruntime-web places `bytes`' nodes on `backend` with `options` (the session's own).
@@ -115,10 +128,8 @@ export async function provePlacement({ backend, bytes, options, ortUrl, timeoutM
       worker.postMessage({ ortUrl, bytes: copy, options }, [copy.buffer]);
     });
     if (answer.error) return notProven(`the verbose session failed (${answer.error})`);
-    const providers = placementFromLog(answer.lines);
-    if (!providers) return notProven('onnxruntime logged no node placement');
-    return { providers, proven: true, source: 'onnxruntime verbose log (Node placements), from a worker session',
-      ms: performance.now() - t0 };
+    const placement = placementOfLog(answer.lines, ', from a worker session');
+    return placement ? { ...placement, ms: performance.now() - t0 } : notProven('onnxruntime logged no node placement');
   } finally {
     worker.terminate();
     URL.revokeObjectURL(url);
