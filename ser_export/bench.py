@@ -302,7 +302,8 @@ def format_bench(report: dict) -> str:
 
 
 def render_markdown(report: dict, threads: int = 1) -> str:
-    """The README's table: median ms per clip at ``threads`` threads, the ratios, file sizes."""
+    """The docs' bench table (``docs_blocks.page("bench")``): median ms per clip at ``threads`` threads,
+    the ratios, file sizes."""
     res = report["results"]
 
     def ms(subject, runtime):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import contract
+from . import contract, docs_blocks
 from .errors import SerExportError
 
 
@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--arch", action="append", choices=["alexnet", "resnet18"])
     p.add_argument("--json", type=Path, default=Path("parity-out") / "bench.json")
-    p.add_argument("--markdown", type=Path, metavar="BENCH_JSON", help="print BENCH_JSON as the README's table and exit")
+    p.add_argument("--markdown", type=Path, metavar="BENCH_JSON", help=f"print BENCH_JSON as the table in {docs_blocks.page('bench')} and exit")
     p = sub.add_parser("demo", help="serve the demo page (pick or record audio, see the emotions) on 127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--models", type=Path, default=Path("saved_models"))
@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the table (default: the package's ser_export/export/measured_ops.json)")
     p.add_argument("--columns", action="append", default=[], metavar="A,B",
                    help="columns to measure (default: wasm-node, wasm, webgl, webgpu)")
-    p.add_argument("--markdown", type=Path, metavar="TABLE", help="print TABLE as the README's markdown and exit")
+    p.add_argument("--markdown", type=Path, metavar="TABLE", help=f"print TABLE as the markdown in {docs_blocks.page('optable')} and exit")
     p = sub.add_parser("contract", help="the model contract that `verify MODEL --contract FILE` reads",
                        description="Print the JSON schema of a contract file (--schema), or check a contract file "
                                    "and print it with every default filled in (--check FILE).")
@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
     p.add_argument("--section", choices=["unseen", "variants"],
                    help="unseen: what the models say about inputs they never saw; variants: the fp16/int8 table "
-                        "(the README's blocks)")
+                        f"(the blocks in {docs_blocks.page('unseen')} and {docs_blocks.page('variants')})")
     p = sub.add_parser("calibration", help="ECE of a synthetic release on more takes of its held-out speakers, "
                                            "and the ECE's sampling-noise floor")
     p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))

@@ -12,8 +12,8 @@ A wrong, unknown or missing field is a :class:`ContractError` naming the field a
 the file.  ``python -m ser_export contract --schema`` prints the JSON schema
 (:func:`json_schema`).
 
-A complete example is in the README ("Verify your own model"), the file ``tests/parity/test_foreign.py``
-verifies.
+A complete example is in the docs ("Verify your own model", ``docs_blocks.page("contract")``), the file
+``tests/parity/test_foreign.py`` verifies.
 """
 from __future__ import annotations
 

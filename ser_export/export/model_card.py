@@ -31,7 +31,8 @@ UNSEEN_TITLE = "What the models say about inputs they never saw"
 
 
 def unseen_inputs_section(manifest: dict, level: str = "##", images: str = "") -> list[str]:
-    """The section on voice activity, calibration and "uncertain" (also in the README), from the manifest.
+    """The section on voice activity, calibration and "uncertain" (also in the docs,
+    ``docs_blocks.page("unseen")``), from the manifest.
 
     ``images``: prefix of the plots' paths (the release folder, for a page outside it).
     """

@@ -142,12 +142,10 @@ def test_table_round_trips_and_refuses_other_files(tmp_path):
 
 
 def test_readme_table_is_the_rendered_committed_table():
-    """The README's operator table is generated from the committed JSON, not typed."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    begin, end = "<!-- optable:begin (python -m ser_export optable --markdown ser_export/export/measured_ops.json) -->", \
-        "<!-- optable:end -->"
-    assert begin in readme and end in readme
-    section = readme.split(begin, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+    """The docs' operator table (its page: ``ser_export.docs_blocks``) is generated from the committed JSON, not typed."""
+    from ser_export import docs_blocks
+
+    section = docs_blocks.read_block("optable", ROOT).strip("\n") + "\n"
     assert section == render_markdown(COMMITTED)
 
 

@@ -129,12 +129,13 @@ def test_python_api_returns_the_report(models):
 
 
 def test_readme_shows_the_contract_the_tests_use():
-    """The README's contract is the file the tests verify, byte for byte (so the README stays true)."""
-    text = (ROOT / "README.md").read_text()
-    block = text.split("<!-- contract:begin -->")[1].split("<!-- contract:end -->")[0]
+    """The docs' contract is the file the tests verify, byte for byte (so the docs stay true)."""
+    from ser_export import docs_blocks
+
+    block = docs_blocks.read_block("contract", ROOT)
     toml = block.strip().removeprefix("```toml").removesuffix("```").strip()
     assert toml == foreign_models.KWS_CONTRACT.strip()
-    ModelContract.from_mapping(__import__("tomllib").loads(toml), "README.md")
+    ModelContract.from_mapping(__import__("tomllib").loads(toml), docs_blocks.page("contract"))
 
 
 def test_a_saved_foreign_run_is_rejudged_under_its_contract_tolerances(models, tmp_path):
