@@ -178,7 +178,7 @@ class ModelUnderTest:
         inp = self.contract.input
         norm = inp.normalization
         return Cases.from_specs(specs, inp.sample_rate, inp.n_samples,
-                                rms=10 ** (norm.rms_level_db / 20) if norm.kind == "rms" else 0.1,
+                                rms=norm.target_rms if norm.kind == "rms" else 0.1,
                                 all_in_contract=norm.kind == "none")
 
     def inputs(self, waveforms: np.ndarray) -> np.ndarray:

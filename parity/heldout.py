@@ -14,7 +14,7 @@ import torch
 
 from ser_export import contract
 from ser_export.errors import ReleaseCheckError
-from ser_export.frontend.reference import logmel_reference
+from ser_export.frontend.reference import features_reference
 
 from . import judge
 from .record import ModelRun, Subject
@@ -38,10 +38,10 @@ def heldout_run(model: torch.nn.Module, onnx_bytes: bytes, waveforms: np.ndarray
     output = session.get_outputs()[0].name
     ort_logits = session.run([output], {session.get_inputs()[0].name: x})[0]
     params = model.frontend_params
-    subject = Subject(model.arch, "", output, contract.FEATURES_NAME, tuple(model.labels), floor=-float(params.top_db))
+    subject = Subject(model.arch, "", output, contract.FEATURES_NAME, tuple(model.labels), floor=params.log.floor())
     return ModelRun(subject, [f"held-out clip {i}" for i in range(x.shape[0])], np.ones(x.shape[0], bool),
                     {TORCH: {output: torch_logits, contract.FEATURES_NAME: torch_features}, ORT: {output: ort_logits}},
-                    reference=logmel_reference(x, params), baseline=TORCH)
+                    reference=features_reference(x, params), baseline=TORCH)
 
 
 def check_heldout(model: torch.nn.Module, onnx_bytes: bytes, waveforms: np.ndarray,

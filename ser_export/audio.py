@@ -36,17 +36,18 @@ def rms(y: np.ndarray) -> float:
 
 def rms_normalize(y: np.ndarray, rms_level: float = contract.RMS_LEVEL_DB,
                   min_rms: float = contract.MIN_RMS, what: str = "clip") -> np.ndarray:
-    """Scale ``y`` so its RMS is ``10 ** (rms_level / 20)`` (the original's formula).
+    """Scale ``y`` so its RMS is ``r = 10 ** (rms_level / 20)`` (:func:`ser_export.contract.rms_target`).
 
-    ``a = sqrt(N * r**2 / sum(y**2))`` with ``r = 10 ** (rms_level / 10)`` as in the
-    original notebooks (for the default ``rms_level=0`` the RMS becomes exactly 1).
+    The gain is ``a = sqrt(N * r**2 / sum(y**2))`` (the metadata's
+    :data:`ser_export.contract.RMS_FORMULA`); for the default ``rms_level=0`` the RMS becomes
+    exactly 1, at -20 dB it is 0.1.
 
     Parameters
     ----------
     y : np.ndarray [shape=(n,)]
         Waveform.
     rms_level : float
-        Target level in dB.
+        Target level in dB of amplitude (relative to an RMS of 1).
     min_rms : float
         Clips quieter than this are refused with :class:`SilentAudioError`
         instead of being divided by (almost) zero.
@@ -61,7 +62,7 @@ def rms_normalize(y: np.ndarray, rms_level: float = contract.RMS_LEVEL_DB,
         raise SilentAudioError(
             f"{what} is silent (RMS {level:.3g} < {min_rms:g}); it cannot be RMS-normalised"
         )
-    r = 10.0 ** (rms_level / 10.0)
+    r = contract.rms_target(rms_level)
     y64 = np.asarray(y, dtype=np.float64)
     gain = np.sqrt(y64.size * r * r / np.sum(y64 * y64))
     return (y64 * gain).astype(np.float32)

@@ -58,7 +58,7 @@ def _time_librosa(y: np.ndarray, params, threads: int, warmup: int, repeat: int)
         mel = librosa.feature.melspectrogram(y=y, sr=params.sr, n_fft=params.n_fft, hop_length=params.hop_length,
                                              n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax_hz,
                                              center=params.center, pad_mode=params.pad_mode)
-        librosa.power_to_db(mel, ref=np.max, amin=params.amin, top_db=params.top_db)
+        librosa.power_to_db(mel, ref=np.max, amin=params.log.amin, top_db=params.log.top_db)
 
     with threadpool_limits(threads):
         return _median_ms(run, warmup, repeat)[0]

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import tomllib
 import typing
 from pathlib import Path
 from typing import Mapping
 
+from .contract import GRAPH_FIELD, FrontEnd, LogTransform, _choice, _positive, declared_fields, rms_target
 from .errors import SerExportError
 
 VERSION = 1
@@ -38,85 +38,12 @@ class ContractError(SerExportError):
     """A contract that cannot be used (exit 2), naming the field and the file."""
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive number, not {value!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class LogTransform:
-    """How power becomes the features' log scale.
-
-    ``power_to_db``: ``librosa.power_to_db(S, ref=..., amin=amin, top_db=top_db)``, ``ref``
-    ``"max"`` (each example's maximum) or a number; ``log``/``log10``: ``log(S + eps)``.
-    """
-
-    kind: str = "power_to_db"
-    ref: str | float = "max"
-    amin: float = 1e-10
-    top_db: float | None = 80.0
-    eps: float = 1e-6
-
-    def __post_init__(self):
-        _choice("kind", self.kind, ("power_to_db", "log", "log10"))
-        if isinstance(self.ref, str) and self.ref != "max":
-            raise ValueError(f"ref must be \"max\" or a number, not {self.ref!r}")
-        _positive("amin", self.amin)
-        _positive("eps", self.eps)
-        if self.top_db is not None:
-            _positive("top_db", self.top_db)
-
-    @property
-    def unit(self) -> str:
-        return {"power_to_db": "dB", "log": "ln", "log10": "log10"}[self.kind]
-
-    def floor(self, peak: float | None = None) -> float:
-        """The lowest value the transform gives (the floor-margin region is measured from it)."""
-        if self.kind == "power_to_db":
-            if self.top_db is not None and self.ref == "max":
-                return -float(self.top_db)
-            return 10 * math.log10(self.amin) - (10 * math.log10(self.ref) if isinstance(self.ref, float) else 0.0)
-        return math.log(self.eps) if self.kind == "log" else math.log10(self.eps)
-
-
-@dataclasses.dataclass(frozen=True)
-class FrontEnd:
-    """A mel front-end with librosa's parameter names (``librosa.feature.melspectrogram``)."""
-
-    sr: int
-    n_fft: int
-    hop_length: int
-    n_mels: int
-    win_length: int | None = None
-    window: str = "hann"
-    center: bool = True
-    pad_mode: str = "constant"
-    power: float = 2.0
-    fmin: float = 0.0
-    fmax: float | None = None
-    htk: bool = False
-    norm: str | None = "slaney"
-    log: LogTransform = LogTransform()
-
-    def __post_init__(self):
-        for name in ("sr", "n_fft", "hop_length", "n_mels"):
-            _positive(name, getattr(self, name))
-        if self.win_length is not None and not 0 < self.win_length <= self.n_fft:
-            raise ValueError(f"win_length must be in 1..n_fft ({self.n_fft}), not {self.win_length}")
-        _choice("pad_mode", self.pad_mode, ("constant", "reflect", "edge", "wrap", "symmetric"))
-        _choice("norm", self.norm, ("slaney", None))
-        if self.fmax is not None and not self.fmin < self.fmax <= self.sr / 2:
-            raise ValueError(f"fmax must be in (fmin, sr/2], not {self.fmax}")
-
-
 @dataclasses.dataclass(frozen=True)
 class Normalization:
-    """What the input must satisfy: ``rms`` (each window at ``rms_level_db`` dBFS RMS) or ``none``."""
+    """What the input must satisfy: ``rms`` (each window at ``rms_level_db`` dBFS RMS) or ``none``.
+
+    The RMS is :attr:`target_rms`, ``10 ** (rms_level_db / 20)``: 0.1 at -20 dB.
+    """
 
     kind: str = "none"
     rms_level_db: float = 0.0
@@ -124,6 +51,11 @@ class Normalization:
 
     def __post_init__(self):
         _choice("kind", self.kind, ("none", "rms"))
+
+    @property
+    def target_rms(self) -> float:
+        """The RMS of a normalised input, ``10 ** (rms_level_db / 20)`` (:func:`ser_export.contract.rms_target`)."""
+        return rms_target(self.rms_level_db)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,13 +157,7 @@ class ModelContract:
     def from_metadata(cls, meta: Mapping, input_name: str, input_shape, logits: str,
                       targets: tuple[str, ...] = BACKENDS) -> "ModelContract":
         """The contract of a ser_export model, from its ONNX metadata (:mod:`ser_export.export.metadata`)."""
-        fe = meta["frontend"]
-        log = LogTransform("power_to_db", "max", float(fe["amin"]), float(fe["top_db"]))
-        frontend = FrontEnd(sr=int(fe["sr"]), n_fft=int(fe["n_fft"]), hop_length=int(fe["hop_length"]),
-                            n_mels=int(fe["n_mels"]), win_length=int(fe["n_fft"]), window=str(fe["window"]),
-                            center=bool(fe["center"]), pad_mode=str(fe["pad_mode"]), power=float(fe["power"]),
-                            fmin=float(fe["fmin"]), fmax=float(fe["fmax"]) if fe.get("fmax") is not None else None,
-                            htk=False, norm="slaney", log=log)
+        frontend = FrontEnd.from_dict(meta["frontend"])
         norm = meta["normalization"]
         return cls(Input(input_name, tuple(input_shape), int(meta["sample_rate"]),
                          normalization=Normalization("rms", float(norm["rms_level_db"]), float(norm["min_rms"]))),
@@ -239,7 +165,13 @@ class ModelContract:
                    name=str(meta.get("arch", "model")), targets=tuple(targets))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The contract as plain data, in the layout of a contract file (no graph-only front-end fields)."""
+        graph = {f.name for f in dataclasses.fields(FrontEnd) if f.metadata.get(GRAPH_FIELD)}
+        out = dataclasses.asdict(self)
+        for part in (out["input"], out["outputs"]):
+            if part["frontend"] is not None:
+                part["frontend"] = {k: v for k, v in part["frontend"].items() if k not in graph}
+        return out
 
 
 # ------------------------------------------------------------------ parsing ---
@@ -290,7 +222,8 @@ def _convert(tp, value, where: str, source: str):
 
 def _build(cls, data: Mapping, source: str, prefix: str):
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f, _ in declared_fields(cls)}
+    required = {f.name for f, need in declared_fields(cls) if need}
     unknown = [k for k in data if k not in fields]
     if unknown:
         raise ContractError(f"{source}: {prefix}{unknown[0]} is not a field of the contract "
@@ -298,7 +231,7 @@ def _build(cls, data: Mapping, source: str, prefix: str):
     kwargs = {}
     for name, f in fields.items():
         if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if name in required:
                 raise ContractError(f"{source}: {prefix}{name} is missing")
             continue
         kwargs[name] = _convert(hints[name], data[name], prefix + name, source)
@@ -321,9 +254,9 @@ def json_schema() -> dict:
         if dataclasses.is_dataclass(tp):
             hints = typing.get_type_hints(tp)
             props, required = {}, []
-            for f in dataclasses.fields(tp):
+            for f, need in declared_fields(tp):
                 props[f.name] = schema(hints[f.name])
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if need:
                     required.append(f.name)
                 elif f.default is not dataclasses.MISSING and not dataclasses.is_dataclass(f.default):
                     props[f.name]["default"] = list(f.default) if isinstance(f.default, tuple) else f.default

@@ -9,29 +9,23 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..contract import FrontendParams
+from ..contract import IMPLEMENTATIONS, FrontEnd
 from .fft import FftSpectrogram
 from .mel import LogmelFilterBank, mel_filterbank, power_to_db
 from .stft import STFT, Spectrogram, dft_basis, hann_window
 
-#: Front-end implementations by name (``FrontendParams.implementation``).
-IMPLEMENTATIONS = ("conv2d", "fft")
 
-
-def build_frontend(params: FrontendParams | None = None) -> nn.Sequential:
+def build_frontend(params: FrontEnd | None = None) -> nn.Sequential:
     """The model's ``melspec_extractor``: ``Sequential(Spectrogram, LogmelFilterBank)``.
 
     Input ``(batch, n_samples)`` float32 waveform; output
     ``(batch, 1, n_mels, n_frames)`` log-mel in dB relative to each example's maximum.
+    A front-end the graph cannot build (:meth:`FrontEnd.check_buildable`) is a ``ValueError``.
     """
-    params = params or FrontendParams()
-    if params.implementation not in IMPLEMENTATIONS:
-        raise ValueError(
-            f"unknown front-end implementation {params.implementation!r}; "
-            f"choose one of {IMPLEMENTATIONS}"
-        )
+    params = params or FrontEnd()
+    params.check_buildable()
     mel = dict(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax_hz,
-               amin=params.amin, top_db=params.top_db)
+               amin=params.log.amin, top_db=params.log.top_db)
     if params.implementation == "fft":
         spec = FftSpectrogram(n_fft=params.n_fft, hop_length=params.hop_length, center=params.center,
                               pad_mode=params.pad_mode, n1=params.fft_n1)

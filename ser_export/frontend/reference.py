@@ -1,60 +1,32 @@
-"""The librosa float64 reference for the log-mel front-end."""
+"""The librosa float64 reference of a log-mel front-end (ser_export's own and any declared one)."""
 from __future__ import annotations
 
 import librosa
 import numpy as np
 
-from ..contract import FrontendParams
+from ..contract import FrontEnd
 
 
-def logmel_reference(waveforms: np.ndarray, params: FrontendParams | None = None) -> np.ndarray:
-    """Log-mel features of each waveform computed by librosa in float64.
+def features_reference(waveforms: np.ndarray, frontend: FrontEnd | None = None) -> np.ndarray:
+    """Features of each waveform as ``frontend`` makes them, by librosa in float64.
 
-    ``librosa.power_to_db(librosa.feature.melspectrogram(y, ...), ref=np.max,
-    amin=amin, top_db=top_db)`` per example, with every parameter taken from
-    ``params`` (same pad mode and window as the model's front-end).
-
-    Parameters
-    ----------
-    waveforms : np.ndarray [shape=(batch, n_samples) or (n_samples,)]
-        Waveforms at ``params.sr``.
-    params : FrontendParams
-
-    Returns
-    -------
-    np.ndarray [shape=(batch, 1, n_mels, n_frames), dtype=float64]
-    """
-    params = params or FrontendParams()
-    y = np.atleast_2d(np.asarray(waveforms, dtype=np.float64))
-    out = []
-    for clip in y:
-        mel = librosa.feature.melspectrogram(
-            y=clip, sr=params.sr, n_fft=params.n_fft, hop_length=params.hop_length,
-            win_length=params.n_fft, window=params.window, center=params.center,
-            pad_mode=params.pad_mode, power=params.power, n_mels=params.n_mels,
-            fmin=params.fmin, fmax=params.fmax_hz, htk=False, norm="slaney", dtype=np.float64,
-        )
-        out.append(librosa.power_to_db(mel, ref=np.max, amin=params.amin, top_db=params.top_db))
-    return np.stack(out)[:, None, :, :]
-
-
-def features_reference(waveforms: np.ndarray, frontend) -> np.ndarray:
-    """Features of each waveform as a declared front-end makes them, by librosa in float64.
+    ``librosa.feature.melspectrogram(y, ...)`` with every parameter taken from ``frontend``,
+    then its log transform: ``librosa.power_to_db(S, ref=..., amin=amin, top_db=top_db)``
+    (``ref`` each example's max or a constant), or ``log(S + eps)`` / ``log10(S + eps)``.
 
     Parameters
     ----------
     waveforms : np.ndarray [shape=(batch, n_samples) or (n_samples,)]
         Waveforms at ``frontend.sr``.
-    frontend : ser_export.model_contract.FrontEnd
-        librosa's ``melspectrogram`` parameters and the log transform: ``power_to_db``
-        (``ref`` each example's max or a constant, ``amin``, ``top_db``), or
-        ``log(S + eps)`` / ``log10(S + eps)``.
+    frontend : FrontEnd
+        Default: ser_export's models' front-end (``FrontEnd()``).
 
     Returns
     -------
     np.ndarray [shape=(batch, 1, n_mels, n_frames), dtype=float64]
     """
-    fe, log = frontend, frontend.log
+    fe = frontend or FrontEnd()
+    log = fe.log
     y = np.atleast_2d(np.asarray(waveforms, dtype=np.float64))
     out = []
     for clip in y:

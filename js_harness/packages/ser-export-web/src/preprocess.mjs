@@ -84,13 +84,19 @@ export function rms(x) {
   return x.length ? Math.sqrt(sum / x.length) : 0;
 }
 
-/** {samples, rms}: samples null when the window is silent (rms < minRms). */
+/** The RMS of a window normalised to `level` dB: 10 ** (level / 20), dB of amplitude (1 at 0 dB, 0.1 at
+ * -20 dB); equal to Python's ser_export.contract.rms_target (tests/test_rms.py checks it). */
+export function rmsTarget(level) {
+  return 10 ** (level / 20);
+}
+
+/** {samples, rms}: samples null when the window is silent (rms < minRms); `rms` is the window's before. */
 export function rmsNormalize(x, { rms_level_db: level = 0, min_rms: minRms = 1e-6 } = {}) {
   let sum = 0;
   for (let i = 0; i < x.length; i++) sum += x[i] * x[i];
   const r = x.length ? Math.sqrt(sum / x.length) : 0;
   if (r < minRms) return { samples: null, rms: r };
-  const target = 10 ** (level / 10);
+  const target = rmsTarget(level);
   const gain = Math.sqrt((x.length * target * target) / sum);
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = x[i] * gain;
