@@ -10,22 +10,25 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
 
+import { launchOptions } from './lib/chromium.mjs';
 import { serveRequests } from './lib/jsonl.mjs';
 import { startServer } from './lib/static_server.mjs';
 import { placementOfLog, staticPlacement } from './packages/ser-export-web/src/placement.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const opt = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
-const backend = opt('--backend', 'wasm');
-const bundle = opt('--bundle', 'all'); // onnxruntime-web build the page loads: all, or wasm (wasm backend only)
+const { values: args } = parseArgs({ options: { backend: { type: 'string' }, bundle: { type: 'string' },
+  chromium: { type: 'string' } }, strict: true, allowPositionals: false });
+const backend = args.backend ?? 'wasm';
+const bundle = args.bundle ?? 'all'; // onnxruntime-web build the page loads: all, or wasm (wasm backend only)
 if (bundle === 'wasm' && backend !== 'wasm') throw new Error(`the wasm-only bundle cannot run ${backend}`);
-const chromiumPath = opt('--chromium', process.env.SER_EXPORT_CHROMIUM || '/usr/bin/chromium');
 if (!['wasm', 'webgl', 'webgpu'].includes(backend)) {
   process.stderr.write(`unknown backend ${backend}\n`);
   process.exit(2);
 }
+const launch = launchOptions({ executablePath: args.chromium, backend });
+const chromiumPath = launch.executablePath;
 if (!existsSync(chromiumPath)) {
   process.stderr.write(`chromium not found at ${chromiumPath}\n`);
   process.exit(3);
@@ -44,12 +47,8 @@ const { server, origin } = await startServer({
 }, served);
 
 // --------------------------------------------------------------- browser ---
-const args = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-default-apps'];
-if (backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
-if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
 const userDataDir = mkdtempSync(join(tmpdir(), 'ser_export_chromium_'));
-const context = await chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath, headless: true, args });
+const context = await chromium.launchPersistentContext(userDataDir, launch);
 const page = context.pages()[0] || (await context.newPage());
 const consoleLines = [];
 page.on('console', (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));

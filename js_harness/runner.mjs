@@ -25,13 +25,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
 
 import { serveRequests } from './lib/jsonl.mjs';
 import { staticPlacement } from './packages/ser-export-web/src/placement.mjs';
 
 const require = createRequire(import.meta.url);
-const argv = process.argv.slice(2);
-const runtime = argv[argv.indexOf('--runtime') + 1] || 'web';
+const { values: args } = parseArgs({ options: { runtime: { type: 'string' } }, strict: true, allowPositionals: false });
+const runtime = args.runtime ?? 'web';
 if (!['web', 'node'].includes(runtime)) {
   process.stderr.write(`unknown runtime ${runtime}\n`);
   process.exit(2);

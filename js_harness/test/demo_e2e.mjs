@@ -4,24 +4,21 @@
 //   node test/demo_e2e.mjs --url ... --expect-error    (prints what the page says when the model cannot load)
 //   node test/demo_e2e.mjs --url ... --mic a.wav --record-seconds 4   (records from Chromium's fake microphone
 //        playing a.wav: the live timeline while recording, then the result of the whole recording)
+import { parseArgs } from 'node:util';
+
 import { chromium } from 'playwright-core';
 
-const argv = process.argv.slice(2);
-const opt = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
-const url = opt('--url');
-const file = opt('--file');
-const shot = opt('--screenshot');
-const executablePath = opt('--chromium', process.env.SER_EXPORT_CHROMIUM || '/usr/bin/chromium');
-const mic = opt('--mic');
-const recordSeconds = Number(opt('--record-seconds', '4'));
-const backend = new URL(url).searchParams.get('backend') || 'wasm';
-const args = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-default-apps'];
-if (backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
-if (backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
-if (mic) args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${mic}`);
+import { launchOptions } from '../lib/chromium.mjs';
 
-const browser = await chromium.launch({ executablePath, headless: true, args });
+const { values: args } = parseArgs({ options: {
+  url: { type: 'string' }, file: { type: 'string' }, screenshot: { type: 'string' }, chromium: { type: 'string' },
+  mic: { type: 'string' }, 'record-seconds': { type: 'string' }, 'expect-error': { type: 'boolean' },
+}, strict: true, allowPositionals: false });
+const { url, file, mic } = args;
+const recordSeconds = Number(args['record-seconds'] ?? '4');
+const backend = new URL(url).searchParams.get('backend') || 'wasm';
+
+const browser = await chromium.launch(launchOptions({ executablePath: args.chromium, backend, mic }));
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });
   const console_ = [];
@@ -30,7 +27,7 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => window.demoReady === true, null, { timeout: 120000 });
   const state = await page.evaluate(() => document.body.dataset.state);
-  if (argv.includes('--expect-error')) {
+  if (args['expect-error']) {
     const shown = await page.evaluate(() => document.getElementById('error').textContent);
     const consoleErrors = console_.filter((line) => line.startsWith('error:') || line.startsWith('pageerror:'));
     process.stdout.write(JSON.stringify({ state, error: shown, consoleErrors }) + '\n');
@@ -67,7 +64,7 @@ try {
       return { width: c.width, height: c.height, litPixels: lit };
     })(),
   }));
-  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
   result.console = console_.slice(-10);
   // Any console error or uncaught exception fails the test (a 404, a failed fetch, a script error).
   result.consoleErrors = console_.filter((line) => line.startsWith('error:') || line.startsWith('pageerror:'));

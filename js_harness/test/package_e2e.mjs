@@ -4,30 +4,25 @@
 //        --models RELEASE_DIR --audio AUDIO_DIR [--mic FILE.wav] [--no-gpu] [--timeout-s 300]
 // APP is served at / (its node_modules included) and RELEASE_DIR at /models/, AUDIO_DIR at /audio/, with
 // COOP/COEP so the page is cross-origin isolated.  --mic feeds FILE.wav to Chromium's fake microphone.
+import { parseArgs } from 'node:util';
+
 import { chromium } from 'playwright-core';
 
+import { launchOptions } from '../lib/chromium.mjs';
 import { startServer } from '../lib/static_server.mjs';
 
-const argv = process.argv.slice(2);
-const opt = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
-const root = opt('--root');
-const pagePath = opt('--page');
-const mic = opt('--mic');
-const timeout = Number(opt('--timeout-s', '300')) * 1000;
-const executablePath = opt('--chromium', process.env.SER_EXPORT_CHROMIUM || '/usr/bin/chromium');
+const { values: args } = parseArgs({ options: {
+  root: { type: 'string' }, page: { type: 'string' }, models: { type: 'string' }, audio: { type: 'string' },
+  mic: { type: 'string' }, 'no-gpu': { type: 'boolean' }, 'timeout-s': { type: 'string' }, chromium: { type: 'string' },
+}, strict: true, allowPositionals: false });
+const { root, page: pagePath, mic } = args;
+const timeout = Number(args['timeout-s'] ?? '300') * 1000;
 const backend = new URL(pagePath, 'http://x').searchParams.get('backend') || 'wasm';
 
-const { server, origin } = await startServer({ '/models/': opt('--models'), '/audio/': opt('--audio'), '/': root });
-const args = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-default-apps', '--autoplay-policy=no-user-gesture-required'];
-const gpu = !argv.includes('--no-gpu'); // --no-gpu: a browser without WebGL2 or a WebGPU adapter
-if (!gpu) args.push('--disable-gpu', '--disable-3d-apis', '--disable-features=Vulkan,WebGPU');
-if (gpu && backend === 'webgl') args.push('--enable-unsafe-swiftshader', '--use-angle=swiftshader');
-if (gpu && backend === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan');
-if (mic) {
-  args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${mic}`);
-}
-const browser = await chromium.launch({ executablePath, headless: true, args });
+const { server, origin } = await startServer({ '/models/': args.models, '/audio/': args.audio, '/': root });
+// --no-gpu: a browser without WebGL2 or a WebGPU adapter
+const browser = await chromium.launch(launchOptions({ executablePath: args.chromium, backend, gpu: !args['no-gpu'], mic,
+  autoplay: true }));
 try {
   const page = await browser.newPage();
   const lines = [];

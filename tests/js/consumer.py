@@ -26,7 +26,10 @@ def make_consumer(root: Path) -> Path:
     packed = _npm(["pack", str(PACKAGE_DIR), "--pack-destination", str(root), "--json"], cwd=root)
     tarball = root / json.loads(packed.stdout)[0]["filename"]
     files = sorted(f["path"] for f in json.loads(packed.stdout)[0]["files"])
-    assert "index.d.ts" in files and "src/index.mjs" in files and "LICENSE" in files, files
+    # what a consumer needs: the manifest, the types, the licence, the README and every module of src/
+    needed = {"package.json", "index.d.ts", "LICENSE", "README.md"}
+    needed |= {p.relative_to(PACKAGE_DIR).as_posix() for p in (PACKAGE_DIR / "src").glob("*.mjs")}
+    assert "src/index.mjs" in needed and needed <= set(files), sorted(needed - set(files))
     assert not any(f.startswith(("test", "node_modules")) for f in files), files
     app = root / "app"
     app.mkdir()

@@ -195,3 +195,28 @@ def test_the_type_declarations_check_a_consumer(consumer):
     proc = subprocess.run([find_node().node, str(tsc), "-p", "tsconfig.json"], cwd=consumer, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+
+
+def test_the_readme_in_the_tarball_stands_on_its_own(consumer):
+    """The README npm shows is the one in the tarball: it links to nothing outside the package (a link to
+    ../../../README.md breaks there), its install line names the onnxruntime-web the peer range and the
+    tests use, and it names every export of the package."""
+    import re
+
+    installed = consumer / "node_modules" / "ser-export-web"
+    readme = (installed / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)\s]+)[^)]*\)|href=[\"']([^\"']+)", readme):
+        target = next(t for t in target if t)
+        assert "://" not in target and not target.startswith("/"), f"link out of the package: {target}"
+        assert (installed / target.split("#")[0]).resolve().is_relative_to(installed.resolve()), target
+        assert (installed / target.split("#")[0]).exists(), f"link to a file the tarball lacks: {target}"
+    peer = json.loads((installed / "package.json").read_text())["peerDependencies"]["onnxruntime-web"]
+    version = json.loads((HARNESS_DIR / "node_modules" / "onnxruntime-web" / "package.json").read_text())["version"]
+    assert f"npm install ser-export-web onnxruntime-web@{version}" in readme
+    assert peer == "~" + ".".join(version.split(".")[:2]) + ".0", (peer, version)
+    proc = subprocess.run([find_node().node, "--input-type=module", "-e",
+                           "import * as p from 'ser-export-web'; console.log(JSON.stringify(Object.keys(p)))"],
+                          cwd=consumer, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exports = json.loads(proc.stdout)
+    assert "loadClassifier" in exports and [e for e in exports if f"`{e}" not in readme] == []

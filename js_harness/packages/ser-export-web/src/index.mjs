@@ -14,7 +14,8 @@
 // the parity suite checks the numbers).
 import { BackendUnavailableError, ModelFileError, SerExportError } from './errors.mjs';
 import { concat, pinDimensions, readContract } from './onnx_model.mjs';
-import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, calibratedProbabilities, decide } from './postprocess.mjs';
+import { softmax } from './dsp.mjs';
+import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, decide } from './postprocess.mjs';
 import { toModelInputs } from './preprocess.mjs';
 import { Listener } from './listen.mjs';
 import { fallbacks, notProven, provePlacement } from './placement.mjs';
@@ -267,12 +268,12 @@ export class Classifier {
 
   /**
    * Classify a recording: `samples` is an AudioBuffer, a mono Float32Array or an array of channels,
-   * at `sampleRate` Hz (any rate; an AudioBuffer brings its own).  Resolves to the JSON of
+   * at `sampleRate` Hz (any integer rate; an AudioBuffer brings its own).  Resolves to the JSON of
    * `python -m ser_export predict --json`: `verdict` ('classified', 'uncertain' or 'no_speech'),
    * `top`, `probabilities` (label -> mean calibrated probability over the classified windows, or
    * null), `windows` (per window: `start_s`, `verdict`, `top`, `speech_fraction`, `ood_score`,
    * `probabilities`), the start times of the skipped windows, `duration_s`; and `backend`, `ms`.
-   * Throws EmptyAudioError, InvalidAudioError (NaN/Inf) or SilentAudioError.
+   * Throws EmptyAudioError, InvalidAudioError (NaN/Inf, a rate that is not a positive integer) or SilentAudioError.
    *
    * `options.logmel`: also return the graph's log-mel of every non-silent window as `logmel`:
    * {dims: [nMels, nFrames], windows: [{start_s, rms, data: Float32Array (nMels x nFrames, row-major)}]}.
@@ -301,7 +302,7 @@ export class Classifier {
     }
     const perKept = kept.map((w, i) => ({
       verdict: decisions ? decisions.verdicts[i] : CLASSIFIED,
-      probabilities: decisions ? decisions.probabilities[i] : calibratedProbabilities(logits[i], 1),
+      probabilities: decisions ? decisions.probabilities[i] : softmax(logits[i]),
       speech_fraction: decisions ? decisions.speechFraction[i] : null,
       ood_score: decisions ? decisions.oodScore[i] : null,
     }));

@@ -79,7 +79,8 @@ export class Listener extends EventTarget {
     if (typeof AudioWorkletNode === 'undefined') throw new TypeError('listen() needs a browser with AudioWorklet');
     // At the model's rate the browser resamples the microphone once, natively, and every hop skips
     // the JS resampler (measured in headless Chromium: AlexNet at 1 thread, 44.1 kHz context: 367 ms
-    // per result, most of it resampling; at the model's rate: see the README).
+    // per result, most of it resampling, with the per-tap resampler before dsp.mjs; dsp.mjs's
+    // table-driven one resamples a 2.1 s window at 44.1 kHz in 18 ms instead of 338 ms in Node 20).
     const ctx = this.context ?? new AudioContext({ sampleRate: this.classifier.sampleRate });
     this.context = ctx;
     this.rate = ctx.sampleRate;

@@ -8,81 +8,11 @@
 //   const d = decide({ frames, logits, logmel, dims }, contract.postprocessing);
 //   // d.verdicts[i]: 'no_speech' | 'uncertain' | 'classified'; d.probabilities[i]: calibrated
 
-import { besselI0 } from './preprocess.mjs';
+import { resamplePolyKaiser, softmax } from './dsp.mjs';
 
 export const NO_SPEECH = 'no_speech';
 export const UNCERTAIN = 'uncertain';
 export const CLASSIFIED = 'classified';
-
-function gcd(a, b) {
-  while (b) [a, b] = [b, a % b];
-  return a;
-}
-
-/** ceil(n * to / from) in integers. */
-export function resampledLength(n, fromRate, toRate) {
-  const g = gcd(fromRate, toRate);
-  const up = toRate / g;
-  const down = fromRate / g;
-  return Math.ceil((n * up) / down);
-}
-
-const tables = new Map();
-
-function kaiserSincTable(fromRate, toRate, zeros, rolloff, beta) {
-  const key = [fromRate, toRate, zeros, rolloff, beta].join(',');
-  if (tables.has(key)) return tables.get(key);
-  const g = gcd(fromRate, toRate);
-  const up = toRate / g;
-  const down = fromRate / g;
-  const cutoff = rolloff * Math.min(1, toRate / fromRate);
-  const half = Math.ceil(zeros / cutoff);
-  const taps = 2 * half;
-  const table = new Float64Array(up * taps);
-  const i0b = besselI0(beta);
-  for (let p = 0; p < up; p++) {
-    for (let i = 0; i < taps; i++) {
-      const d = p / up + (half - 1) - i;
-      const u = d / half;
-      if (Math.abs(u) >= 1) continue;
-      const arg = Math.PI * cutoff * d;
-      const sinc = arg === 0 ? 1 : Math.sin(arg) / arg;
-      table[p * taps + i] = cutoff * sinc * (besselI0(beta * Math.sqrt(Math.max(1 - u * u, 0))) / i0b);
-    }
-  }
-  const entry = { table, half, taps, up, down };
-  tables.set(key, entry);
-  return entry;
-}
-
-/**
- * Band-limited resampling by a Kaiser-windowed sinc at exact rational positions (the formula of
- * ser_export.vad.resample_poly_kaiser): output j sits at input position j * from / to.
- * `gain` multiplies the input first.  Returns a Float32Array.
- */
-export function resamplePolyKaiser(x, fromRate, toRate, { zeros = 32, rolloff = 0.97, beta = 8.6 } = {}, gain = 1) {
-  if (!(Number.isInteger(fromRate) && Number.isInteger(toRate) && fromRate > 0 && toRate > 0)) {
-    throw new Error(`bad sample rates ${fromRate} -> ${toRate}`);
-  }
-  if (fromRate === toRate) return Float32Array.from(x, (v) => v * gain);
-  const { table, half, taps, up, down } = kaiserSincTable(fromRate, toRate, zeros, rolloff, beta);
-  const n = x.length;
-  const nOut = resampledLength(n, fromRate, toRate);
-  const out = new Float32Array(nOut);
-  for (let j = 0; j < nOut; j++) {
-    const num = j * down;
-    const centre = Math.floor(num / up);
-    const row = (num % up) * taps;
-    let acc = 0;
-    for (let i = 0; i < taps; i++) {
-      const k = centre - half + 1 + i;
-      const v = k >= 0 && k < n ? x[k] * gain : 0;
-      acc += v * table[row + i];
-    }
-    out[j] = acc;
-  }
-  return out;
-}
 
 /** Silero VAD (https://github.com/snakers4/silero-vad, MIT) in onnxruntime(-web): frame speech probabilities. */
 export class VoiceActivity {
@@ -148,15 +78,6 @@ export function speechFraction(frames, threshold) {
   return n / frames.length;
 }
 
-/** softmax(logits / temperature) in float64, as a plain Array. */
-export function calibratedProbabilities(logits, temperature) {
-  const z = Array.from(logits, (v) => v / temperature);
-  const m = Math.max(...z);
-  const e = z.map((v) => Math.exp(v - m));
-  const s = e.reduce((a, c) => a + c, 0);
-  return e.map((v) => v / s);
-}
-
 /** Per-band mean and standard deviation over frames of one window's log-mel (nMels x nFrames, row-major). */
 export function bandStatistics(logmel, nMels, nFrames) {
   const out = new Float64Array(2 * nMels);
@@ -203,7 +124,7 @@ export function decide({ frames, logits, logmel, dims }, pp) {
     const fraction = speechFraction(frames[i], pp.vad.threshold);
     const speech = fraction >= pp.vad.min_speech_fraction;
     const score = oodScore(logmel[i], nMels, nFrames, pp.ood);
-    const probabilities = calibratedProbabilities(logits[i], pp.temperature);
+    const probabilities = softmax(logits[i], pp.temperature);
     // unlike the training speech, or unsure among the emotions it knows
     const uncertain = score > pp.ood.threshold || Math.max(...probabilities) < pp.confidence.min_probability;
     out.speechFraction.push(fraction);

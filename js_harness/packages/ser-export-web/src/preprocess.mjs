@@ -5,13 +5,15 @@
 //   const { windows } = toModelInputs([left, right], 44100, contract);  // contract: readContract(bytes)
 //   // windows[i].samples: Float32Array(contract.inputLength) RMS-normalised, or null if silent
 //
-// Steps: average the channels to mono; resample to contract.sampleRate (windowed-sinc,
-// Kaiser window); cut consecutive windows of contract.inputLength samples (the last,
-// partial one zero-padded if it holds at least a quarter of a window, or if it is the
-// only one); RMS-normalise each to contract.normalization.rms_level_db; a window whose
-// RMS is below contract.normalization.min_rms is silence and is refused (samples null),
-// never divided by almost zero.
+// Steps: average the channels to mono; resample to contract.sampleRate (dsp.mjs: the
+// Kaiser-windowed sinc the VAD's input is resampled with too; integer rates in Hz); cut
+// consecutive windows of contract.inputLength samples (the last, partial one zero-padded if
+// it holds at least a quarter of a window, or if it is the only one); RMS-normalise each to
+// contract.normalization.rms_level_db; a window whose RMS is below
+// contract.normalization.min_rms is silence and is refused (samples null), never divided by
+// almost zero.
 
+import { resamplePolyKaiser } from './dsp.mjs';
 import { EmptyAudioError, InvalidAudioError, SilentAudioError } from './errors.mjs';
 
 export function mixToMono(channels) {
@@ -32,50 +34,6 @@ export function checkFinite(x, what = 'audio') {
     if (!Number.isFinite(x[i])) throw new InvalidAudioError(`${what} has a non-finite sample (NaN/Inf) at index ${i}`);
   }
   return x;
-}
-
-/** The modified Bessel function I0 (power series, to double precision). */
-export function besselI0(x) {
-  let sum = 1;
-  let term = 1;
-  for (let k = 1; k < 500; k++) {
-    term *= (x / (2 * k)) ** 2;
-    sum += term;
-    if (term < 1e-17 * sum) break;
-  }
-  return sum;
-}
-
-/**
- * Band-limited resampling by a Kaiser-windowed sinc (beta 8.6, `zeros` zero crossings on
- * each side), low-pass at `rolloff` times the lower Nyquist frequency.
- */
-export function resample(x, fromRate, toRate, { zeros = 32, rolloff = 0.97, beta = 8.6 } = {}) {
-  if (!(fromRate > 0 && toRate > 0)) throw new InvalidAudioError(`bad sample rates ${fromRate} -> ${toRate}`);
-  if (fromRate === toRate) return Float32Array.from(x);
-  const ratio = toRate / fromRate;
-  const cutoff = rolloff * Math.min(1, ratio); // in cycles per input sample * 2
-  const half = Math.ceil(zeros / cutoff);
-  const nOut = Math.round(x.length * ratio);
-  const out = new Float32Array(nOut);
-  const i0beta = besselI0(beta);
-  for (let j = 0; j < nOut; j++) {
-    const t = j / ratio; // position in input samples
-    const centre = Math.floor(t);
-    let acc = 0;
-    for (let k = centre - half + 1; k <= centre + half; k++) {
-      if (k < 0 || k >= x.length) continue;
-      const d = t - k;
-      const u = d / half;
-      if (Math.abs(u) >= 1) continue;
-      const arg = Math.PI * cutoff * d;
-      const sinc = arg === 0 ? 1 : Math.sin(arg) / arg;
-      const w = besselI0(beta * Math.sqrt(1 - u * u)) / i0beta;
-      acc += x[k] * cutoff * sinc * w;
-    }
-    out[j] = acc;
-  }
-  return out;
 }
 
 export function rms(x) {
@@ -125,7 +83,7 @@ export function windows(x, n, minFraction = 0.25) {
 export function toModelInputs(channels, sampleRate, contract) {
   const mono = checkFinite(mixToMono(channels));
   if (!mono.length) throw new EmptyAudioError('the recording is empty (0 samples)');
-  const y = resample(mono, sampleRate, contract.sampleRate);
+  const y = resamplePolyKaiser(mono, sampleRate, contract.sampleRate);
   const result = windows(y, contract.inputLength).map(({ start, samples }) => {
     const norm = rmsNormalize(samples, contract.normalization);
     return { start, startSeconds: start / contract.sampleRate, samples: norm.samples, rms: norm.rms };
@@ -134,12 +92,4 @@ export function toModelInputs(channels, sampleRate, contract) {
     throw new SilentAudioError(`silent: every ${(contract.inputLength / contract.sampleRate).toFixed(1)} s window has RMS below ${contract.normalization.min_rms}`);
   }
   return { windows: result, durationSeconds: y.length / contract.sampleRate };
-}
-
-/** Softmax of logits (Float32Array or Array) as a plain Array. */
-export function softmax(logits) {
-  const m = Math.max(...logits);
-  const e = Array.from(logits, (v) => Math.exp(v - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / s);
 }
