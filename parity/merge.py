@@ -18,8 +18,9 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from .gate import baseline_of, judge_saved, saved_tolerances
+from .config import baseline_of
 from .record import ModelRun, RecordError, concat_runs, load_runs, read_json, union_runs
+from .rejudge import judge_saved, saved_tolerances
 from .report import GateReport
 from .shard import Shard
 

@@ -28,7 +28,9 @@ def verify(model, contract=None, runtimes=None, examples: int = 200, seed: int =
     """
     from pathlib import Path
 
-    from parity.gate import DEFAULT_RUNTIMES, GateConfig, verify_model, verify_release
+    from parity.config import DEFAULT_RUNTIMES, GateConfig
+    from parity.foreign import verify_model
+    from parity.gate import verify_release
 
     from .model_contract import ModelContract
 

@@ -25,10 +25,11 @@ from .export.metadata import build_metadata
 from .export.model_card import render_model_card
 from .export.onnx_export import export_onnx, serialize, set_metadata
 from .export.recover import require_recoverable
-from .export.variants import VARIANTS, make_variant, variant_file
+from .export.variants import VARIANTS
 from .export.optables import BACKENDS, load_tables
 from parity.golden import golden_record
 from parity.heldout import check_heldout
+from parity.release import build_variants, run_release_gate
 
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter, read_manifest
 from .io import atomic_write_bytes, sha256_file
@@ -200,118 +201,6 @@ def _plots(result: TrainResult, arch: str, labels: Sequence[str], ev: Evaluation
         return {"confusion": conf.read_bytes(), "curves": curves.read_bytes(), "reliability": rel.read_bytes()}
 
 
-def build_variants(proto, parent_sha: str, parent_file: str, arch: str, dataset: Dataset, opts: BuildOptions,
-                   tables) -> dict[str, tuple[bytes, dict]]:
-    """Each variant of one model: ``name -> (bytes, manifest entry)``.  Every variant passes the operator lint on
-    the backends it declares (those of the build's targets it can run; none at all is an error) and is judged
-    against the parent on the test split's log-mel features under its tolerance class (a failure refuses the
-    release)."""
-    from parity import judge
-
-    from .errors import ReleaseCheckError
-    from .export.variants import METHOD, PRECISION, TOLERANCE_CLASS, classifier_model, run_batches, session
-
-    test = dataset.splits["test"]
-    keep = ~test.augmented
-    feats, targets = test.features[keep], test.targets[keep]
-    parent_logits = run_batches(session(classifier_model(proto, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
-                                feats) if len(targets) else None
-    out = {}
-    for name in opts.variants:
-        child = make_variant(proto, name, parent_sha, contract.FEATURES_NAME)
-        lint = lint_model(child, opts.backends, tables)
-        declared = [b for b in opts.backends if lint.compatible(b)]
-        if not declared:
-            require_compatible(lint, opts.backends, what=f"{arch} {name} variant")
-        blob = serialize(child)
-        cls = TOLERANCE_CLASS[name]
-        figures: dict[str, dict] = {}
-        if parent_logits is not None:
-            logits = run_batches(session(classifier_model(child, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
-                                 feats)
-            results = judge.judge_vs_parent(f"{arch}.{name}", "onnxruntime-python", arch, logits, parent_logits,
-                                            [f"test clip {i}" for i in range(len(targets))], None,
-                                            tolerances.for_class(cls), judge.HELDOUT, targets=targets, class_name=cls)
-            failed = [r for r in results if not r.passed]
-            if failed:
-                raise ReleaseCheckError(f"{arch} {name} variant: release refused: "
-                                        + "; ".join(r.message() for r in failed))
-            top1 = next(r for r in results if r.stage.startswith("vs_parent[top1"))
-            acc = next(r for r in results if r.stage.startswith("vs_parent[accuracy"))
-            figures["heldout"] = {"n": len(targets), "top1_agreement": top1.metrics["agreement_plain"],
-                                  "top1_agreement_ties_excused": top1.metrics["agreement"],
-                                  "accuracy": acc.metrics["accuracy"], "parent_accuracy": acc.metrics["parent_accuracy"],
-                                  "accuracy_drop": acc.metrics["drop"], "max_abs_logit_diff": results[0].max_abs}
-        out[name] = (blob, {
-            "file": variant_file(parent_file, name), "bytes": len(blob), "parent_sha256": parent_sha,
-            "tolerance_class": cls, "precision": PRECISION[name], "method": METHOD[name], "ops": lint.ops,
-            "backends": lint.backends_dict(), "declared_backends": declared, "vs_parent": figures})
-        _log(f"{arch}: {name} variant {len(blob) / 1e6:.2f} MB, declares {', '.join(declared)}"
-             + (f"; held-out top-1 agreement {100 * figures['heldout']['top1_agreement']:.1f} %, accuracy "
-                f"{100 * figures['heldout']['accuracy']:.1f} % (parent {100 * figures['heldout']['parent_accuracy']:.1f} %)"
-                if figures else ""))
-    return out
-
-
-def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: Mapping[str, dict],
-                     opts: BuildOptions, variants: Mapping[str, Mapping[str, tuple[Path, dict]]] | None = None
-                     ) -> dict[str, dict]:
-    """The parity gate on the staged model files; raises :class:`ReleaseCheckError` on any failure."""
-    from parity.cases import draw_cases
-    from parity.gate import DEFAULT_RUNTIMES, Cases, GateConfig, HeldOut, check_model, check_variant, make_runners
-    from .export.model_file import open_model
-    from parity.report import ModelReport, model_figures
-    from parity.runners import RunnerError
-
-    from .errors import ReleaseCheckError, ToolMissingError
-
-    examples = opts.verify_examples or VERIFY_EXAMPLES[opts.profile]
-    cfg = GateConfig(runtimes=tuple(opts.verify_runtimes or DEFAULT_RUNTIMES), examples=examples, seed=opts.seed,
-                     counterexample_dir=(opts.cache_dir / "counterexamples") if opts.cache_dir else None)
-    cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
-    runners = make_runners(cfg)
-    figures = {}
-    try:
-        for arch, path in staged.items():
-            report = ModelReport(arch=arch, file=contract.MODEL_FILES[arch])
-            try:
-                check_model(path, arch, runners, cfg, cases, expected={"labels": list(labels), "golden": golden[arch]},
-                            report=report)
-            except RunnerError as exc:
-                raise ToolMissingError(f"{arch}: the parity gate could not run: {exc}") from None
-            if report.failures:
-                worst = "; ".join(r.message() for r in report.failures[:3])
-                raise ReleaseCheckError(f"{arch}: release refused by the parity gate: {worst}")
-            figures[arch] = model_figures(report) | {"runner_info": {n: r.info() for n, r in runners.items()}}
-            _log(f"{arch}: parity gate passed on {len(cases.specs)} cases x {len(runners)} runners")
-            parent, parent_logits = open_model(path), {}
-            for name, (vpath, entry) in (variants or {}).get(arch, {}).items():
-                vr = ModelReport(arch=f"{arch}.{name}", file=entry["file"])
-                try:
-                    check_variant(open_model(vpath), arch, name, entry, parent, {"labels": list(labels)}, runners,
-                                  cfg, cases, HeldOut(None, None, "the build judged the test split's log-mel"), vr,
-                                  parent_logits)
-                except RunnerError as exc:
-                    raise ToolMissingError(f"{arch} {name}: the parity gate could not run: {exc}") from None
-                if vr.failures:
-                    worst = "; ".join(r.message() for r in vr.failures[:3])
-                    raise ReleaseCheckError(f"{arch} {name} variant: release refused by the parity gate: {worst}")
-                from parity.judge import metric
-
-                ort_py = "onnxruntime-python"
-                figures[f"{arch}.{name}"] = {
-                    "n": len(cases.specs), "top1_agreement": metric(vr.results, ort_py, "vs_parent[top1]",
-                                                                    "agreement_plain"),
-                    "top1_agreement_ties_excused": metric(vr.results, ort_py, "vs_parent[top1]", "agreement"),
-                    "max_abs_logit_diff": metric(vr.results, ort_py, "vs_parent[logits]"),
-                    "runtimes": sorted({r.runner for r in vr.results if r.applicable and r.runner != "-"})}
-                _log(f"{arch}: {name} variant passed the parity gate")
-    finally:
-        for r in runners.values():
-            r.deactivate()
-    return figures
-
-
 def _unpinned(allow: bool) -> list[str]:
     """How the installed toolchain differs from ``constraints/release.txt`` (empty: pinned).  Any difference, or
     pins that cannot be read, is a :class:`SerExportError` unless ``allow`` (``--allow-unpinned``)."""
@@ -435,7 +324,8 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
             golden[arch] = golden_record(result.model, labels)
             t0 = time.perf_counter()
             staged_variants[arch] = {}
-            for name, (vblob, ventry) in build_variants(proto, sha, file_name, arch, dataset, opts, tables).items():
+            for name, (vblob, ventry) in build_variants(proto, sha, file_name, arch, dataset.splits["test"],
+                                                        opts.variants, opts.backends, tables, _log).items():
                 ventry["sha256"] = writer.add(ventry["file"], vblob)
                 staged_variants[arch][name] = (writer.staged_path(ventry["file"]), ventry)
             timings[f"variants_{arch}"] = time.perf_counter() - t0
@@ -467,7 +357,10 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
         vad_bytes = vad_path.read_bytes()
         writer.add(VAD_FILE, vad_bytes)
         t0 = time.perf_counter()
-        gate = run_release_gate(staged, labels, golden, opts, staged_variants)
+        gate = run_release_gate(staged, labels, golden, opts.verify_runtimes,
+                                opts.verify_examples or VERIFY_EXAMPLES[opts.profile], opts.seed,
+                                (opts.cache_dir / "counterexamples") if opts.cache_dir else None, _log,
+                                staged_variants)
         timings["parity_gate"] = time.perf_counter() - t0
         for arch in models:
             models[arch]["parity"] = gate[arch]

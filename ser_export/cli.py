@@ -122,7 +122,9 @@ def _run_setup_js(args) -> int:
 
 
 def _run_verify(args) -> int:
-    from parity.gate import DEFAULT_RUNTIMES, GateConfig, rejudge, verify_release
+    from parity.config import DEFAULT_RUNTIMES, GateConfig
+    from parity.gate import verify_release
+    from parity.rejudge import rejudge
 
     from . import tolerances
 
@@ -148,7 +150,7 @@ def _run_verify(args) -> int:
     if args.rejudge:  # the saved run's own tolerances, with --tolerances laid over them
         report = rejudge(args.rejudge, args.tolerances)
     elif args.contract or args.release_dir.suffix == ".onnx":
-        from parity.gate import verify_model
+        from parity.foreign import verify_model
 
         from .model_contract import ModelContract
 

@@ -8,7 +8,7 @@ import shlex
 import pytest
 import yaml
 
-from parity.gate import GateConfig
+from parity.config import GateConfig
 from parity.runners import RUNNERS
 from parity.shard import Shard
 from ser_export.cli import COMMANDS, build_parser

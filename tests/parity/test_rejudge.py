@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from parity import gate, judge, record
+from parity import judge, record
+from parity.rejudge import rejudge
 from ser_export import tolerances
 from tests.e2e import ROOT, run_cli
 
@@ -34,12 +35,17 @@ def _no_runtime(monkeypatch):
         monkeypatch.setattr(base.Runner, name, refuse)
     monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
     monkeypatch.setattr(torch.nn.Module, "__call__", refuse)
-    monkeypatch.setattr(gate, "make_runners", refuse)
+    import parity.config
+    import parity.foreign
+    import parity.gate
+
+    for module in (parity.config, parity.gate, parity.foreign):  # every module that binds the runner factory
+        monkeypatch.setattr(module, "make_runners", refuse)
 
 
 def test_rejudge_gives_the_live_verdict_and_figures(saved_run, monkeypatch):
     _no_runtime(monkeypatch)
-    report = gate.rejudge(saved_run / "outputs")
+    report = rejudge(saved_run / "outputs")
     live = json.loads((saved_run / "live.json").read_text())
     assert report.exit_code == 0
     for m, lm in zip(report.models, live["models"]):
@@ -52,7 +58,7 @@ def test_rejudge_under_tighter_tolerances_fails_without_running(saved_run, monke
     _no_runtime(monkeypatch)
     tight = tmp_path / "tight.json"
     tight.write_text(json.dumps({"defaults": {"logits": {"max_abs": 1e-9}}}))
-    report = gate.rejudge(saved_run / "outputs", tolerances.load_overrides(tight))
+    report = rejudge(saved_run / "outputs", tolerances.load_overrides(tight))
     assert report.exit_code == 1
     failed = {r.stage for m in report.models for r in m.failures}
     assert "logits" in failed and "golden_logits" in failed
@@ -126,7 +132,7 @@ def test_a_damaged_saved_run_cannot_be_judged(saved_run, tmp_path, damage):
         index = json.loads((folder / "index.json").read_text())
         index["models"] = ["../alexnet"]
         (folder / "index.json").write_text(json.dumps(index))
-    report = gate.rejudge(folder)
+    report = rejudge(folder)
     assert report.exit_code == 2 and report.verdict_line(), report.to_dict()
     if damage != "truncated npz":  # the CLI's one line: checked once
         return

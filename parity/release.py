@@ -1,0 +1,126 @@
+"""The gate a build runs before it writes a release: each reduced-precision variant made, linted and judged
+against its parent on the test split (:func:`build_variants`), then every staged model and variant through
+the parity gate (:func:`run_release_gate`).  A failure refuses the release (:class:`ReleaseCheckError`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from ser_export import contract, tolerances
+from ser_export.data.dataset import FeatureSet
+from ser_export.errors import ReleaseCheckError, ToolMissingError
+from ser_export.export.lint import lint_model, require_compatible
+from ser_export.export.model_file import open_model
+from ser_export.export.onnx_export import serialize
+from ser_export.export.variants import (METHOD, PRECISION, TOLERANCE_CLASS, classifier_model, make_variant,
+                                        run_batches, session, variant_file)
+
+from . import judge
+from .cases import draw_cases
+from .config import DEFAULT_RUNTIMES, Cases, GateConfig, make_runners
+from .judge import metric
+from .pipeline import check_model
+from .report import ModelReport, model_figures
+from .runners import RunnerError
+from .variants import HeldOut, check_variant
+
+
+def build_variants(proto, parent_sha: str, parent_file: str, arch: str, test: FeatureSet, names: Sequence[str],
+                   backends: Sequence[str], tables, log: Callable[[str], None]) -> dict[str, tuple[bytes, dict]]:
+    """Each variant of one model: ``name -> (bytes, manifest entry)``.  Every variant passes the operator lint on
+    the backends it declares (those of the build's targets it can run; none at all is an error) and is judged
+    against the parent on the test split's log-mel features under its tolerance class (a failure refuses the
+    release).  ``test``: the build's test split; ``names``: the variants to make; ``backends``: the build's
+    targets; ``log``: where progress lines go."""
+    keep = ~test.augmented
+    feats, targets = test.features[keep], test.targets[keep]
+    parent_logits = run_batches(session(classifier_model(proto, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
+                                feats) if len(targets) else None
+    out = {}
+    for name in names:
+        child = make_variant(proto, name, parent_sha, contract.FEATURES_NAME)
+        lint = lint_model(child, backends, tables)
+        declared = [b for b in backends if lint.compatible(b)]
+        if not declared:
+            require_compatible(lint, backends, what=f"{arch} {name} variant")
+        blob = serialize(child)
+        cls = TOLERANCE_CLASS[name]
+        figures: dict[str, dict] = {}
+        if parent_logits is not None:
+            logits = run_batches(session(classifier_model(child, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
+                                 feats)
+            results = judge.judge_vs_parent(f"{arch}.{name}", "onnxruntime-python", arch, logits, parent_logits,
+                                            [f"test clip {i}" for i in range(len(targets))], None,
+                                            tolerances.for_class(cls), judge.HELDOUT, targets=targets, class_name=cls)
+            failed = [r for r in results if not r.passed]
+            if failed:
+                raise ReleaseCheckError(f"{arch} {name} variant: release refused: "
+                                        + "; ".join(r.message() for r in failed))
+            top1 = next(r for r in results if r.stage.startswith("vs_parent[top1"))
+            acc = next(r for r in results if r.stage.startswith("vs_parent[accuracy"))
+            figures["heldout"] = {"n": len(targets), "top1_agreement": top1.metrics["agreement_plain"],
+                                  "top1_agreement_ties_excused": top1.metrics["agreement"],
+                                  "accuracy": acc.metrics["accuracy"], "parent_accuracy": acc.metrics["parent_accuracy"],
+                                  "accuracy_drop": acc.metrics["drop"], "max_abs_logit_diff": results[0].max_abs}
+        out[name] = (blob, {
+            "file": variant_file(parent_file, name), "bytes": len(blob), "parent_sha256": parent_sha,
+            "tolerance_class": cls, "precision": PRECISION[name], "method": METHOD[name], "ops": lint.ops,
+            "backends": lint.backends_dict(), "declared_backends": declared, "vs_parent": figures})
+        log(f"{arch}: {name} variant {len(blob) / 1e6:.2f} MB, declares {', '.join(declared)}"
+             + (f"; held-out top-1 agreement {100 * figures['heldout']['top1_agreement']:.1f} %, accuracy "
+                f"{100 * figures['heldout']['accuracy']:.1f} % (parent {100 * figures['heldout']['parent_accuracy']:.1f} %)"
+                if figures else ""))
+    return out
+
+
+def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: Mapping[str, dict],
+                     runtimes: Sequence[str] | None, examples: int, seed: int, counterexample_dir: Path | None,
+                     log: Callable[[str], None],
+                     variants: Mapping[str, Mapping[str, tuple[Path, dict]]] | None = None) -> dict[str, dict]:
+    """The parity gate on the staged model files; raises :class:`ReleaseCheckError` on any failure.
+
+    ``runtimes``: ``None`` for :data:`parity.config.DEFAULT_RUNTIMES`; ``examples`` and ``seed``: the cases
+    drawn; ``variants``: ``arch -> name -> (staged path, manifest entry)``.  Returns the figures per model
+    and per variant (``arch.name``) for the manifest."""
+    cfg = GateConfig(runtimes=tuple(runtimes or DEFAULT_RUNTIMES), examples=examples, seed=seed,
+                     counterexample_dir=counterexample_dir)
+    cases = Cases.from_specs(draw_cases(cfg.examples, cfg.seed))
+    runners = make_runners(cfg)
+    figures = {}
+    try:
+        for arch, path in staged.items():
+            report = ModelReport(arch=arch, file=contract.MODEL_FILES[arch])
+            try:
+                check_model(path, arch, runners, cfg, cases, expected={"labels": list(labels), "golden": golden[arch]},
+                            report=report)
+            except RunnerError as exc:
+                raise ToolMissingError(f"{arch}: the parity gate could not run: {exc}") from None
+            if report.failures:
+                worst = "; ".join(r.message() for r in report.failures[:3])
+                raise ReleaseCheckError(f"{arch}: release refused by the parity gate: {worst}")
+            figures[arch] = model_figures(report) | {"runner_info": {n: r.info() for n, r in runners.items()}}
+            log(f"{arch}: parity gate passed on {len(cases.specs)} cases x {len(runners)} runners")
+            parent, parent_logits = open_model(path), {}
+            for name, (vpath, entry) in (variants or {}).get(arch, {}).items():
+                vr = ModelReport(arch=f"{arch}.{name}", file=entry["file"])
+                try:
+                    check_variant(open_model(vpath), arch, name, entry, parent, {"labels": list(labels)}, runners,
+                                  cfg, cases, HeldOut(None, None, "the build judged the test split's log-mel"), vr,
+                                  parent_logits)
+                except RunnerError as exc:
+                    raise ToolMissingError(f"{arch} {name}: the parity gate could not run: {exc}") from None
+                if vr.failures:
+                    worst = "; ".join(r.message() for r in vr.failures[:3])
+                    raise ReleaseCheckError(f"{arch} {name} variant: release refused by the parity gate: {worst}")
+                ort_py = "onnxruntime-python"
+                figures[f"{arch}.{name}"] = {
+                    "n": len(cases.specs), "top1_agreement": metric(vr.results, ort_py, "vs_parent[top1]",
+                                                                    "agreement_plain"),
+                    "top1_agreement_ties_excused": metric(vr.results, ort_py, "vs_parent[top1]", "agreement"),
+                    "max_abs_logit_diff": metric(vr.results, ort_py, "vs_parent[logits]"),
+                    "runtimes": sorted({r.runner for r in vr.results if r.applicable and r.runner != "-"})}
+                log(f"{arch}: {name} variant passed the parity gate")
+    finally:
+        for r in runners.values():
+            r.deactivate()
+    return figures
