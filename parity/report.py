@@ -13,6 +13,8 @@ from .judge import StageResult, metric
 
 #: Gate exit codes.
 PASSED, FAILED, NOT_CHECKED = 0, 1, 2
+#: The verdict each exit code stands for (the report's ``verdict``; the CLI prints it in capitals).
+VERDICTS = {PASSED: "passed", FAILED: "failed", NOT_CHECKED: "not checked"}
 
 
 @dataclasses.dataclass
@@ -65,28 +67,46 @@ class GateReport:
 
     @property
     def exit_code(self) -> int:
-        if self.error or any(m.error for m in self.models):
-            return NOT_CHECKED
-        if any(m.failures or m.checksum_ok is False for m in self.models):
+        """The gate's verdict, by one rule: a definite mismatch anywhere (a stage failed, a file is not the one
+        released) is :data:`FAILED`, whatever else could not be checked; :data:`NOT_CHECKED` only when nothing
+        failed and something could not be checked; else :data:`PASSED`.  The report lists both kinds."""
+        if self.mismatches():
             return FAILED
+        if self.errors():
+            return NOT_CHECKED
         return PASSED
 
-    def errors(self) -> list[str]:
-        """Why the release could not be checked (empty unless the exit code is 2)."""
-        return ([self.error] if self.error else []) + [m.error for m in self.models if m.error]
+    @property
+    def verdict(self) -> str:
+        """:attr:`exit_code` in words (``passed``, ``failed``, ``not checked``)."""
+        return VERDICTS[self.exit_code]
 
-    def verdict_line(self) -> str | None:
-        """One line naming the file and why the release is refused (``None`` when it passed)."""
-        errors = self.errors()
-        if errors:
-            return errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+    def mismatches(self) -> list[str]:
+        """A line per definite mismatch, naming the file: a checksum that is not the manifest's, a stage's first
+        failure (empty unless the exit code is 1)."""
+        out = []
         for m in self.models:
             where = Path(self.release_dir) if Path(self.release_dir).name == m.file else Path(self.release_dir) / m.file
             if m.checksum_ok is False:
-                return f"{where}: sha256 does not match the manifest's (not the released file)"
+                out.append(f"{where}: sha256 does not match the manifest's (not the released file)")
             if m.failures:
-                return f"{where}: {m.failures[0].message()}"
-        return None
+                out.append(f"{where}: {m.failures[0].message()}")
+        return out
+
+    def errors(self) -> list[str]:
+        """Why some of the release could not be checked (with a mismatch as well, the exit code is still 1)."""
+        return ([self.error] if self.error else []) + [m.error for m in self.models if m.error]
+
+    def verdict_line(self) -> str | None:
+        """One line naming the file and why the release is refused or not checked (``None`` when it passed): the
+        first mismatch when there is one, else the first reason something could not be checked."""
+        lines = self.mismatches() if self.exit_code == FAILED else self.errors()
+        if not lines:
+            return None
+        more = [f"{len(lines) - 1} more"] if len(lines) > 1 else []
+        if self.exit_code == FAILED and self.errors():
+            more.append(f"{len(self.errors())} not checked")
+        return lines[0] + (f" (and {', '.join(more)})" if more else "")
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -112,7 +132,7 @@ class GateReport:
         rate = self.cases_checked / self.wall_s if self.wall_s else 0.0
         return {"release_dir": self.release_dir, "config": self.config, "runners": self.runners,
                 "exit_code": self.exit_code,
-                "verdict": {PASSED: "passed", FAILED: "failed", NOT_CHECKED: "not checked"}[self.exit_code],
+                "verdict": self.verdict,
                 "error": self.error, "wall_s": round(self.wall_s, 2), "cases_checked": self.cases_checked,
                 "cases_per_second": round(rate, 2), "models": [m.to_dict() for m in self.models],
                 **({"shard": self.shard} if self.shard is not None else {})}

@@ -188,7 +188,7 @@ def _print_verdict(report, args, command: str) -> int:
         write_junit(report, args.junit)
     for line in summary_table(report) + report.summary_lines():
         print(line)
-    verdict = {0: "PASSED", 1: "FAILED", 2: "NOT CHECKED"}[report.exit_code]
+    verdict = report.verdict.upper()
     shard = f" (shard {report.shard['index']}/{report.shard['count']})" if report.shard else ""
     print(f"{command}: {verdict}{shard}: {sum(m.kind == 'model' for m in report.models)} model(s), "
           f"{report.cases_checked} cases, "

@@ -31,13 +31,17 @@ def copy_release(src: Path, dst: Path, only: str = "voice_emotion_cnn.onnx", var
 
 
 def resign(release: Path, model_file: str) -> None:
-    """Update the manifest's sha256 so only the parity stages can notice the change."""
+    """Update the manifest's sha256 so only the parity stages can notice the change (a forged parent's variants
+    name its new sha256 in the manifest, as a forger would write; their files' metadata still names the old)."""
     manifest = json.loads((release / "manifest.json").read_text())
     for m in manifest["models"].values():
         for entry in [m, *m.get("variants", {}).values()]:
             if entry["file"] == model_file:
                 entry["sha256"] = sha256_file(release / model_file)
                 entry["bytes"] = (release / model_file).stat().st_size
+        if m["file"] == model_file:
+            for v in m.get("variants", {}).values():
+                v["parent_sha256"] = m["sha256"]
     (release / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -78,4 +82,19 @@ def swap_labels(path: Path) -> None:
             labels = json.loads(entry.value)
             labels[0], labels[1] = labels[1], labels[0]
             entry.value = json.dumps(labels)
+    onnx.save(model, str(path))
+
+
+def gain_envelope(path: Path, depth: float = 0.5) -> None:
+    """A slow gain envelope (``1 + depth * sin``, one period over the window) multiplied into the waveform right
+    after the graph's input: every stage downstream of the front-end sees another signal."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    name = graph.input[0].name
+    n = graph.input[0].type.tensor_type.shape.dim[-1].dim_value
+    envelope = (1 + depth * np.sin(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+    graph.initializer.append(numpy_helper.from_array(envelope, "tamper_envelope"))
+    for node in graph.node:
+        node.input[:] = ["tamper_enveloped" if i == name else i for i in node.input]
+    graph.node.insert(0, helper.make_node("Mul", [name, "tamper_envelope"], ["tamper_enveloped"]))
     onnx.save(model, str(path))

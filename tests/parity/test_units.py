@@ -1,4 +1,5 @@
 """Unit tests of the parity modules (no Node needed)."""
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 
@@ -85,8 +86,39 @@ def test_reports_are_valid_json_and_junit(tmp_path):
     assert data["verdict"] == "failed" and data["models"][0]["results"][0]["min_passing_tolerance"] == 0.5
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert suite.get("failures") == "1" and suite.get("tests") == "3"
-    m.error = "harness timed out"
+    m.error = "harness timed out"  # could not check something else as well: a found mismatch still decides
+    assert report.exit_code == 1 and report.to_dict()["verdict"] == "failed"
+    m.results[0] = dataclasses.replace(m.results[0], passed=True)
     assert report.exit_code == 2
+
+
+def _model(name, *, failed=False, error=None, checksum_ok=True):
+    m = ModelReport(arch=name, file=f"{name}.onnx", sha256_expected="a", sha256_actual="a" if checksum_ok else "b",
+                    error=error)
+    m.results.append(judge.StageResult(name, "logits", "wasm", "pytorch", not failed, 1e-3, 0.5, 0.4, 3, {}))
+    return m
+
+
+@pytest.mark.parametrize("models, error, code", [
+    ([_model("a")], None, 0),
+    ([_model("a", failed=True)], None, 1),
+    ([_model("a", error="timed out")], None, 2),
+    ([_model("a")], "manifest unreadable", 2),
+    ([_model("a", failed=True), _model("a.fp16", error="names another parent")], None, 1),
+    ([_model("a", error="timed out"), _model("b", failed=True)], None, 1),
+    ([_model("a", checksum_ok=False), _model("b", error="timed out")], None, 1),
+    ([_model("a", failed=True)], "the VAD file cannot be read", 1),
+])
+def test_a_mismatch_anywhere_is_exit_1_whatever_could_not_be_checked(models, error, code):
+    report = GateReport(release_dir="r", config={}, models=models, error=error)
+    assert report.exit_code == code
+    line = report.verdict_line()
+    assert (line is None) == (code == 0)
+    if code == 1:  # the line names the mismatch, and says what else could not be checked
+        assert "r/a" in line or "r/b" in line
+        assert ("not checked" in line) == bool(report.errors()), line
+    if code == 2:
+        assert line.startswith(report.errors()[0])
 
 
 def test_localization_names_the_first_diverging_node(quick_release):
