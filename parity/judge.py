@@ -13,9 +13,11 @@ figures (``metrics``) are all derived from these records.
 
 Rules, in one place:
 
-- front-end features vs the reference (librosa float64) and between runtimes:
-  two regions, bins at least ``floor_margin_db`` above the ``-top_db`` floor
-  (``above_floor``) and all bins (``all_bins``);
+- front-end features vs the reference (librosa float64) and between runtimes, judged in dB
+  whatever the features' log unit (``ln`` and ``log10`` features are converted to dB of power
+  first, :data:`DB_PER_UNIT`, and so is their floor): two regions, bins at least
+  ``floor_margin_db`` dB above the floor (``-top_db`` for ``power_to_db``; ``above_floor``) and
+  all bins (``all_bins``);
 - logits, probabilities (softmax of the logits): max absolute difference;
 - top-1: the labels must agree, except where the reference's two best logits are
   closer than the logit tolerance (:func:`top1_failures`, the tie rule);
@@ -32,6 +34,7 @@ A NaN or infinite output is the largest error there is.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -157,16 +160,36 @@ def _case_where(labels, cases, idx):
 
 
 # ------------------------------------------------------------------- rules ---
-def judge_features(model: str, runner: str, against: str, ours: np.ndarray, ref: np.ndarray, labels: Sequence[str],
-                   tol: Mapping, floor_db: float, stage: str, cases: Sequence[int] | None = None,
-                   unit: str = "dB") -> list[StageResult]:
-    """Front-end features (``(cases, ..., n_mels, n_frames)``) in two regions.
+#: dB (of power) per unit of a log-mel feature (:attr:`ser_export.contract.LogTransform.unit`):
+#: ``10 * log10(S) = ln(S) * 10 / ln(10) = log10(S) * 10``.  Feature bounds are stated and judged in dB.
+DB_PER_UNIT = {"dB": 1.0, "ln": 10.0 / math.log(10.0), "log10": 10.0}
 
-    ``above_floor``: bins whose reference is more than ``tol["floor_margin_db"]`` above
-    ``floor_db`` (the log transform's floor, ``-top_db`` for ``power_to_db``);
-    ``all_bins``: every bin.
+
+def features_in_db(values: np.ndarray, unit: str) -> np.ndarray:
+    """Features in ``unit`` (``"dB"``, ``"ln"`` or ``"log10"`` of power) as dB; dB features unchanged."""
+    if unit not in DB_PER_UNIT:
+        raise ValueError(f"features in unknown unit {unit!r} (one of {', '.join(DB_PER_UNIT)})")
+    scale = DB_PER_UNIT[unit]
+    return values if scale == 1.0 else np.asarray(values, np.float64) * scale
+
+
+def judge_features(model: str, runner: str, against: str, ours: np.ndarray, ref: np.ndarray, labels: Sequence[str],
+                   tol: Mapping, floor: float, stage: str, cases: Sequence[int] | None = None,
+                   unit: str = "dB") -> list[StageResult]:
+    """Front-end features (``(cases, ..., n_mels, n_frames)``) in two regions, judged in dB.
+
+    ``ours``, ``ref`` and ``floor`` (the log transform's floor, ``-top_db`` for ``power_to_db``)
+    are in ``unit``; features in ``ln`` or ``log10`` are converted to dB first
+    (:func:`features_in_db`), so the bounds (``tol``) and the floor margin mean the same
+    change in power whatever the unit.  ``above_floor``: bins whose reference is more than
+    ``tol["floor_margin_db"]`` dB above the floor; ``all_bins``: every bin.  Errors, the
+    reference in ``where`` and the ``unit`` in ``metrics`` are dB (``features_unit`` names
+    the features' own unit when it is not dB).
     """
     cases = list(range(ours.shape[0])) if cases is None else list(cases)
+    converted = unit != "dB"
+    ours, ref = features_in_db(ours, unit), features_in_db(ref, unit)
+    floor_db = float(features_in_db(np.float64(floor), unit))
     err = abs_errors(ours, ref)
     above = np.asarray(ref) > floor_db + tol["floor_margin_db"]
     out = []
@@ -181,10 +204,15 @@ def judge_features(model: str, runner: str, against: str, ours: np.ndarray, ref:
             w["reference"] = round(float(np.asarray(ref)[idx]), 4)
             return w
 
-        detail = (f"bins more than {tol['floor_margin_db']:g} {unit} above the {floor_db:g} {unit} floor"
+        detail = (f"bins more than {tol['floor_margin_db']:g} dB above the {floor_db:g} dB floor"
                   if region == "above_floor" else "")
+        metrics = {"unit": "dB", "bins": int(mask.sum())}
+        if converted:
+            note = f"{unit} features as dB (x{DB_PER_UNIT[unit]:.4g})"
+            detail = f"{detail}; {note}" if detail else note
+            metrics["features_unit"] = unit
         r = _result(model, f"{stage}[{region}]", runner, against, masked, limit, labels, cases, where,
-                    detail=detail, metrics={"unit": unit, "bins": int(mask.sum())})
+                    detail=detail, metrics=metrics)
         r.p99 = _p99(err[mask]) if mask.any() else 0.0
         out.append(r)
     return out

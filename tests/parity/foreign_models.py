@@ -28,7 +28,7 @@ version = 1
 name = "kws"
 targets = ["wasm"]
 
-# natural-log units: judge "above the floor" from 5 units above log(1e-6)
+# bounds are dB, ln features too (x10/ln 10): "above the floor" from 5 dB above 10*log10(1e-6) = -60 dB
 tolerances = { defaults = { logmel_db = { floor_margin_db = 5.0 }, logmel_between_runtimes = { floor_margin_db = 5.0 } } }
 
 [input]
