@@ -108,23 +108,33 @@ def test_variants_keep_the_front_end_and_restore_weights_within_their_rounding(q
 
     parent = onnx.load(str(quick_release["out"] / "voice_emotion_cnn.onnx"))
     inits = {t.name: numpy_helper.to_array(t) for t in parent.graph.initializer}
-    classifier = {id(n) for n in classifier_nodes(parent, "logmel")}
-    front = {i for n in parent.graph.node if id(n) not in classifier for i in n.input if i in inits}
+    nodes = classifier_nodes(parent, "logmel")
+    classifier = {n.name for n in nodes}  # (by name: id() of protobuf wrappers is no identity)
+    front = {i for n in parent.graph.node if n.name not in classifier for i in n.input if i in inits}
+    # what each variant must store in reduced precision (every one of them, so the checks below are never empty):
+    # fp16 every float classifier initializer, int8 every Conv/Gemm weight matrix of the classifier
+    expected = {"fp16": {i for n in nodes for i in n.input if i in inits and i not in front},
+                "int8": {n.input[1] for n in nodes if n.op_type in ("Conv", "Gemm") and inits[n.input[1]].ndim >= 2}}
+    assert any(inits[f].dtype == np.float32 and inits[f].size > 1000 for f in front)  # the mel filterbank, at least
+    assert expected["int8"] and expected["int8"] <= expected["fp16"]
     x = np.random.default_rng(0).normal(0, 0.1, (3, 46305)).astype(np.float32)
     for name in ("fp16", "int8"):
         child = make_variant(parent, name, "0" * 64, "logmel")
         got = {t.name: numpy_helper.to_array(t) for t in child.graph.initializer}
         for f in front:
-            assert got[f].dtype == np.float32 and np.array_equal(got[f], inits[f]), f"{name}: front-end {f} changed"
-        for w, q in got.items():
-            if name == "int8" and w.endswith(".int8"):
-                base = w[:-5]
+            assert got[f].dtype == inits[f].dtype and np.array_equal(got[f], inits[f]), f"{name}: front-end {f} changed"
+        stored = {w[:-5] for w in got if w.endswith(f".{name}")}
+        assert stored == expected[name] and not stored & set(got), (name, sorted(expected[name] ^ stored))
+        for base in stored:
+            q = got[f"{base}.{name}"]
+            if name == "int8":
                 restored = q.astype(np.float32) * got[base + ".scale"].reshape(
                     [-1] + [1] * (q.ndim - 1) if q.ndim > 2 or "classifier.5" not in base else [-1, 1])
                 step = np.abs(got[base + ".scale"]).max()
-                assert np.abs(restored - inits[base]).max() <= 0.5 * step + 1e-7, base
-            if name == "fp16" and w.endswith(".fp16"):
-                assert np.allclose(q.astype(np.float32), inits[w[:-5]], rtol=1e-3, atol=1e-7), w
+                assert q.dtype == np.int8 and np.abs(restored - inits[base]).max() <= 0.5 * step + 1e-7, base
+            else:
+                assert q.dtype == np.float16, base
+                assert np.allclose(q.astype(np.float32), inits[base], rtol=1e-3, atol=1e-7), base
         # the log-mel is computed by untouched float32 nodes: identical bits
         with_feats = onnx.ModelProto.FromString(child.SerializeToString())
         with_feats.graph.output.insert(0, onnx.helper.make_tensor_value_info("logmel", onnx.TensorProto.FLOAT, None))
