@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from ser_export import contract
 from ser_export.errors import ReleaseCheckError
 from ser_export.frontend.reference import features_reference
+from ser_export.ortsession import cpu_session
 
 from . import judge
 from .record import ModelRun, Subject
@@ -31,10 +31,7 @@ def heldout_run(model: torch.nn.Module, onnx_bytes: bytes, waveforms: np.ndarray
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(x)).numpy()
         torch_features = model.features(torch.from_numpy(x)).numpy()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+    session = cpu_session(onnx_bytes, threads=1)
     output = session.get_outputs()[0].name
     ort_logits = session.run([output], {session.get_inputs()[0].name: x})[0]
     params = model.frontend_params

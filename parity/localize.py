@@ -114,7 +114,7 @@ def first_divergence_vs_export(model_path: Path, x: np.ndarray, net: torch.nn.Mo
     (padding, STFT arithmetic) has no submodule to hook.  Tensors whose names do not
     match (another exporter or opset) are skipped; ``checked`` says how many matched.
     """
-    import onnxruntime as ort
+    from ser_export.ortsession import cpu_session
 
     model = onnx.load(str(model_path))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
@@ -131,10 +131,7 @@ def first_divergence_vs_export(model_path: Path, x: np.ndarray, net: torch.nn.Mo
         outs = {}
         for key, m, path in (("ours", model, Path(tmp) / "ours.onnx"), ("ref", reference, Path(tmp) / "ref.onnx")):
             write_probe(m, path, common)
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            session = cpu_session(str(path), threads=1, optimize=False)
             outs[key] = dict(zip(common, session.run(common, {input_name: np.ascontiguousarray(x[None], np.float32)})))
     producer = {o: n for n in model.graph.node for o in n.output}
     between = "onnxruntime-python: the model vs pytorch's export of the --torch module"

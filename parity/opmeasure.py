@@ -33,9 +33,9 @@ EXPECTED_PROVIDER = {"wasm-node": None, "wasm": None, "webgpu": "JsExecutionProv
 
 def reference_outputs(model_bytes: bytes, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The case's outputs in onnxruntime-python (CPU), by name."""
-    import onnxruntime as ort
+    from ser_export.ortsession import cpu_session
 
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    session = cpu_session(model_bytes, threads=1)
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, {k: np.asarray(v) for k, v in inputs.items()})))
 

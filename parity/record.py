@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ser_export.io import atomic_write_bytes, atomic_write_text
+from ser_export.io import UntrustedFileError, atomic_write_bytes, atomic_write_text, read_untrusted
 
 FORMAT = "ser_export-parity-run"
 VERSION = 1
@@ -259,12 +259,12 @@ def check_file(path: Path, max_bytes: int) -> None:
 
 
 def read_json(path: Path, max_bytes: int, what: str):
-    """The JSON in ``path`` (checked by :func:`check_file`); :class:`RecordError` saying it is not ``what``."""
-    check_file(path, max_bytes)
+    """The JSON in ``path``, read by :func:`ser_export.io.read_untrusted` (a regular file, not a symlink, at most
+    ``max_bytes``, UTF-8, no repeated key); :class:`RecordError` saying it is not ``what`` and why."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: not {what} ({exc})") from None
+        return read_untrusted(path, max_bytes=max_bytes, format="json")
+    except UntrustedFileError as exc:
+        raise RecordError(f"{exc.path}: not {what} ({exc.problem})") from None
 
 
 def _check_name(name: str) -> None:

@@ -76,13 +76,9 @@ def _time_torch(module: torch.nn.Module, x: np.ndarray, threads: int, warmup: in
 
 
 def _time_ort(path: Path, x: np.ndarray, threads: int, warmup: int, repeat: int) -> float:
-    import onnxruntime as ort
+    from .ortsession import cpu_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = cpu_session(str(path), threads=threads)
     feeds = {session.get_inputs()[0].name: x}
     return _median_ms(lambda: session.run(None, feeds), warmup, repeat)[0]
 
@@ -167,15 +163,12 @@ def download_sizes(path: Path) -> dict:
 
 def _session_ms(path: Path, threads: int, repeat: int) -> float:
     """Median ms to create an onnxruntime-python session of ``path`` (graph optimisation included)."""
-    import onnxruntime as ort
+    from .ortsession import cpu_session
 
     data = path.read_bytes()
 
     def make():
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        cpu_session(data, threads=threads)
 
     return _median_ms(make, 1, repeat)[0]
 

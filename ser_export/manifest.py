@@ -1,12 +1,14 @@
 """``manifest.json``: its layout, declared once, and the dataclass every reader goes through.
 
-:data:`LAYOUT` declares the type of every field the build writes; :meth:`Manifest.read`
-refuses (with :class:`ManifestError`, exit code 2, one line naming the file and the
-field) a manifest that is not a regular file inside the release folder, is too large, is
-not JSON, repeats a key, lacks a field, has a field of another type or a field the layout
-does not know, or whose models contradict it (a file name with a directory part, a
-sha256 that is not 64 hex digits, a model not listed in ``files``, labels that differ from
-the release's).  Readers then use the :class:`Manifest` and :class:`ModelEntry` fields.
+:data:`LAYOUT` declares the type of every field the build writes (the one place to add a field);
+:func:`json_schema` is that layout as a JSON Schema, which ``jsonschema`` checks
+(:mod:`ser_export.schema`).  :meth:`Manifest.read` refuses (with :class:`ManifestError`, exit
+code 2, one line naming the file and the field) a manifest that the untrusted-file reader refuses
+(:func:`ser_export.io.read_untrusted`: not a regular file inside the release folder, a symbolic
+link, too large, not UTF-8, not JSON, a repeated key), that lacks a field, has a field of another
+type or a field the layout does not know, or whose models contradict it (a file name with a
+directory part, a sha256 that is not 64 hex digits, a model not listed in ``files``, labels that
+differ from the release's).  Readers then use the :class:`Manifest` and :class:`ModelEntry` fields.
 """
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ import dataclasses
 import json
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import SerExportError
+from .io import UntrustedFileError, read_untrusted
+from .schema import first_problem, json_type, validator
 
 MANIFEST = "manifest.json"
 #: The model card every release holds (listed in ``files``).
@@ -71,41 +76,31 @@ class ManifestError(SerExportError):
 
 # ------------------------------------------------------------------- the layout ----
 class Spec:
-    """A JSON type; ``check`` raises :class:`ValueError` with the dotted field path."""
+    """A JSON type of the layout; :meth:`schema` is its JSON Schema (draft 2020-12), which
+    :func:`ser_export.schema.first_problem` checks a manifest against."""
 
-    def check(self, value: Any, path: str) -> None:
+    def schema(self) -> dict:
         raise NotImplementedError
 
     def allows(self, value: Any) -> bool:
-        try:
-            self.check(value, "")
-            return True
-        except ValueError:
-            return False
-
-
-def _json_type(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+        return validator(self.schema()).is_valid(value)
 
 
 @dataclasses.dataclass(frozen=True)
 class Scalar(Spec):
-    name: str
-    types: tuple[type, ...]
+    """One JSON type, or several (``types``: JSON Schema type names)."""
 
-    def check(self, value, path):
-        if isinstance(value, bool) and bool not in self.types:
-            raise ValueError(f"{path} must be {self.name}, not {_json_type(value)}")
-        if not isinstance(value, self.types):
-            raise ValueError(f"{path} must be {self.name}, not {_json_type(value)}")
+    types: tuple[str, ...]
+
+    def schema(self):
+        return {"type": self.types[0] if len(self.types) == 1 else list(self.types)}
 
 
-STR = Scalar("a string", (str,))
-INT = Scalar("an integer", (int,))
-NUM = Scalar("a number", (int, float))
-BOOL = Scalar("a boolean", (bool,))
-NULL = Scalar("null", (type(None),))
+STR = Scalar(("string",))
+INT = Scalar(("integer",))
+NUM = Scalar(("number",))
+BOOL = Scalar(("boolean",))
+NULL = Scalar(("null",))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,20 +109,18 @@ class Opt(Spec):
 
     spec: Spec
 
-    def check(self, value, path):
-        if value is not None:
-            self.spec.check(value, path)
+    def schema(self):
+        inner = self.spec.schema()
+        types = [inner["type"]] if isinstance(inner["type"], str) else list(inner["type"])
+        return {**inner, "type": [*types, "null"]}
 
 
 @dataclasses.dataclass(frozen=True)
 class ListOf(Spec):
     item: Spec
 
-    def check(self, value, path):
-        if not isinstance(value, list):
-            raise ValueError(f"{path} must be a list, not {_json_type(value)}")
-        for i, v in enumerate(value):
-            self.item.check(v, f"{path}[{i}]")
+    def schema(self):
+        return {"type": "array", "items": self.item.schema()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,11 +129,8 @@ class MapOf(Spec):
 
     value: Spec
 
-    def check(self, value, path):
-        if not isinstance(value, dict):
-            raise ValueError(f"{path} must be an object, not {_json_type(value)}")
-        for k, v in value.items():
-            self.value.check(v, f"{path}.{k}")
+    def schema(self):
+        return {"type": "object", "additionalProperties": self.value.schema()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,26 +140,17 @@ class Record(Spec):
     required: Mapping[str, Spec]
     optional: Mapping[str, Spec] = dataclasses.field(default_factory=dict)
 
-    def check(self, value, path):
-        if not isinstance(value, dict):
-            raise ValueError(f"{path} must be an object, not {_json_type(value)}")
-        for key, spec in self.required.items():
-            if key not in value:
-                raise ValueError(f"{path}.{key} is missing")
-            spec.check(value[key], f"{path}.{key}")
-        for key, spec in self.optional.items():
-            if key in value:
-                spec.check(value[key], f"{path}.{key}")
-        unknown = sorted(set(value) - set(self.required) - set(self.optional))
-        if unknown:
-            raise ValueError(f"{path}.{unknown[0]} is not a field of the manifest layout")
+    def schema(self):
+        fields = {**self.required, **self.optional}
+        return {"type": "object", "required": list(self.required),
+                "properties": {k: spec.schema() for k, spec in fields.items()}, "additionalProperties": False}
 
 
 STRS = ListOf(STR)
 _FINDING = Record({"severity": STR, "code": STR, "message": STR, "nodes": STRS, "n_nodes": INT})
 _BACKEND = Record({"compatible": BOOL, "table": STR, "findings": ListOf(_FINDING)},
                   {"session_options": MapOf(MapOf(INT))})
-_IO = Record({"name": STR, "shape": ListOf(Scalar("a string or an integer", (str, int))), "dtype": STR},
+_IO = Record({"name": STR, "shape": ListOf(Scalar(("string", "integer"))), "dtype": STR},
              {"kind": STR})
 _FRONTEND = Record({"sr": INT, "n_fft": INT, "hop_length": INT, "n_mels": INT, "fmin": NUM, "fmax": Opt(NUM),
                     "window": STR, "center": BOOL, "pad_mode": STR, "power": NUM, "ref": STR, "amin": NUM,
@@ -189,10 +170,10 @@ _RUNNER_INFO = Record({"runtime": STR}, {
     "version": Opt(STR), "backend": Opt(STR), "execution_providers": Opt(STRS), "threads": Opt(INT),
     "node": Opt(STR), "node_source": Opt(STR), "python": STR, "browser": Opt(STR), "userAgent": Opt(STR),
     "webglRenderer": Opt(STR), "crossOriginIsolated": Opt(BOOL),
-    "wasm": Opt(Record({}, {"numThreads": Opt(INT), "simd": Opt(Scalar("a boolean or a string", (bool, str))),
+    "wasm": Opt(Record({}, {"numThreads": Opt(INT), "simd": Opt(Scalar(("boolean", "string"))),
                             "proxy": Opt(BOOL)})),
-    "webgpuAdapter": Opt(MapOf(Opt(Scalar("a string or a boolean", (str, bool))))),
-    "placement": Opt(Record({"providers": MapOf(Scalar("a count or 'all'", (int, str)))}, {"source": STR}))})
+    "webgpuAdapter": Opt(MapOf(Opt(Scalar(("string", "boolean"))))),
+    "placement": Opt(Record({"providers": MapOf(Scalar(("integer", "string")))}, {"source": STR}))})
 _GOLDEN = Record({"n": INT, "seed": INT, "input_sha256": STR, "logits": ListOf(ListOf(NUM)), "top1": STRS})
 _OUTCOMES = Record({k: NUM for k in (
     "speech_rate", "no_speech_rate", "uncertain_rate", "uncertain_rate_of_speech", "classified_rate",
@@ -215,12 +196,17 @@ _POSTPROCESSING = Record({
 _VARIANT = Record({"file": STR, "sha256": STR, "bytes": INT, "parent_sha256": STR, "tolerance_class": STR,
                    "precision": STR, "method": STR, "ops": MapOf(INT), "backends": MapOf(_BACKEND),
                    "declared_backends": STRS, "vs_parent": MapOf(MapOf(Opt(NUM))), "gate_runtimes": STRS})
+#: The declared numeric environment a build ran under (ser_export/numenv.py; releases before it have none):
+#: ``comparable`` false (with the ``reason``) where the machine could not meet it.
+_NUMERIC_ENV = Record({"version": INT, "env": MapOf(STR), "intra_op_threads": INT, "interop_threads": INT,
+                       "comparable": BOOL}, {"reason": STR})
 _MODEL = Record({
     "file": STR, "sha256": STR, "bytes": INT, "arch": STR, "description": STR, "opset": INT, "ops": MapOf(INT),
     "backends": MapOf(_BACKEND), "input": _IO, "output": _IO, "labels": STRS, "frontend": _FRONTEND,
     "training": Record({"config": _TRAIN_CONFIG, "profile": STR, "epochs_run": INT, "best_epoch": INT,
                         "stopped_early": BOOL, "history": ListOf(_EPOCH)},
-                       {"distributed": Record({"world_size": INT, "backend": STR})}),
+                       {"distributed": Record({"world_size": INT, "backend": STR},
+                                              {"numeric_env": ListOf(_NUMERIC_ENV)})}),
     "held_out": Record({"test": _REPORT, "val": Record({"accuracy": NUM, "macro_f1": NUM, "n": INT})}),
     "release_check": Record({"cases": INT, "onnxruntime_vs_pytorch": Record(
         {"max_abs_logit_diff": NUM, "max_abs_probability_diff": NUM, "top1_agreement": NUM}),
@@ -245,20 +231,32 @@ _TOLERANCES = Record({"version": INT, "description": STR, "defaults": MapOf(MapO
 LAYOUT = Record({
     "format": STR, "format_version": INT, "files": STRS, "labels": STRS, "label_set": STR,
     "contract": Record({"contract_version": INT, "input_name": STR, "input_dtype": STR,
-                        "input_shape": ListOf(Scalar("a string or an integer", (str, int))), "n_samples": INT,
+                        "input_shape": ListOf(Scalar(("string", "integer"))), "n_samples": INT,
                         "sample_rate": INT, "duration_s": NUM, "channels": STR,
                         "normalization": Record({"kind": STR, "formula": STR, "rms_level_db": NUM, "min_rms": NUM}),
-                        "output_name": STR, "output_shape": ListOf(Scalar("a string or an integer", (str, int))),
+                        "output_name": STR, "output_shape": ListOf(Scalar(("string", "integer"))),
                         "output_kind": STR, "features_name": STR,
-                        "features_shape": ListOf(Scalar("a string or an integer", (str, int))),
+                        "features_shape": ListOf(Scalar(("string", "integer"))),
                         "features_unit": STR}),
     "training_data": Record({"name": STR, "synthetic": BOOL, "augmentation": STR, "corpora": MapOf(_CORPUS)},
                             {"spec": MapOf(INT), "labels_without_data": STRS}),
     "tolerances": _TOLERANCES, "libraries": MapOf(STR),
     "build": Record({"profile": STR, "seed": INT, "opset": INT, "pad_mode": STR, "frontend": STR,
-                     "target_backends": STRS}, {"unpinned": STRS}),
+                     "target_backends": STRS}, {"unpinned": STRS, "numeric_env": _NUMERIC_ENV}),
     "models": MapOf(_MODEL),
 }, {"vad": Record({"file": STR, "sha256": STR, "bytes": INT, "source": STR, "license": STR, "version": STR})})
+
+
+@lru_cache(maxsize=None)
+def _schema_json() -> str:
+    out = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+           "$id": f"https://ser-export/manifest/v{FORMAT_VERSION}", "title": "ser_export manifest", **LAYOUT.schema()}
+    return json.dumps(out)
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``manifest.json``, made from :data:`LAYOUT` (a fresh copy)."""
+    return json.loads(_schema_json())
 
 
 def spec_at(path: str, spec: Spec = LAYOUT) -> Spec | None:
@@ -316,17 +314,16 @@ class Manifest:
     def from_dict(cls, data: Any, where: str = MANIFEST) -> "Manifest":
         """Validate ``data`` (raises :class:`ManifestError` naming ``where`` and the field)."""
         if not isinstance(data, dict):
-            raise ManifestError(f"{where}: must hold a JSON object, not {_json_type(data)}")
+            raise ManifestError(f"{where}: must hold a JSON object, not {json_type(data)}")
         if data.get("format") != FORMAT:
             raise ManifestError(f"{where}: format is {data.get('format')!r}, not {FORMAT!r} "
                                 f"(not a ser_export manifest)")
         if data.get("format_version") != FORMAT_VERSION:
             raise ManifestError(f"{where}: format_version is {data.get('format_version')!r}; this ser_export reads "
                                 f"{FORMAT_VERSION}")
-        try:
-            LAYOUT.check(data, "manifest")
-        except ValueError as exc:
-            raise ManifestError(f"{where}: {exc}") from None
+        problem = first_problem(json_schema(), data, "manifest", "the manifest layout")
+        if problem is not None:
+            raise ManifestError(f"{where}: {problem}")
         files = data["files"]
         bad = [f for f in files if not _plain_name(f)]
         if bad:
@@ -336,6 +333,9 @@ class Manifest:
         for required in (MANIFEST, MODEL_CARD):
             if required not in files:
                 raise ManifestError(f"{where}: files does not list {required}")
+        numeric_env = data["build"].get("numeric_env")
+        if numeric_env is not None and numeric_env["comparable"] == ("reason" in numeric_env):
+            raise ManifestError(f"{where}: build.numeric_env.reason must be given exactly when comparable is false")
         vad = data.get("vad")
         if vad is not None:
             if not _plain_name(vad["file"]) or vad["file"] not in files:
@@ -391,42 +391,12 @@ class Manifest:
 
     @classmethod
     def read(cls, release_dir: str | os.PathLike) -> "Manifest":
-        """The manifest of ``release_dir``, read as untrusted input (see the module docstring)."""
-        from .export.model_file import ReleaseFileError, _regular_file_inside
-
-        release_dir = Path(release_dir)
-        path = release_dir / MANIFEST
+        """The manifest of ``release_dir``, read as untrusted input (:func:`ser_export.io.read_untrusted`,
+        then :meth:`from_dict`)."""
+        path = Path(release_dir) / MANIFEST
         try:
-            st = _regular_file_inside(path, release_dir, str(path))
-        except ReleaseFileError as exc:
-            raise ManifestError(f"{exc} (not a ser_export release directory?)" if "no such file" in str(exc)
+            data = read_untrusted(path, max_bytes=MAX_MANIFEST_BYTES, folder=release_dir)
+        except UntrustedFileError as exc:
+            raise ManifestError(f"{exc} (not a ser_export release directory?)" if exc.problem == "no such file"
                                 else str(exc)) from None
-        if st.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{path}: is {st.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-        except OSError as exc:
-            raise ManifestError(f"{path}: cannot be read ({exc.strerror})") from None
-
-        def no_duplicates(pairs):
-            keys = [k for k, _ in pairs]
-            dup = next((k for k in keys if keys.count(k) > 1), None)
-            if dup is not None:
-                raise ManifestError(f"{path}: key {dup!r} appears twice in one object")
-            return dict(pairs)
-
-        def no_constants(name):
-            raise ValueError(f"{name} is not JSON")
-
-        try:
-            data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") \
-                from None
-        except ValueError as exc:
-            raise ManifestError(f"{path}: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise ManifestError(f"{path}: not valid JSON (nested too deeply)") from None
         return cls.from_dict(data, str(path))

@@ -18,8 +18,6 @@ A complete example is in the docs ("Verify your own model", ``docs_blocks.page("
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 import typing
 from pathlib import Path
 from typing import Mapping
@@ -130,25 +128,27 @@ class ModelContract:
     # --------------------------------------------------------------- reading ---
     @classmethod
     def from_mapping(cls, data: Mapping, source: str = "contract") -> "ModelContract":
-        """Build from parsed TOML/JSON; :class:`ContractError` names the field and ``source``."""
+        """Build from parsed TOML/JSON, checked against :func:`json_schema` (``jsonschema``) and then by the
+        dataclasses' own rules; :class:`ContractError` names the field and ``source``."""
+        from .schema import first_problem
+
+        problem = first_problem(json_schema(), data, "", "the contract")
+        if problem is not None:
+            raise ContractError(f"{source}: {problem}")
         return _build(cls, data, source, "")
 
     @classmethod
     def read(cls, path: str | Path) -> "ModelContract":
-        """A ``.toml`` or ``.json`` contract file."""
+        """A ``.toml`` or ``.json`` contract file, read by :func:`ser_export.io.read_untrusted` (a regular file,
+        not a symlink, at most :data:`MAX_BYTES`, UTF-8, no repeated key)."""
+        from .io import UntrustedFileError, read_untrusted
+
         path = Path(path)
         try:
-            if path.is_dir() or path.stat().st_size > MAX_BYTES:
-                raise ContractError(f"{path}: not a contract file (a directory, or over {MAX_BYTES} bytes)")
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ContractError(f"{path}: cannot read the contract ({exc.strerror or exc})") from None
-        try:
-            text = raw.decode("utf-8")
-            data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ContractError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} "
-                                f"({exc})") from None
+            data = read_untrusted(path, max_bytes=MAX_BYTES)
+        except UntrustedFileError as exc:
+            raise ContractError(f"{exc.path}: cannot read the contract: {exc.problem}"
+                                if not exc.problem.startswith("not valid") else str(exc)) from None
         if not isinstance(data, dict):
             raise ContractError(f"{path}: must hold an object (a table)")
         return cls.from_mapping(data, str(path))
@@ -175,66 +175,41 @@ class ModelContract:
 
 
 # ------------------------------------------------------------------ parsing ---
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("NoneType", "none")
+def _is(tp, value) -> bool:
+    """Whether ``value`` (valid under :func:`json_schema`) is the JSON form of ``tp`` (picks a union's member)."""
+    if dataclasses.is_dataclass(tp) or tp is dict:
+        return isinstance(value, Mapping)
+    if typing.get_origin(tp) is tuple:
+        return isinstance(value, list)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
 
 
 def _convert(tp, value, where: str, source: str):
-    """``value`` as ``tp`` (a dataclass, scalar, tuple or union), or a ContractError naming ``where``."""
+    """``value``, already valid under :func:`json_schema`, as ``tp``: dataclasses built, lists as tuples,
+    numbers of ``float`` fields as floats."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, __import__("types").UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
+        if value is None:
             return None
-        real = [o for o in options if o is not type(None)]
-        if len(real) == 1:  # Optional[X]: X's own message
-            return _convert(real[0], value, where, source)
-        errors = []
-        for opt in options:
-            if opt is type(None):
-                continue
-            try:
-                return _convert(opt, value, where, source)
-            except ContractError as exc:
-                errors.append(exc)
-        raise ContractError(f"{source}: {where} must be {' or '.join(_type_name(o) for o in options)}, "
-                            f"not {json.dumps(value)}")
+        options = [o for o in typing.get_args(tp) if o is not type(None)]
+        return _convert(next((o for o in options if _is(o, value)), options[0]), value, where, source)
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ContractError(f"{source}: {where} must be a table (object), not {json.dumps(value)}")
         return _build(tp, value, source, where + ".")
     if origin is tuple:
-        if not isinstance(value, list):
-            raise ContractError(f"{source}: {where} must be a list, not {json.dumps(value)}")
         item = typing.get_args(tp)[0]
         return tuple(_convert(item, v, f"{where}[{i}]", source) for i, v in enumerate(value))
     if tp is dict:
-        if not isinstance(value, Mapping):
-            raise ContractError(f"{source}: {where} must be a table (object)")
         return dict(value)
-    ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          str: lambda v: isinstance(v, str), bool: lambda v: isinstance(v, bool)}[tp]
-    if not ok(value):
-        raise ContractError(f"{source}: {where} must be {_type_name(tp)}, not {json.dumps(value)}")
     return float(value) if tp is float else value
 
 
 def _build(cls, data: Mapping, source: str, prefix: str):
+    """``cls`` from ``data`` (valid under :func:`json_schema`); its own rules' ``ValueError`` as a ContractError."""
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f, _ in declared_fields(cls)}
-    required = {f.name for f, need in declared_fields(cls) if need}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        raise ContractError(f"{source}: {prefix}{unknown[0]} is not a field of the contract "
-                            f"({prefix.rstrip('.') or 'top level'}: {', '.join(fields)})")
-    kwargs = {}
-    for name, f in fields.items():
-        if name not in data:
-            if name in required:
-                raise ContractError(f"{source}: {prefix}{name} is missing")
-            continue
-        kwargs[name] = _convert(hints[name], data[name], prefix + name, source)
+    kwargs = {f.name: _convert(hints[f.name], data[f.name], prefix + f.name, source)
+              for f, _ in declared_fields(cls) if f.name in data}
     try:
         return cls(**kwargs)
     except ValueError as exc:

@@ -109,11 +109,9 @@ def variant_path(model_path: str | os.PathLike, variant: str | None) -> Path:
 
 def load_session(model_path: str | os.PathLike):
     """An onnxruntime session and the model's decoded metadata."""
-    import onnxruntime as ort
-
     from .export.metadata import read_metadata
-
     from .export.model_file import open_model
+    from .ortsession import cpu_session
 
     model_path = Path(model_path)
     if not model_path.exists() and not model_path.is_symlink():
@@ -121,9 +119,7 @@ def load_session(model_path: str | os.PathLike):
     model = open_model(model_path)  # one-line ReleaseFileError for anything that is not a sound model file
     meta = read_metadata(model.proto)
     try:
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # errors only: stdout/stderr stay for the result and one-line errors
-        session = ort.InferenceSession(model.proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        session = cpu_session(model.proto.SerializeToString(), threads=1)  # logs errors only: stdout is the result
     except Exception as exc:  # onnxruntime raises assorted types for models it cannot run
         raise SerExportError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
     for key in ("labels", "sample_rate", "input_length", "normalization"):

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import copy
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from .io import UntrustedFileError, read_untrusted
+
 PATH = Path(__file__).with_name("tolerances.json")
+#: Largest tolerance file read (the shipped one is about 2 kB).
+MAX_BYTES = 1 << 20
 STAGES = ("logmel_db", "logmel_between_runtimes", "logits", "probabilities", "batch_invariance",
           "determinism", "localization", "js_preprocessing", "operator_table")
 #: Tolerance classes (a variant vs its float parent) and the keys each declares.
@@ -17,7 +20,9 @@ CLASS_KEYS = ("logits_max_abs", "top1_agreement_min", "accuracy_drop_max")
 
 @lru_cache(maxsize=None)
 def _load(path: str) -> dict:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = read_untrusted(path, max_bytes=MAX_BYTES, format="json")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must hold a JSON object")
     missing = [s for s in STAGES if s not in data.get("defaults", {})]
     if missing:
         raise ValueError(f"{path}: tolerances for stages {missing} are missing")
@@ -62,9 +67,9 @@ def load_overrides(path: str | Path, base: Mapping | None = None) -> dict:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read tolerances ({exc})") from None
+        data = read_untrusted(path, max_bytes=MAX_BYTES, format="json")
+    except UntrustedFileError as exc:
+        raise ValueError(f"{exc.path}: cannot read tolerances ({exc.problem})") from None
     return apply_overrides(data, base, str(path))
 
 

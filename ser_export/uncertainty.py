@@ -150,13 +150,12 @@ def extra_takes_calibration(release_dir, extra_takes: int = 48, draws: int = 500
 
     Runs the released ONNX files with onnxruntime; ``python -m ser_export calibration`` prints it.
     """
-    import onnxruntime as ort
-
     from .audio import prepare_clip
     from .data import synthetic
     from .errors import SerExportError
     from .export.model_file import open_model
     from .manifest import Manifest
+    from .ortsession import cpu_session
     from .postprocess import postprocessing_of
     from .export.metadata import read_metadata
 
@@ -183,7 +182,7 @@ def extra_takes_calibration(release_dir, extra_takes: int = 48, draws: int = 500
         pp = postprocessing_of(read_metadata(model.proto))
         if pp is None:
             raise SerExportError(f"{entry['file']}: has no post-processing metadata")
-        session = ort.InferenceSession(model.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = cpu_session(model.proto.SerializeToString(), threads=1)  # was unset: bit-identical on the release
         name = session.get_inputs()[0].name
         logits = np.concatenate([session.run([entry["output"]["name"]], {name: x[i:i + 64]})[0]
                                  for i in range(0, len(x), 64)])

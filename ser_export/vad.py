@@ -223,15 +223,11 @@ class VoiceActivity:
     """
 
     def __init__(self, params: VadParams, path: str | os.PathLike | None = None, near=None) -> None:
-        import onnxruntime as ort
+        from .ortsession import cpu_session
 
         self.params = params
         self.path = Path(path) if path is not None else find_vad_file(params.sha256, near)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(str(self.path), threads=1)
 
     def vad_input(self, windows: np.ndarray, sr: int) -> np.ndarray:
         """Model windows ``(b, n)`` at ``sr`` -> Silero's input ``(b, m)`` at 16 kHz (float32)."""

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ser_export.ortsession import cpu_session
+
 from .base import Runner, RunnerError
 
 
@@ -17,12 +19,8 @@ class OnnxruntimePythonRunner(Runner):
         self.session: ort.InferenceSession | None = None
 
     def activate(self, model_path: Path, outputs: list[str]) -> None:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(str(model_path), threads=self.threads)
         except Exception as exc:
             raise RunnerError(f"onnxruntime-python: cannot load {model_path}: {exc}") from exc
         providers = self.session.get_providers()

@@ -20,9 +20,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from ..io import atomic_write_bytes
+from ..io import UntrustedFileError, atomic_write_bytes, read_untrusted
 
 PATH = Path(__file__).with_name("measured_ops.json")
+#: Largest table file read (the committed one is about 180 kB).
+MAX_BYTES = 16 << 20
 FORMAT = "ser_export-measured-ops"
 FORMAT_VERSION = 1
 
@@ -161,10 +163,14 @@ class MeasuredTable:
 
 
 def read_table(path: str | os.PathLike) -> MeasuredTable:
-    """A table file; ``ValueError`` naming the file if it is not one."""
+    """A table file (read by :func:`ser_export.io.read_untrusted`); ``ValueError`` naming the file if it is not one."""
     try:
-        return MeasuredTable.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        data = read_untrusted(path, max_bytes=MAX_BYTES, format="json")
+    except UntrustedFileError as exc:
+        raise ValueError(f"{exc.path}: not a measured operator table ({exc.problem})") from None
+    try:
+        return MeasuredTable.from_dict(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: not a measured operator table ({exc})") from None
 
 

@@ -12,13 +12,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from ..io import FILE_MODE, _fsync_dir
+from ..io import fsync_folder, read_untrusted, replace_staged, stage_bytes
 from ..manifest import FORMAT as MANIFEST_FORMAT
-from ..manifest import FORMAT_VERSION as MANIFEST_VERSION
-from ..manifest import MANIFEST, MODEL_CARD
+from ..manifest import FORMAT_VERSION as MANIFEST_VERSION  # noqa: F401 (build.py's import)
+from ..manifest import MANIFEST, MAX_MANIFEST_BYTES, MODEL_CARD  # noqa: F401 (MODEL_CARD: build.py's import)
 
 
 
@@ -40,13 +39,7 @@ class ReleaseWriter:
             raise ValueError(f"release file names are plain names, not {name!r}")
         if name in self._staged:
             raise ValueError(f"{name} staged twice")
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.out_dir)
-        os.chmod(tmp, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        self._staged[name] = Path(tmp)
+        self._staged[name] = stage_bytes(self.out_dir / name, data)
         return hashlib.sha256(data).hexdigest()
 
     @property
@@ -73,9 +66,9 @@ class ReleaseWriter:
         self.add(MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         order = [n for n in self._staged if n != MANIFEST] + [MANIFEST]
         for name in order:
-            os.replace(self._staged[name], self.out_dir / name)
+            replace_staged(self._staged[name], self.out_dir / name, sync_folder=False)
         self._staged.clear()
-        _fsync_dir(self.out_dir)
+        fsync_folder(self.out_dir)
         if previous and isinstance(previous.get("files"), list):
             for name in set(previous["files"]) - set(manifest["files"]):
                 path = self.out_dir / str(name)
@@ -99,11 +92,11 @@ def read_manifest(release_dir: str | os.PathLike, missing_ok: bool = False) -> d
     """The manifest as a plain dict, checked only for its format (what the writer needs of a previous
     release).  Readers that trust it use :meth:`ser_export.manifest.Manifest.read`."""
     path = Path(release_dir) / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         if missing_ok:
             return None
         raise FileNotFoundError(f"{path}: no manifest (not a ser_export release directory?)")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_untrusted(path, max_bytes=MAX_MANIFEST_BYTES, folder=release_dir)  # refusals are ValueErrors
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{path}: not a ser_export manifest")
     return data

@@ -204,13 +204,9 @@ def classifier_model(model: onnx.ModelProto, features: str, output: str) -> onnx
 
 
 def session(model: onnx.ModelProto | bytes, threads: int = 1):
-    import onnxruntime as ort
+    from ..ortsession import cpu_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    return cpu_session(model if isinstance(model, bytes) else model.SerializeToString(), threads=threads)
 
 
 def run_batches(sess, x: np.ndarray, batch: int = 32) -> np.ndarray:

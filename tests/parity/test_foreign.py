@@ -74,7 +74,7 @@ def test_mel_classifier_with_one_weight_changed_fails_naming_the_conv(models):
 @pytest.mark.parametrize("edit, field", [
     (lambda t: t.replace("hop_length = 160", "hop_lenght = 160"), "outputs.frontend.hop_lenght is not a field"),
     (lambda t: t.replace('pad_mode = "reflect"', 'pad_mode = "mirror"'), "pad_mode must be one of"),
-    (lambda t: t.replace("sample_rate = 16000", 'sample_rate = "16k"'), "input.sample_rate must be int"),
+    (lambda t: t.replace("sample_rate = 16000", 'sample_rate = "16k"'), "input.sample_rate must be an integer"),
     (lambda t: t.replace('logits = "logits"', ""), "outputs.logits is missing"),
     (lambda t: t.replace('logits = "logits"', 'logits = "scores"'), "has no tensor 'scores'"),
     (lambda t: t + "\n[[", "not valid TOML"),
