@@ -33,6 +33,7 @@ from parity.release import build_variants, run_release_gate
 
 from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter, read_manifest
 from .io import atomic_write_bytes, sha256_file
+from . import numenv
 from .distributed import Distributed
 from .manifest import MANIFEST, Manifest, same_but_timings, with_timings_of
 from .models import ARCHITECTURES
@@ -224,6 +225,22 @@ def _train_config(opts: BuildOptions, arch: str):
     return dataclasses.replace(PROFILES[opts.profile][arch], seed=opts.seed)
 
 
+def incomparable_out_dir(out_dir: Path, reason: str) -> Path:
+    """Where a build whose bytes are not comparable (this machine cannot meet the declared numeric
+    environment: ``reason``) writes: ``out_dir``, unless it holds a release built under that environment,
+    which is kept; the build then writes beside it, in ``<out_dir>-incomparable``."""
+    try:
+        previous = read_manifest(out_dir, missing_ok=True)
+    except (OSError, ValueError):
+        previous = None
+    kept = bool(previous) and (previous.get("build") or {}).get("numeric_env", {}).get("comparable") is True
+    target = out_dir.with_name(out_dir.name + "-incomparable") if kept else out_dir
+    _log(f"warning: {reason}: this build's bytes are not comparable with other machines' (the manifest records "
+         f"it)" + (f"; {out_dir} was built under the declared environment and is kept: writing to {target}"
+                   if kept else ""))
+    return target
+
+
 def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | None:
     """Run the whole build; returns the manifest written to ``opts.out_dir``.
 
@@ -235,9 +252,14 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     t_start = time.perf_counter()
     from .jsenv import harness_installed, setup_harness
 
+    numenv.activate()
+    numeric_env = numenv.record()
+    numeric_env_per_rank = dist.gather_objects(numeric_env)
     unpinned = _unpinned(opts.allow_unpinned)
     if unpinned:
         _log(f"warning: building with an unpinned toolchain ({'; '.join(unpinned)}); the manifest records it")
+    if dist.is_main and not numeric_env["comparable"]:
+        opts = dataclasses.replace(opts, out_dir=incomparable_out_dir(opts.out_dir, numeric_env["reason"]))
     if dist.is_main and not harness_installed():
         setup_harness()
     tables = load_tables()
@@ -345,7 +367,8 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
                 "training": {"config": dataclasses.asdict(config), "profile": opts.profile,
                              "epochs_run": len(result.history), "best_epoch": result.best_epoch,
                              "stopped_early": result.stopped_early, "history": result.history,
-                             **({"distributed": {"world_size": dist.world_size, "backend": dist.backend}}
+                             **({"distributed": {"world_size": dist.world_size, "backend": dist.backend,
+                                                 "numeric_env": numeric_env_per_rank}}
                                 if dist.enabled else {})},
                 "held_out": {"test": result.test_report,
                              "val": {k: result.val_report[k] for k in ("accuracy", "macro_f1", "n")}},
@@ -377,7 +400,7 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
             "training_data": data_desc, "tolerances": tolerances.load(), "libraries": library_versions(),
             "build": {"profile": opts.profile, "seed": opts.seed, "opset": opts.opset, "pad_mode": opts.pad_mode,
                       "frontend": opts.frontend, "target_backends": list(opts.backends),
-                      **({"unpinned": unpinned} if unpinned else {})},
+                      "numeric_env": numeric_env, **({"unpinned": unpinned} if unpinned else {})},
             "models": models,
             "vad": {"file": VAD_FILE, "sha256": sha256_file(vad_path), "bytes": len(vad_bytes), "source": VAD_SOURCE,
                     "license": VAD_LICENSE, "version": _package_version("silero-vad")},

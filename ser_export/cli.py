@@ -55,6 +55,7 @@ def _runtimes(items: list[str] | None) -> tuple[str, ...] | None:
 
 def _run_build(args) -> int:
     from .build import BuildOptions, run_build
+    from . import numenv
     from .distributed import Distributed
     from .data.corpora import parse_data_args
     from .export.optables import BACKENDS
@@ -68,6 +69,7 @@ def _run_build(args) -> int:
         cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress,
         allow_unpinned=args.allow_unpinned)
     dist = Distributed.from_env()  # launched by torchrun: one of several training processes
+    numenv.activate()  # the declared thread counts, before any parallel work (the process group's too)
     dist.start()
     try:
         manifest = run_build(opts, dist)
@@ -454,6 +456,12 @@ COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "se
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] == ["build"]:
+        # training and feature extraction run under the declared numeric environment, set before torch
+        # and NumPy are imported: the command re-executes itself with it (ser_export/numenv.py)
+        from . import numenv
+
+        numenv.reexec_if_needed()
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -92,6 +92,14 @@ class Distributed:
         torch.distributed.all_reduce(t)
         return [float(v) for v in t.cpu()]
 
+    def gather_objects(self, value) -> list:
+        """Every process's ``value`` (picklable), in rank order (``[value]`` for one process)."""
+        if not self.enabled:
+            return [value]
+        out = [None] * self.world_size
+        torch.distributed.all_gather_object(out, value)
+        return out
+
     def from_main(self, value: float) -> float:
         """Rank 0's ``value`` on every process (a decision all must take alike, e.g. early stopping)."""
         if not self.enabled:

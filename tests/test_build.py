@@ -61,19 +61,50 @@ def test_released_model_runs_in_onnxruntime(quick_release, rng):
     assert logits.shape == (2, 7) and np.all(np.isfinite(logits))
 
 
-def test_a_rebuild_without_cache_leaves_the_release_byte_for_byte_as_it_was(quick_release, tmp_path):
-    """Same seed, fresh features and training, into a copy of the release: byte-identical models, and the
-    manifest (whose timings alone differ) and every other file left as they were (issue 13: a rebuild that
-    changes nothing leaves nothing changed)."""
-    again = tmp_path / "again"
-    shutil.copytree(quick_release["out"], again)
-    proc = run_cli("build", "--quick", "--out", str(again), "--no-cache", "--no-progress")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "its manifest is kept" in proc.stderr
-    before = {p.name: p.read_bytes() for p in quick_release["out"].iterdir()}
-    after = {p.name: p.read_bytes() for p in again.iterdir()}
-    assert sorted(after) == sorted(before)
-    assert [n for n in before if after[n] != before[n]] == []
+def test_rebuilds_on_one_core_and_under_a_hostile_environment_give_the_same_bytes(quick_release, tmp_path):
+    """The same seed, fresh features and training, two more quick builds side by side (issues 13 and 25):
+
+    - one pinned to one core (``taskset -c 0``) into a copy of the release: every model byte-identical, and the
+      manifest (whose timings alone differ) and every other file left as they were (a rebuild that changes
+      nothing leaves nothing changed);
+    - one whose caller asks ATen and oneDNN for other instruction sets and OpenMP for two threads, which the
+      declared numeric environment (ser_export/numenv.py) overrides: the same model bytes and the same manifest
+      but for timings.
+
+    (Before numenv, both builds gave other model bytes on this AVX-512 machine.)"""
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e import ROOT
+
+    def start(out, prefix=(), **env):
+        cmd = [*prefix, sys.executable, "-m", "ser_export", "build", "--quick", "--out", str(out), "--no-cache",
+               "--no-progress"]
+        return subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS="ignore", **env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    plain = quick_release["out"]
+    shutil.copytree(plain, tmp_path / "one_core")
+    one_core = start(tmp_path / "one_core", prefix=("taskset", "-c", "0"))
+    hostile = start(tmp_path / "hostile", ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="SSE41",
+                    OMP_NUM_THREADS="2")
+    before = read_manifest(plain)
+    assert before["build"]["numeric_env"]["comparable"] is True, before["build"]["numeric_env"]
+    files = {p.name: p.read_bytes() for p in plain.iterdir()}
+    for folder, proc in (("one_core", one_core), ("hostile", hostile)):
+        _, err = proc.communicate(timeout=1800)
+        assert proc.returncode == 0, f"{folder}: {err[-2000:]}"
+        out = tmp_path / folder
+        assert same_but_timings(read_manifest(out), before), f"{folder}: the manifest differs from the plain build's"
+        for f in sorted(n for n in files if n.endswith(".onnx")):
+            assert (out / f).read_bytes() == files[f], f"{folder}: {f} differs from the plain build's"
+        if folder == "one_core":
+            assert "its manifest is kept" in err
+            after = {p.name: p.read_bytes() for p in out.iterdir()}
+            assert sorted(after) == sorted(files) and [n for n in files if after[n] != files[n]] == []
+        else:  # the build says what it overrode, in one line
+            assert "ATEN_CPU_CAPABILITY=avx2 (was default)" in err and "ONEDNN_MAX_CPU_ISA=AVX2 (was SSE41)" in err
 
 
 @settings(max_examples=50, deadline=None)

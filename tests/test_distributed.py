@@ -47,6 +47,10 @@ def test_two_processes_write_a_release_the_gate_passes(tmp_path):
     assert "trained on 2 processes (gloo)" in proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     for arch in ("alexnet", "resnet18"):
-        assert manifest["models"][arch]["training"]["distributed"] == {"world_size": 2, "backend": "gloo"}
+        distributed = manifest["models"][arch]["training"]["distributed"]
+        assert {k: distributed[k] for k in ("world_size", "backend")} == {"world_size": 2, "backend": "gloo"}
+        # every rank re-executed itself under the declared numeric environment, and says so (issue 25)
+        assert distributed["numeric_env"] == [manifest["build"]["numeric_env"]] * 2
+        assert manifest["build"]["numeric_env"]["comparable"] is True
     gate = run_cli("verify", str(out), "--examples", "8", "--runtimes", "pytorch,onnxruntime-python,onnxruntime-node")
     assert gate.returncode == 0, gate.stdout + gate.stderr
