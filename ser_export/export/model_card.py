@@ -1,6 +1,8 @@
 """Render ``MODEL_CARD.md`` from the manifest (so the card never disagrees with it)."""
 from __future__ import annotations
 
+from ..contract import rms_target
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
@@ -150,7 +152,7 @@ def render_model_card(manifest: dict) -> str:
         "",
         f"- Input `{c['input_name']}`: float32 `{c['input_shape']}`, mono, {c['sample_rate']} Hz, "
         f"{c['n_samples']} samples ({c['duration_s']} s), RMS-normalised to "
-        f"{c['normalization']['rms_level_db']} dB (RMS 1); clips with RMS below "
+        f"{c['normalization']['rms_level_db']} dB (RMS {rms_target(c['normalization']['rms_level_db']):g}); clips with RMS below "
         f"{c['normalization']['min_rms']:g} are silence and must be refused, not normalised.",
         f"- Output `{c['output_name']}`: float32 `{c['output_shape']}` logits; softmax gives probabilities.",
         f"- Labels, in logit order ({manifest['label_set']}): " + ", ".join(f"`{x}`" for x in labels) + ".",
