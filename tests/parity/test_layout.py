@@ -68,3 +68,20 @@ def test_the_low_level_packages_do_not_import_parity():
     assert files
     hits = [str(p.relative_to(ROOT)) for p in files if parity_imports(p) or "import parity" in p.read_text()]
     assert not hits, hits
+
+
+def test_parity_uses_no_command_layer_module():
+    """parity sits on ser_export's low floor (contract, front-end, export, manifest), never on the commands."""
+    commands = {"cli", "build", "reexport", "bench"}
+    hits = []
+    for path in sorted((ROOT / "parity").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                names = parts[1:2] if len(parts) > 1 else [a.name for a in node.names]
+                if parts[0] == "ser_export" and commands & set(names):
+                    hits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            elif isinstance(node, ast.Import):
+                hits += [f"{path.relative_to(ROOT)}:{node.lineno}" for a in node.names
+                         if a.name.split(".")[:2][-1] in commands and a.name.startswith("ser_export.")]
+    assert not hits, hits
