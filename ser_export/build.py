@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import __version__, contract, tolerances
-from .contract import FrontendParams
+from .contract import FrontEnd
 from .data import synthetic
 from .data.corpora import ScanReport, Utterance, scan_corpus
 from .data.dataset import AugmentConfig, Dataset, build_dataset, describe_utterances, synthetic_utterances
@@ -264,7 +264,7 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
         setup_harness()
     tables = load_tables()
     labels = contract.labels_for(opts.label_set)
-    frontend = FrontendParams(pad_mode=opts.pad_mode, implementation=opts.frontend)
+    frontend = FrontEnd(pad_mode=opts.pad_mode, implementation=opts.frontend)
 
     utterances, speakers, data_desc, reports = gather_data(opts, labels)
     assignment = split_speakers(utterances, seed=opts.seed)

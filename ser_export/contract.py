@@ -109,12 +109,15 @@ def declared_fields(cls) -> list[tuple[dataclasses.Field, bool]]:
     return out
 
 
-def _choice(name, value, allowed):
+def check_choice(name, value, allowed):
+    """Raise :class:`ValueError` naming ``name`` unless ``value`` is one of ``allowed`` (every dataclass of a
+    front-end or a declared contract checks its fields with it)."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
 
 
-def _positive(name, value):
+def check_positive(name, value):
+    """Raise :class:`ValueError` naming ``name`` unless ``value`` is a finite number > 0 (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
         raise ValueError(f"{name} must be a positive number, not {value!r}")
 
@@ -134,13 +137,13 @@ class LogTransform:
     eps: float = 1e-6
 
     def __post_init__(self):
-        _choice("kind", self.kind, ("power_to_db", "log", "log10"))
+        check_choice("kind", self.kind, ("power_to_db", "log", "log10"))
         if isinstance(self.ref, str) and self.ref != "max":
             raise ValueError(f"ref must be \"max\" or a number, not {self.ref!r}")
-        _positive("amin", self.amin)
-        _positive("eps", self.eps)
+        check_positive("amin", self.amin)
+        check_positive("eps", self.eps)
         if self.top_db is not None:
-            _positive("top_db", self.top_db)
+            check_positive("top_db", self.top_db)
 
     @property
     def unit(self) -> str:
@@ -245,16 +248,16 @@ class FrontEnd:
 
     def __post_init__(self):
         for name in ("sr", "n_fft", "hop_length", "n_mels"):
-            _positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if self.win_length is not None and not 0 < self.win_length <= self.n_fft:
             raise ValueError(f"win_length must be in 1..n_fft ({self.n_fft}), not {self.win_length}")
-        _choice("pad_mode", self.pad_mode, ("constant", "reflect", "edge", "wrap", "symmetric"))
-        _choice("norm", self.norm, ("slaney", None))
+        check_choice("pad_mode", self.pad_mode, ("constant", "reflect", "edge", "wrap", "symmetric"))
+        check_choice("norm", self.norm, ("slaney", None))
         if self.fmax is not None and not self.fmin < self.fmax <= self.sr / 2:
             raise ValueError(f"fmax must be in (fmin, sr/2], not {self.fmax}")
-        _choice("implementation", self.implementation, IMPLEMENTATIONS)
-        _positive("fft_n1", self.fft_n1)
-        _positive("mel_groups", self.mel_groups)
+        check_choice("implementation", self.implementation, IMPLEMENTATIONS)
+        check_positive("fft_n1", self.fft_n1)
+        check_positive("mel_groups", self.mel_groups)
 
     @property
     def fmax_hz(self) -> float:
@@ -320,10 +323,6 @@ class FrontEnd:
         return out
 
 
-#: The name ser_export's own code uses for its models' front-end: the same class as :class:`FrontEnd`.
-FrontendParams = FrontEnd
-
-
 def labels_for(label_set: str) -> tuple[str, ...]:
     """Return the labels of ``label_set`` in logit order."""
     try:
@@ -334,9 +333,9 @@ def labels_for(label_set: str) -> tuple[str, ...]:
         ) from None
 
 
-def input_contract(frontend: FrontendParams | None = None) -> dict:
+def input_contract(frontend: FrontEnd | None = None) -> dict:
     """The input/output contract as plain data (for metadata and the manifest)."""
-    frontend = frontend or FrontendParams()
+    frontend = frontend or FrontEnd()
     return {
         "contract_version": CONTRACT_VERSION,
         "input_name": INPUT_NAME,

@@ -22,7 +22,7 @@ import typing
 from pathlib import Path
 from typing import Mapping
 
-from .contract import GRAPH_FIELD, FrontEnd, LogTransform, _choice, _positive, declared_fields, rms_target
+from .contract import GRAPH_FIELD, FrontEnd, LogTransform, check_choice, check_positive, declared_fields, rms_target
 from .errors import SerExportError
 
 VERSION = 1
@@ -48,7 +48,7 @@ class Normalization:
     min_rms: float = 1e-4
 
     def __post_init__(self):
-        _choice("kind", self.kind, ("none", "rms"))
+        check_choice("kind", self.kind, ("none", "rms"))
 
     @property
     def target_rms(self) -> float:
@@ -75,9 +75,9 @@ class Input:
     frontend: FrontEnd | None = None
 
     def __post_init__(self):
-        _choice("dtype", self.dtype, ("float32",))
-        _choice("kind", self.kind, ("waveform", "features"))
-        _positive("sample_rate", self.sample_rate)
+        check_choice("dtype", self.dtype, ("float32",))
+        check_choice("kind", self.kind, ("waveform", "features"))
+        check_positive("sample_rate", self.sample_rate)
         if not self.shape or not isinstance(self.shape[0], str) and self.shape[0] != 1:
             raise ValueError("shape must start with the batch dimension (a name such as \"batch\")")
         if self.kind == "waveform" and (len(self.shape) != 2 or not isinstance(self.shape[1], int)):
@@ -123,7 +123,7 @@ class ModelContract:
         if self.version != VERSION:
             raise ValueError(f"version must be {VERSION}, not {self.version}")
         for t in self.targets:
-            _choice("targets", t, BACKENDS)
+            check_choice("targets", t, BACKENDS)
 
     # --------------------------------------------------------------- reading ---
     @classmethod

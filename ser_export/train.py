@@ -419,9 +419,9 @@ def checkpoint(model: VoiceEmotionCnn) -> dict:
 
 def load_checkpoint(data: Mapping, frontend=None) -> VoiceEmotionCnn:
     """Rebuild a model from :func:`checkpoint`, optionally with another front-end."""
-    from .contract import FrontendParams
+    from .contract import FrontEnd
 
-    params = frontend or FrontendParams.from_dict(data["frontend"])
+    params = frontend or FrontEnd.from_dict(data["frontend"])
     model = VoiceEmotionCnn(data["arch"], labels=data["labels"], frontend=params)
     model.load_state_dict(data["state_dict"])
     return model.eval()

@@ -1,7 +1,7 @@
 import pytest
 
 from ser_export import contract
-from ser_export.contract import FrontEnd, FrontendParams, LogTransform
+from ser_export.contract import FrontEnd, LogTransform
 from tests.e2e import ROOT
 
 RELEASE = ROOT / "saved_models"
@@ -10,7 +10,7 @@ RELEASE = ROOT / "saved_models"
 def test_input_length_is_2_1_seconds():
     assert contract.N_SAMPLES == 46305 and contract.SAMPLE_RATE == 22050
     assert contract.DURATION == pytest.approx(2.1)
-    assert FrontendParams().n_frames() == 91
+    assert FrontEnd().n_frames() == 91
 
 
 def test_label_sets():
@@ -23,16 +23,15 @@ def test_label_sets():
 
 
 def test_frontend_params_roundtrip_and_validation():
-    p = FrontendParams(pad_mode="reflect")
-    assert FrontendParams is FrontEnd  # one description of a front-end
-    assert FrontendParams.from_dict(p.to_dict()) == p
+    p = FrontEnd(pad_mode="reflect")
+    assert FrontEnd.from_dict(p.to_dict()) == p
     assert p.fmax_hz == 11025.0
     with pytest.raises(ValueError, match="pad_mode must be one of"):
         FrontEnd(pad_mode="mirror")
     with pytest.raises(ValueError, match="unknown front-end parameters"):
-        FrontendParams.from_dict({"n_fft": 2048, "bogus": 1})
+        FrontEnd.from_dict({"n_fft": 2048, "bogus": 1})
     with pytest.raises(ValueError, match="ref="):
-        FrontendParams.from_dict({"ref": "max"})
+        FrontEnd.from_dict({"ref": "max"})
 
 
 @pytest.mark.parametrize("change, what", [

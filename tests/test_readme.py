@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ser_export import docs_blocks
-from ser_export.contract import FrontendParams
+from ser_export.contract import FrontEnd
 from tests.e2e import ROOT
 
 PAGES = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8") for p in docs_blocks.pages(ROOT)}
@@ -32,7 +32,7 @@ def test_held_out_accuracies_are_the_committed_release_s():
 def test_mel_groups_as_in_the_code():
     found = _everywhere(r"projects onto the mel bands in (\d+) band-limited")
     assert found, "a page states the FFT front-end's mel groups"
-    assert all(int(m.group(1)) == FrontendParams().mel_groups for _, m in found), found
+    assert all(int(m.group(1)) == FrontEnd().mel_groups for _, m in found), found
 
 
 def test_committed_file_sizes_in_the_bench_table():

@@ -65,7 +65,7 @@ def test_schedule_single_step_runs_at_the_peak_rate():
 
 def _dataset(n_train: int, n_val: int, n_test: int, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
-    shape = (1, 128, contract.FrontendParams().n_frames(contract.N_SAMPLES))
+    shape = (1, 128, contract.FrontEnd().n_frames(contract.N_SAMPLES))
 
     def fs(n):
         return FeatureSet(features=rng.uniform(-80, 0, (n, *shape)).astype(np.float32),

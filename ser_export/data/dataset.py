@@ -22,7 +22,7 @@ import torch
 
 from .. import contract
 from ..audio import load_audio, prepare_clip
-from ..contract import FrontendParams
+from ..contract import FrontEnd
 from ..errors import AudioError, DataError, SilentAudioError
 from ..frontend import build_frontend
 from ..io import atomic_write_bytes, sha256_file
@@ -203,7 +203,7 @@ def _source_identity(u: Utterance) -> list:
 
 
 def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str],
-                  labels: Sequence[str], frontend: FrontendParams, *,
+                  labels: Sequence[str], frontend: FrontEnd, *,
                   speakers: Mapping[str, synthetic.Speaker] | None = None,
                   augment_config: AugmentConfig = AugmentConfig(), seed: int = 0,
                   cache_dir: str | os.PathLike | None = None, workers: int = 1,
@@ -217,7 +217,7 @@ def build_dataset(utterances: Sequence[Utterance], assignment: Mapping[str, str]
     assignment : mapping ``speaker_key -> split``
     labels : sequence of str
         Label set in logit order.
-    frontend : FrontendParams
+    frontend : FrontEnd
         The model's front-end parameters (features are computed with it).
     speakers : mapping ``speaker id -> synthetic.Speaker``
         Needed for synthetic utterances.

@@ -18,12 +18,12 @@ import os
 import onnx
 
 from .. import __version__, contract
-from ..contract import FrontendParams
+from ..contract import FrontEnd
 
 JSON_KEYS = ("labels", "normalization", "frontend", "contract", "state_dict_extras", "postprocessing")
 
 
-def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend: FrontendParams,
+def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend: FrontEnd,
                    training_data: str, features_output: str | None = None,
                    postprocessing: str | None = None) -> dict[str, str]:
     c = contract.input_contract(frontend)
@@ -56,7 +56,7 @@ def read_metadata(model: onnx.ModelProto | str | os.PathLike) -> dict:
     return out
 
 
-def frontend_from_metadata(meta: dict) -> FrontendParams:
+def frontend_from_metadata(meta: dict) -> FrontEnd:
     if "frontend" not in meta:
         raise ValueError("model metadata has no 'frontend' entry (not a ser_export model?)")
-    return FrontendParams.from_dict(meta["frontend"])
+    return FrontEnd.from_dict(meta["frontend"])

@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..contract import FrontendParams, labels_for, DEFAULT_LABEL_SET
+from ..contract import FrontEnd, labels_for, DEFAULT_LABEL_SET
 from ..frontend import build_frontend
 from .alexnet import alexnet_forward, build_alexnet
 from .resnet import build_resnet18, resnet18_forward
@@ -40,7 +40,7 @@ class VoiceEmotionCnn(nn.Module):
         Body architecture.
     labels : sequence of str
         Class labels in logit order; the classifier has ``len(labels)`` outputs.
-    frontend : FrontendParams
+    frontend : FrontEnd
         Parameters of the log-mel front-end (``melspec_extractor``).
 
     Notes
@@ -51,7 +51,7 @@ class VoiceEmotionCnn(nn.Module):
     """
 
     def __init__(self, arch: str = "alexnet", labels: Sequence[str] | None = None,
-                 frontend: FrontendParams | None = None):
+                 frontend: FrontEnd | None = None):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
@@ -59,7 +59,7 @@ class VoiceEmotionCnn(nn.Module):
         self.labels = tuple(labels) if labels is not None else labels_for(DEFAULT_LABEL_SET)
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be at least two distinct names, got {self.labels}")
-        self.frontend_params = frontend or FrontendParams()
+        self.frontend_params = frontend or FrontEnd()
         self.melspec_extractor = build_frontend(self.frontend_params)
         for name, module in ARCHITECTURES[arch].build(len(self.labels)).items():
             self.add_module(name, module)

@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 import pytest
 
-from ser_export.contract import FrontendParams
+from ser_export.contract import FrontEnd
 from ser_export.data import dataset as ds
 from ser_export.data.synthetic import SyntheticCorpusSpec
 from ser_export.frontend import build_frontend
@@ -21,7 +21,7 @@ def _corpus():
     return utterances, speakers, assignment
 
 
-def _build(cache_dir, frontend=FrontendParams()):
+def _build(cache_dir, frontend=FrontEnd()):
     utterances, speakers, assignment = _corpus()
     assert {u.speaker_key for u in utterances} == set(assignment)
     return ds.build_dataset(utterances, assignment, LABELS, frontend, speakers=speakers,
@@ -60,7 +60,7 @@ def test_a_change_to_pipeline_code_misses_the_cache(tmp_path, monkeypatch):
 
 def test_changed_frontend_numbers_miss_the_cache(tmp_path, monkeypatch):
     """Same code and parameters, different arithmetic (another BLAS, another CPU): the probe catches it."""
-    fe = build_frontend(FrontendParams())
+    fe = build_frontend(FrontEnd())
     before = ds.pipeline_fingerprint(fe)
     real_build = ds.build_frontend
 
@@ -69,7 +69,7 @@ def test_changed_frontend_numbers_miss_the_cache(tmp_path, monkeypatch):
         module.register_forward_hook(lambda _m, _inp, out: out + 1e-4)
         return module
 
-    after = ds.pipeline_fingerprint(perturbed(FrontendParams()))
+    after = ds.pipeline_fingerprint(perturbed(FrontEnd()))
     assert after["source"] == before["source"] and after["probe"] != before["probe"]
 
     _build(tmp_path / "c")
@@ -79,8 +79,8 @@ def test_changed_frontend_numbers_miss_the_cache(tmp_path, monkeypatch):
 
 
 def test_the_other_frontend_implementation_misses_the_cache(tmp_path):
-    a = _build(tmp_path / "c", FrontendParams(implementation="fft"))
-    b = _build(tmp_path / "c", FrontendParams(implementation="conv2d"))
+    a = _build(tmp_path / "c", FrontEnd(implementation="fft"))
+    b = _build(tmp_path / "c", FrontEnd(implementation="conv2d"))
     assert not a.cache_hit and not b.cache_hit
     assert len(_cached(tmp_path / "c")) == 2
     # Both compute the same log-mel, to the front-ends' tolerance.
@@ -106,7 +106,7 @@ def test_unknown_label_or_speaker_is_a_clear_error(bad):
         labels = LABELS
         assignment = dict(list(assignment.items())[1:])
     with pytest.raises(ds.DataError, match="label set|no split assignment"):
-        ds.build_dataset(utterances, assignment, labels, FrontendParams(), speakers=speakers,
+        ds.build_dataset(utterances, assignment, labels, FrontEnd(), speakers=speakers,
                          augment_config=ds.AugmentConfig(copies=0), cache_dir=None, progress=False)
 
 
@@ -115,7 +115,7 @@ def test_features_do_not_depend_on_the_number_of_workers(monkeypatch):
     utterances, speakers, assignment = _corpus()
 
     def build(workers):
-        return ds.build_dataset(utterances, assignment, LABELS, FrontendParams(), speakers=speakers,
+        return ds.build_dataset(utterances, assignment, LABELS, FrontEnd(), speakers=speakers,
                                 augment_config=ds.AugmentConfig(copies=1), workers=workers, progress=False)
 
     serial = build(1)
@@ -138,7 +138,7 @@ def test_a_file_unusable_when_features_are_made_is_skipped_not_fatal(tmp_path):
             (("s1", voiced), ("s2", voiced), ("s3", voiced), ("s1", gone))]
     assignment = {"c:s1": "train", "c:s2": "val", "c:s3": "test"}
     for cache_hit in (False, True):
-        got = ds.build_dataset(utts, assignment, ("neutral",), FrontendParams(), augment_config=ds.AugmentConfig(0),
+        got = ds.build_dataset(utts, assignment, ("neutral",), FrontEnd(), augment_config=ds.AugmentConfig(0),
                                cache_dir=tmp_path / "cache", progress=False)
         assert got.cache_hit == cache_hit
         assert got.skipped == {str(gone): ("missing", "no such file")}

@@ -4,7 +4,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from ser_export.contract import FrontendParams
+from ser_export.contract import FrontEnd
 from ser_export.errors import ExportError
 from ser_export.export.metadata import build_metadata, read_metadata
 from ser_export.export.onnx_export import export_onnx, serialize, set_metadata
@@ -14,7 +14,7 @@ from ser_export.models import VoiceEmotionCnn
 @pytest.fixture(scope="module")
 def alexnet_reflect():
     torch.manual_seed(0)
-    model = VoiceEmotionCnn("alexnet", frontend=FrontendParams(pad_mode="reflect")).eval()
+    model = VoiceEmotionCnn("alexnet", frontend=FrontEnd(pad_mode="reflect")).eval()
     return model, export_onnx(model)
 
 
