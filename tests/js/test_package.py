@@ -220,3 +220,38 @@ def test_the_readme_in_the_tarball_stands_on_its_own(consumer):
     assert proc.returncode == 0, proc.stderr[-2000:]
     exports = json.loads(proc.stdout)
     assert "loadClassifier" in exports and [e for e in exports if f"`{e}" not in readme] == []
+
+
+def test_npm_publish_dry_run_is_clean_and_packs_what_a_consumer_needs(tmp_path):
+    """``npm publish --dry-run`` (to an unreachable registry with a stand-in token, so nothing can be published
+    and npm has no login to warn about) prints no warning, and the tarball holds exactly the modules the
+    package's entry point reaches by its relative imports, the type declarations, README, LICENSE and
+    package.json: nothing a consumer lacks, nothing it does not need."""
+    import re
+
+    from tests.js.consumer import PACKAGE_DIR, _npm
+
+    proc = _npm(["publish", "--dry-run", "--json", "--registry", "http://127.0.0.1:9/",
+                 "--//127.0.0.1:9/:_authToken=dry-run-only", "--fetch-retries", "0", "--loglevel", "warn"],
+                cwd=PACKAGE_DIR)
+    warnings = [line for line in proc.stderr.splitlines() if re.match(r"npm (warn|WARN|ERR)", line)]
+    assert not warnings, warnings
+    packed = json.loads(proc.stdout)["ser-export-web"]
+    files = sorted(f["path"] for f in packed["files"])
+    meta = json.loads((PACKAGE_DIR / "package.json").read_text())
+    entry = meta["exports"]["."]["default"]
+    assert meta["main"] == entry and meta["types"] == meta["exports"]["."]["types"]
+    reached, todo = set(), [Path(entry).as_posix().removeprefix("./")]
+    while todo:  # the modules the entry point imports, statically or dynamically, by relative path
+        module = todo.pop()
+        if module in reached:
+            continue
+        reached.add(module)
+        code = "\n".join(line for line in (PACKAGE_DIR / module).read_text().splitlines()
+                         if not line.lstrip().startswith("//"))
+        for rel in re.findall(r"""(?:from|import\()\s*['"](\.{1,2}/[^'"]+)['"]""", code):
+            todo.append((Path(module).parent / rel).as_posix().replace("/./", "/"))
+    expected = sorted(reached | {meta["types"].removeprefix("./"), "README.md", "LICENSE", "package.json"})
+    assert files == expected, (files, expected)
+    for field in ("license", "repository", "description", "homepage", "bugs", "engines", "peerDependencies"):
+        assert meta.get(field), f"package.json has no {field}"
