@@ -10,16 +10,15 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { parseArgs } from 'node:util';
-
 import { launchOptions } from './lib/chromium.mjs';
+import { parseOrExit } from './lib/cli.mjs';
 import { serveRequests } from './lib/jsonl.mjs';
 import { startServer } from './lib/static_server.mjs';
 import { placementOfLog, staticPlacement } from './packages/ser-export-web/src/placement.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values: args } = parseArgs({ options: { backend: { type: 'string' }, bundle: { type: 'string' },
-  chromium: { type: 'string' } }, strict: true, allowPositionals: false });
+const { values: args } = parseOrExit({ options: { backend: { type: 'string' }, bundle: { type: 'string' },
+  chromium: { type: 'string' } } });
 const backend = args.backend ?? 'wasm';
 const bundle = args.bundle ?? 'all'; // onnxruntime-web build the page loads: all, or wasm (wasm backend only)
 if (bundle === 'wasm' && backend !== 'wasm') throw new Error(`the wasm-only bundle cannot run ${backend}`);

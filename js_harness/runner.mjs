@@ -25,13 +25,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
-
+import { parseOrExit } from './lib/cli.mjs';
 import { serveRequests } from './lib/jsonl.mjs';
 import { staticPlacement } from './packages/ser-export-web/src/placement.mjs';
 
 const require = createRequire(import.meta.url);
-const { values: args } = parseArgs({ options: { runtime: { type: 'string' } }, strict: true, allowPositionals: false });
+const { values: args } = parseOrExit({ options: { runtime: { type: 'string' } } });
 const runtime = args.runtime ?? 'web';
 if (!['web', 'node'].includes(runtime)) {
   process.stderr.write(`unknown runtime ${runtime}\n`);

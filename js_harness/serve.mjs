@@ -2,13 +2,11 @@
 // Then open the printed URL.  Models come from the release directory's manifest.json.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-
+import { parseOrExit } from './lib/cli.mjs';
 import { startServer } from './lib/static_server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values: args } = parseArgs({ options: { port: { type: 'string' }, models: { type: 'string' } }, strict: true,
-  allowPositionals: false });
+const { values: args } = parseOrExit({ options: { port: { type: 'string' }, models: { type: 'string' } } });
 const models = resolve(args.models ?? join(here, '..', 'saved_models'));
 const { origin } = await startServer({
   '/ort/': join(here, 'node_modules', 'onnxruntime-web', 'dist'),

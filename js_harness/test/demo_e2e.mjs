@@ -4,16 +4,15 @@
 //   node test/demo_e2e.mjs --url ... --expect-error    (prints what the page says when the model cannot load)
 //   node test/demo_e2e.mjs --url ... --mic a.wav --record-seconds 4   (records from Chromium's fake microphone
 //        playing a.wav: the live timeline while recording, then the result of the whole recording)
-import { parseArgs } from 'node:util';
-
 import { chromium } from 'playwright-core';
 
 import { launchOptions } from '../lib/chromium.mjs';
+import { parseOrExit } from '../lib/cli.mjs';
 
-const { values: args } = parseArgs({ options: {
+const { values: args } = parseOrExit({ options: {
   url: { type: 'string' }, file: { type: 'string' }, screenshot: { type: 'string' }, chromium: { type: 'string' },
   mic: { type: 'string' }, 'record-seconds': { type: 'string' }, 'expect-error': { type: 'boolean' },
-}, strict: true, allowPositionals: false });
+} });
 const { url, file, mic } = args;
 const recordSeconds = Number(args['record-seconds'] ?? '4');
 const backend = new URL(url).searchParams.get('backend') || 'wasm';

@@ -4,17 +4,16 @@
 //        --models RELEASE_DIR --audio AUDIO_DIR [--mic FILE.wav] [--no-gpu] [--timeout-s 300]
 // APP is served at / (its node_modules included) and RELEASE_DIR at /models/, AUDIO_DIR at /audio/, with
 // COOP/COEP so the page is cross-origin isolated.  --mic feeds FILE.wav to Chromium's fake microphone.
-import { parseArgs } from 'node:util';
-
 import { chromium } from 'playwright-core';
 
 import { launchOptions } from '../lib/chromium.mjs';
+import { parseOrExit } from '../lib/cli.mjs';
 import { startServer } from '../lib/static_server.mjs';
 
-const { values: args } = parseArgs({ options: {
+const { values: args } = parseOrExit({ options: {
   root: { type: 'string' }, page: { type: 'string' }, models: { type: 'string' }, audio: { type: 'string' },
   mic: { type: 'string' }, 'no-gpu': { type: 'boolean' }, 'timeout-s': { type: 'string' }, chromium: { type: 'string' },
-}, strict: true, allowPositionals: false });
+} });
 const { root, page: pagePath, mic } = args;
 const timeout = Number(args['timeout-s'] ?? '300') * 1000;
 const backend = new URL(pagePath, 'http://x').searchParams.get('backend') || 'wasm';
