@@ -7,6 +7,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ser_export import __version__
 from ser_export.io import atomic_write_text
 
 from .judge import StageResult, metric
@@ -64,6 +65,8 @@ class GateReport:
     #: A shard's record (``verify --shard K/N``): ``index``, ``count``, ``cases`` ``[start, stop)`` and
     #: ``outputs``, the folder beside the report its run is saved in (read by ``merge-reports``).
     shard: dict | None = None
+    #: The tool that wrote the report (``ser-export --version``).
+    tool: dict = dataclasses.field(default_factory=lambda: {"name": "ser_export", "version": __version__})
 
     @property
     def exit_code(self) -> int:
@@ -130,7 +133,7 @@ class GateReport:
 
     def to_dict(self) -> dict:
         rate = self.cases_checked / self.wall_s if self.wall_s else 0.0
-        return {"release_dir": self.release_dir, "config": self.config, "runners": self.runners,
+        return {"tool": self.tool, "release_dir": self.release_dir, "config": self.config, "runners": self.runners,
                 "exit_code": self.exit_code,
                 "verdict": self.verdict,
                 "error": self.error, "wall_s": round(self.wall_s, 2), "cases_checked": self.cases_checked,

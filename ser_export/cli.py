@@ -116,11 +116,24 @@ def _run_lint(args) -> int:
 
 
 def _run_setup_js(args) -> int:
-    from .jsenv import HARNESS_DIR, setup_harness
+    from .jsenv import HARNESS, setup_harness
 
     tool = setup_harness(force=args.force)
-    print(f"js_harness ready in {HARNESS_DIR} (node {tool.version} from {tool.source}: {tool.node})")
+    print(f"js_harness ready in {HARNESS.root} (npm packages in {HARNESS.install}; node {tool.version} from "
+          f"{tool.source}: {tool.node})")
     return 0
+
+
+def _run_doctor(args) -> int:
+    from .doctor import DEFAULT_REQUIRED, diagnose
+
+    try:
+        diagnosis = diagnose(required=_runtimes(args.runtimes) or DEFAULT_REQUIRED)
+    except ValueError as exc:
+        raise SerExportError(str(exc)) from None
+    for line in diagnosis.lines():
+        print(line, flush=True)
+    return diagnosis.exit_code
 
 
 def _run_verify(args) -> int:
@@ -271,15 +284,17 @@ def _run_check_browser(args) -> int:
     from parity.runners.base import RunnerError
     from parity.runners.node import find_chromium
 
+    from .doctor import chromium_version
+
     try:
         path = find_chromium()
     except RunnerError as exc:
         raise SerExportError(str(exc)) from None
     try:
-        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+        version = chromium_version(path)
     except (OSError, subprocess.SubprocessError) as exc:
         raise SerExportError(f"chromium at {path} does not run: {exc}") from None
-    print(f"chromium: {path} ({version or 'version unknown'})")
+    print(f"chromium: {path} ({version})")
     return 0
 
 
@@ -337,7 +352,10 @@ def _run_calibration(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="ser_export", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ser_export {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
     from .export.optables import BACKENDS
@@ -444,15 +462,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-takes", type=int, default=48, help="takes per emotion and test speaker (default 48)")
     p.add_argument("--draws", type=int, default=500, help="simulated draws for the noise floor (default 500)")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("setup-js", help="install the JS harness (npm ci with a node found on this machine)")
+    p = sub.add_parser("setup-js", help="install the JS harness's npm packages (npm ci with a node found here)",
+                       description="Install the JS harness's npm packages from its lock file: in a clone, into "
+                                   "js_harness/ (npm ci); from the wheel, its runtime dependencies (npm ci "
+                                   "--omit=dev) into $SER_EXPORT_JS_DIR or "
+                                   "${XDG_CACHE_HOME:-~/.cache}/ser_export/js/<hash of the lock file>. The first "
+                                   "use of a node or Chromium runtime does it too.")
     p.add_argument("--force", action="store_true")
+    p = sub.add_parser("doctor", help="say which runtimes can run here, and why not (exit 0: every required one)",
+                       description="One line per runtime: whether it can run here and why not (the Python "
+                                   "requirements, node, the JS harness's install with onnxruntime-web/-node, "
+                                   "Chromium's path and version, WebGL and WebGPU as Chromium reports them). "
+                                   "Exit 0 when every required runtime can run, 2 otherwise.")
+    p.add_argument("--runtimes", action="append", metavar="A,B",
+                   help="runtimes that must run (comma-separated or repeated; default: pytorch, onnxruntime-python, "
+                        "onnxruntime-web-wasm, onnxruntime-node, chromium-wasm); every runtime is listed")
     return parser
 
 
 COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "setup-js": _run_setup_js,
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
             "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract,
-            "card": _run_card, "calibration": _run_calibration, "merge-reports": _run_merge_reports}
+            "card": _run_card, "calibration": _run_calibration, "merge-reports": _run_merge_reports,
+            "doctor": _run_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

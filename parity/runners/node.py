@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_export.errors import ToolMissingError
-from ser_export.jsenv import HARNESS_DIR, find_node, harness_installed
+from ser_export.jsenv import HARNESS_DIR, ensure_harness, find_node
 
 from .base import Runner, RunnerError
 
@@ -50,11 +50,9 @@ class NodeHarnessRunner(Runner):
     def _start(self) -> None:
         try:
             tool = find_node()
+            ensure_harness(self.harness)  # the first use installs it (one progress line), or says what to run
         except ToolMissingError as exc:
             raise RunnerError(f"{self.name}: {exc}") from exc
-        if not harness_installed(self.harness):
-            raise RunnerError(f"{self.name}: the JS harness is not installed in {self.harness} "
-                              f"(run `python -m ser_export setup-js`)")
         self.node = tool
         self.proc = subprocess.Popen(self._command(tool.node), cwd=self.harness, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
