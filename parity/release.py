@@ -1,19 +1,19 @@
-"""The gate a build runs before it writes a release: each reduced-precision variant made, linted and judged
-against its parent on the test split (:func:`build_variants`), then every staged model and variant through
-the parity gate (:func:`run_release_gate`).  A failure refuses the release (:class:`ReleaseCheckError`)."""
+"""The gate a build runs before it writes a release: each reduced-precision variant (made, linted and serialised
+by :func:`ser_export.export.variants.make_variants`) judged against its parent on the test split
+(:func:`judge_variants`), then every staged model and variant through the parity gate
+(:func:`run_release_gate`).  A failure refuses the release (:class:`ReleaseCheckError`)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import onnx
+
 from ser_export import contract, tolerances
 from ser_export.data.dataset import FeatureSet
 from ser_export.errors import ReleaseCheckError, ToolMissingError
-from ser_export.export.lint import lint_model, require_compatible
 from ser_export.export.model_file import open_model
-from ser_export.export.onnx_export import serialize
-from ser_export.export.variants import (METHOD, PRECISION, TOLERANCE_CLASS, classifier_model, make_variant,
-                                        run_batches, session, variant_file)
+from ser_export.export.variants import MadeVariant, classifier_model, run_batches, session
 
 from . import judge
 from .cases import draw_cases
@@ -25,30 +25,25 @@ from .runners import RunnerError
 from .variants import HeldOut, check_variant
 
 
-def build_variants(proto, parent_sha: str, parent_file: str, arch: str, test: FeatureSet, names: Sequence[str],
-                   backends: Sequence[str], tables, log: Callable[[str], None]) -> dict[str, tuple[bytes, dict]]:
-    """Each variant of one model: ``name -> (bytes, manifest entry)``.  Every variant passes the operator lint on
-    the backends it declares (those of the build's targets it can run; none at all is an error) and is judged
-    against the parent on the test split's log-mel features under its tolerance class (a failure refuses the
-    release).  ``test``: the build's test split; ``names``: the variants to make; ``backends``: the build's
-    targets; ``log``: where progress lines go."""
+def judge_variants(parent: onnx.ModelProto, made: Mapping[str, MadeVariant], arch: str,
+                   test: FeatureSet) -> dict[str, dict]:
+    """Each variant ``made`` of one model (:func:`ser_export.export.variants.make_variants`) judged against its
+    ``parent`` on the test split's log-mel features (``test``: the build's test split, augmented copies left
+    out) under its tolerance class; a failure refuses the release (:class:`ReleaseCheckError`).
+
+    Returns ``name -> figures`` for the manifest's ``vs_parent`` (``{"heldout": ...}``; empty when the split
+    has no clips)."""
     keep = ~test.augmented
     feats, targets = test.features[keep], test.targets[keep]
-    parent_logits = run_batches(session(classifier_model(proto, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
+    parent_logits = run_batches(session(classifier_model(parent, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
                                 feats) if len(targets) else None
     out = {}
-    for name in names:
-        child = make_variant(proto, name, parent_sha, contract.FEATURES_NAME)
-        lint = lint_model(child, backends, tables)
-        declared = [b for b in backends if lint.compatible(b)]
-        if not declared:
-            require_compatible(lint, backends, what=f"{arch} {name} variant")
-        blob = serialize(child)
-        cls = TOLERANCE_CLASS[name]
+    for name, variant in made.items():
         figures: dict[str, dict] = {}
         if parent_logits is not None:
-            logits = run_batches(session(classifier_model(child, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
-                                 feats)
+            logits = run_batches(session(classifier_model(variant.proto, contract.FEATURES_NAME,
+                                                          contract.OUTPUT_NAME), 2), feats)
+            cls = variant.tolerance_class
             results = judge.judge_vs_parent(f"{arch}.{name}", "onnxruntime-python", arch, logits, parent_logits,
                                             [f"test clip {i}" for i in range(len(targets))], None,
                                             tolerances.for_class(cls), judge.HELDOUT, targets=targets, class_name=cls)
@@ -62,14 +57,7 @@ def build_variants(proto, parent_sha: str, parent_file: str, arch: str, test: Fe
                                   "top1_agreement_ties_excused": top1.metrics["agreement"],
                                   "accuracy": acc.metrics["accuracy"], "parent_accuracy": acc.metrics["parent_accuracy"],
                                   "accuracy_drop": acc.metrics["drop"], "max_abs_logit_diff": results[0].max_abs}
-        out[name] = (blob, {
-            "file": variant_file(parent_file, name), "bytes": len(blob), "parent_sha256": parent_sha,
-            "tolerance_class": cls, "precision": PRECISION[name], "method": METHOD[name], "ops": lint.ops,
-            "backends": lint.backends_dict(), "declared_backends": declared, "vs_parent": figures})
-        log(f"{arch}: {name} variant {len(blob) / 1e6:.2f} MB, declares {', '.join(declared)}"
-             + (f"; held-out top-1 agreement {100 * figures['heldout']['top1_agreement']:.1f} %, accuracy "
-                f"{100 * figures['heldout']['accuracy']:.1f} % (parent {100 * figures['heldout']['parent_accuracy']:.1f} %)"
-                if figures else ""))
+        out[name] = figures
     return out
 
 

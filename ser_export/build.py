@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -13,11 +11,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from . import __version__, contract, tolerances
+from . import contract, tolerances
 from .contract import FrontEnd
 from .data import synthetic
-from .data.corpora import ScanReport, Utterance, scan_corpus
-from .data.dataset import AugmentConfig, Dataset, build_dataset, describe_utterances, synthetic_utterances
+from .data.corpora import ScanReport, Utterance
+from .data.dataset import AugmentConfig, Dataset, build_dataset, describe_utterances
+from .data.gather import gather_data
 from .data.split import check_split, split_speakers
 from .errors import SerExportError
 from .export.lint import lint_model, require_compatible
@@ -25,17 +24,19 @@ from .export.metadata import build_metadata
 from .export.model_card import render_model_card
 from .export.onnx_export import export_onnx, serialize, set_metadata
 from .export.recover import require_recoverable
-from .export.variants import VARIANTS
+from .export.variants import METHOD, PRECISION, VARIANTS, MadeVariant, make_variants
 from .export.optables import BACKENDS, load_tables
 from parity.golden import golden_record
 from parity.heldout import check_heldout
-from parity.release import build_variants, run_release_gate
+from parity.release import judge_variants, run_release_gate
 
-from .export.release import MANIFEST_FORMAT, MANIFEST_VERSION, MODEL_CARD, ReleaseWriter, read_manifest
+from .export.release import MODEL_CARD, ReleaseWriter, read_manifest
 from .io import atomic_write_bytes, sha256_file
 from . import numenv
 from .distributed import Distributed
+from . import manifest as layout
 from .manifest import MANIFEST, Manifest, same_but_timings, with_timings_of
+from .toolchain import library_versions, package_version
 from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
@@ -97,46 +98,8 @@ class BuildOptions:
             raise SerExportError(f"unknown variants {bad}; choose from {list(VARIANTS)}")
 
 
-def library_versions() -> dict[str, str]:
-    import librosa
-    import onnx
-    import onnxruntime
-    import onnxsim
-    import scipy
-
-    from .jsenv import HARNESS_DIR
-
-    versions = {"python": platform.python_version(), "ser_export": __version__, "torch": torch.__version__,
-                "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-                "onnxsim": getattr(onnxsim, "__version__", "unknown"), "numpy": np.__version__,
-                "scipy": scipy.__version__, "librosa": librosa.__version__}
-    pkg = HARNESS_DIR / "node_modules" / "onnxruntime-web" / "package.json"
-    if pkg.exists():
-        versions["onnxruntime-web"] = json.loads(pkg.read_text())["version"]
-    return versions
-
-
 #: OOD evaluation clips per family, per profile.
 OOD_PER_FAMILY = {"default": 8, "quick": 4}
-
-
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def manifest_postprocessing(ev: Evaluation) -> dict:
-    """The manifest's ``postprocessing`` entry: the parameters (the OOD statistics stay in the
-    model's metadata) and the build's evaluation."""
-    pp = ev.postprocessing.to_dict()
-    return {"temperature": pp["temperature"], "confident_probability": pp["confident_probability"],
-            "vad": pp["vad"], "ood": {k: pp["ood"][k] for k in ("score", "statistics", "quantile", "threshold")},
-            "confidence": pp["confidence"],
-            "evaluation": ev.report}
 
 
 def describe_evaluation(r: dict) -> str:
@@ -154,25 +117,11 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def gather_data(opts: BuildOptions, labels: tuple[str, ...]) -> tuple[list[Utterance], dict, dict, dict]:
-    """Utterances, synthetic speakers (if any), a description of the data and the corpora's scan reports."""
-    if not opts.data:
-        spec = dataclasses.replace(CORPUS_PROFILES[opts.profile], labels=labels, seed=opts.seed)
-        utterances, speakers = synthetic_utterances(spec)
-        desc = {"name": f"ser_export synthetic emotional speech (synthesis v{synthetic.SYNTH_VERSION}, "
-                        f"{spec.n_speakers} speakers x {len(labels)} emotions x {spec.takes} takes)",
-                "synthetic": True, "spec": {"n_speakers": spec.n_speakers, "takes": spec.takes,
-                                            "seed": spec.seed, "synth_version": synthetic.SYNTH_VERSION}}
-        return utterances, speakers, desc, {}
-    utterances = []
-    reports = {}
-    for corpus, path in sorted(opts.data.items()):
-        found, report = scan_corpus(corpus, path, labels, opts.label_set, progress=opts.progress)
-        utterances += found
-        reports[corpus] = report
-        _log(f"{corpus}: {report.summary()}")
-    desc = {"name": " + ".join(sorted(opts.data)), "synthetic": False}
-    return utterances, {}, desc, reports
+def _log_variant(arch: str, v: MadeVariant, vs_parent: Mapping) -> None:
+    held = vs_parent.get("heldout")
+    _log(f"{arch}: {v.name} variant {len(v.blob) / 1e6:.2f} MB, declares {', '.join(v.declared_backends)}"
+         + (f"; held-out top-1 agreement {100 * held['top1_agreement']:.1f} %, accuracy "
+            f"{100 * held['accuracy']:.1f} % (parent {100 * held['parent_accuracy']:.1f} %)" if held else ""))
 
 
 def _drop_skipped(utterances: list[Utterance], skipped: Mapping[str, tuple[str, str]],
@@ -266,7 +215,11 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     labels = contract.labels_for(opts.label_set)
     frontend = FrontEnd(pad_mode=opts.pad_mode, implementation=opts.frontend)
 
-    utterances, speakers, data_desc, reports = gather_data(opts, labels)
+    gathered = gather_data(opts.data, labels, opts.label_set,
+                           dataclasses.replace(CORPUS_PROFILES[opts.profile], labels=labels, seed=opts.seed),
+                           progress=opts.progress, log=_log)
+    utterances, speakers, data_desc, reports = (gathered.utterances, gathered.speakers, gathered.description,
+                                                gathered.reports)
     assignment = split_speakers(utterances, seed=opts.seed)
     check_split(utterances, assignment, labels)
     vad_path = packaged_vad_path()
@@ -301,10 +254,11 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     _log(f"features: {', '.join(f'{s} {len(f)}' for s, f in dataset.splits.items())} clips "
          f"({'cache hit' if dataset.cache_hit else f'{time.perf_counter() - t0:.0f} s'})")
 
-    models: dict[str, dict] = {}
+    models: dict[str, layout.ModelRecord] = {}
     timings: dict[str, float] = {}
     staged: dict[str, Path] = {}
     staged_variants: dict[str, dict[str, tuple[Path, dict]]] = {}
+    variant_records: dict[str, dict[str, layout.VariantRecord]] = {}
     golden: dict[str, dict] = {}
     with ReleaseWriter(opts.out_dir) as writer:
         for arch in opts.archs:
@@ -345,38 +299,37 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
             staged[arch] = writer.staged_path(file_name)
             golden[arch] = golden_record(result.model, labels)
             t0 = time.perf_counter()
-            staged_variants[arch] = {}
-            for name, (vblob, ventry) in build_variants(proto, sha, file_name, arch, dataset.splits["test"],
-                                                        opts.variants, opts.backends, tables, _log).items():
-                ventry["sha256"] = writer.add(ventry["file"], vblob)
-                staged_variants[arch][name] = (writer.staged_path(ventry["file"]), ventry)
+            made = make_variants(proto, sha, file_name, arch, opts.variants, opts.backends, tables)
+            vs_parent = judge_variants(proto, made, arch, dataset.splits["test"])
+            staged_variants[arch], variant_records[arch] = {}, {}
+            for name, v in made.items():
+                _log_variant(arch, v, vs_parent[name])
+                record = layout.VariantRecord(
+                    file=v.file, bytes=len(v.blob), parent_sha256=v.parent_sha256, tolerance_class=v.tolerance_class,
+                    precision=PRECISION[name], method=METHOD[name], ops=v.lint.ops, backends=v.lint.backends_dict(),
+                    declared_backends=list(v.declared_backends), vs_parent=vs_parent[name],
+                    sha256=writer.add(v.file, v.blob))
+                variant_records[arch][name] = record
+                staged_variants[arch][name] = (writer.staged_path(v.file), record.to_dict())
             timings[f"variants_{arch}"] = time.perf_counter() - t0
             plot_names = {}
             for kind, png in _plots(result, arch, labels, ev).items():
                 name = f"{Path(file_name).stem}_{kind}.png"
                 writer.add(name, png)
                 plot_names[kind] = name
-            models[arch] = {
-                "file": file_name, "sha256": sha, "bytes": len(blob), "arch": arch,
-                "description": ARCHITECTURES[arch].description, "opset": lint.opset, "ops": lint.ops,
-                "backends": lint.backends_dict(),
-                "input": {"name": contract.INPUT_NAME, "shape": ["batch", contract.N_SAMPLES], "dtype": "float32"},
-                "output": {"name": contract.OUTPUT_NAME, "shape": ["batch", len(labels)], "dtype": "float32",
-                           "kind": "logits"},
-                "labels": list(labels), "frontend": frontend.to_dict(),
-                "training": {"config": dataclasses.asdict(config), "profile": opts.profile,
-                             "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-                             "stopped_early": result.stopped_early, "history": result.history,
-                             **({"distributed": {"world_size": dist.world_size, "backend": dist.backend,
-                                                 "numeric_env": numeric_env_per_rank}}
-                                if dist.enabled else {})},
-                "held_out": {"test": result.test_report,
-                             "val": {k: result.val_report[k] for k in ("accuracy", "macro_f1", "n")}},
-                "release_check": release_check,
-                "golden": golden[arch],
-                "plots": plot_names,
-                "postprocessing": manifest_postprocessing(ev),
-            }
+            distributed = ({"world_size": dist.world_size, "backend": dist.backend,
+                            "numeric_env": numeric_env_per_rank} if dist.enabled else None)
+            models[arch] = layout.ModelRecord(
+                file=file_name, sha256=sha, bytes=len(blob), arch=arch, description=ARCHITECTURES[arch].description,
+                opset=lint.opset, ops=lint.ops, backends=lint.backends_dict(), labels=list(labels),
+                frontend=frontend.to_dict(),
+                training=layout.TrainingRecord(
+                    config=dataclasses.asdict(config), profile=opts.profile, epochs_run=len(result.history),
+                    best_epoch=result.best_epoch, stopped_early=result.stopped_early, history=result.history,
+                    distributed=distributed),
+                test_report=result.test_report, val_report=result.val_report, release_check=release_check,
+                golden=golden[arch], plots=plot_names,
+                postprocessing=layout.postprocessing_entry(ev.postprocessing.to_dict(), ev.report))
         vad_bytes = vad_path.read_bytes()
         writer.add(VAD_FILE, vad_bytes)
         t0 = time.perf_counter()
@@ -385,26 +338,18 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
                                 (opts.cache_dir / "counterexamples") if opts.cache_dir else None, _log,
                                 staged_variants)
         timings["parity_gate"] = time.perf_counter() - t0
-        for arch in models:
-            models[arch]["parity"] = gate[arch]
-            if staged_variants.get(arch):
-                models[arch]["variants"] = {}
-            for name, (_path, ventry) in staged_variants.get(arch, {}).items():
-                vf = dict(gate[f"{arch}.{name}"])
-                ventry["gate_runtimes"] = vf.pop("runtimes")
-                ventry["vs_parent"]["gate_cases"] = vf
-                models[arch]["variants"][name] = ventry
-        manifest = {
-            "format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
-            "contract": contract.input_contract(frontend), "labels": list(labels), "label_set": opts.label_set,
-            "training_data": data_desc, "tolerances": tolerances.load(), "libraries": library_versions(),
-            "build": {"profile": opts.profile, "seed": opts.seed, "opset": opts.opset, "pad_mode": opts.pad_mode,
-                      "frontend": opts.frontend, "target_backends": list(opts.backends),
-                      "numeric_env": numeric_env, **({"unpinned": unpinned} if unpinned else {})},
-            "models": models,
-            "vad": {"file": VAD_FILE, "sha256": sha256_file(vad_path), "bytes": len(vad_bytes), "source": VAD_SOURCE,
-                    "license": VAD_LICENSE, "version": _package_version("silero-vad")},
-        }
+        for arch, record in models.items():
+            models[arch] = dataclasses.replace(record, parity=gate[arch], variants={
+                name: v.after_gate(gate[f"{arch}.{name}"]) for name, v in variant_records.get(arch, {}).items()})
+        manifest = layout.assemble(
+            contract=contract.input_contract(frontend), labels=list(labels), label_set=opts.label_set,
+            training_data=data_desc, tolerances=tolerances.load(), libraries=library_versions(),
+            build=layout.BuildRecord(profile=opts.profile, seed=opts.seed, opset=opts.opset, pad_mode=opts.pad_mode,
+                                     frontend=opts.frontend, target_backends=list(opts.backends),
+                                     numeric_env=numeric_env, unpinned=list(unpinned)),
+            models=models,
+            vad=layout.VadRecord(file=VAD_FILE, sha256=sha256_file(vad_path), bytes=len(vad_bytes),
+                                 source=VAD_SOURCE, license=VAD_LICENSE, version=package_version("silero-vad")))
         try:
             previous = read_manifest(opts.out_dir, missing_ok=True)
         except (OSError, ValueError):

@@ -400,3 +400,153 @@ class Manifest:
             raise ManifestError(f"{exc} (not a ser_export release directory?)" if exc.problem == "no such file"
                                 else str(exc)) from None
         return cls.from_dict(data, str(path))
+
+
+# ---------------------------------------------------------------- assembly ----
+# What the build writes, assembled here in the order the model card renders in (``manifest.json`` itself is
+# written with sorted keys); :func:`assemble` then :meth:`Manifest.from_dict` at commit.
+def _fields(record: Any, omit_empty: tuple[str, ...] = ()) -> dict:
+    """A record's fields in declaration order, leaving out those of ``omit_empty`` that are empty/None."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)
+            if not (f.name in omit_empty and not getattr(record, f.name))}
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantRecord:
+    """``models.<arch>.variants.<name>``: ``vs_parent`` holds the build's figures on the test split
+    (``heldout``) and, once the gate ran, on its cases (``gate_cases``)."""
+
+    file: str
+    bytes: int
+    parent_sha256: str
+    tolerance_class: str
+    precision: str
+    method: str
+    ops: Mapping[str, int]
+    backends: Mapping[str, Any]
+    declared_backends: list[str]
+    vs_parent: Mapping[str, Any]
+    sha256: str
+    gate_runtimes: list[str] | None = None
+
+    def after_gate(self, figures: Mapping[str, Any]) -> "VariantRecord":
+        """With the release gate's figures for this variant (its ``runtimes`` and the rest, ``gate_cases``)."""
+        cases = dict(figures)
+        runtimes = cases.pop("runtimes")
+        return dataclasses.replace(self, gate_runtimes=runtimes, vs_parent={**self.vs_parent, "gate_cases": cases})
+
+    def to_dict(self) -> dict:
+        return _fields(self, omit_empty=("gate_runtimes",))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRecord:
+    """``models.<arch>.training``: ``distributed`` only for a ``torchrun`` build."""
+
+    config: Mapping[str, Any]
+    profile: str
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    history: list
+    distributed: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict:
+        return _fields(self, omit_empty=("distributed",))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord:
+    """``models.<arch>``: the model file, its lint, its training and evaluation and (after the gate) its
+    ``parity`` figures and ``variants`` (none: left out).  ``input``/``output`` follow the contract."""
+
+    file: str
+    sha256: str
+    bytes: int
+    arch: str
+    description: str
+    opset: int
+    ops: Mapping[str, int]
+    backends: Mapping[str, Any]
+    labels: list[str]
+    frontend: Mapping[str, Any]
+    training: TrainingRecord
+    test_report: Mapping[str, Any]
+    val_report: Mapping[str, Any]
+    release_check: Mapping[str, Any]
+    golden: Mapping[str, Any]
+    plots: Mapping[str, str]
+    postprocessing: Mapping[str, Any]
+    parity: Mapping[str, Any] | None = None
+    variants: Mapping[str, VariantRecord] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        from . import contract
+
+        out = {"file": self.file, "sha256": self.sha256, "bytes": self.bytes, "arch": self.arch,
+               "description": self.description, "opset": self.opset, "ops": self.ops, "backends": self.backends,
+               "input": {"name": contract.INPUT_NAME, "shape": ["batch", contract.N_SAMPLES], "dtype": "float32"},
+               "output": {"name": contract.OUTPUT_NAME, "shape": ["batch", len(self.labels)], "dtype": "float32",
+                          "kind": "logits"},
+               "labels": list(self.labels), "frontend": self.frontend, "training": self.training.to_dict(),
+               "held_out": {"test": self.test_report,
+                            "val": {k: self.val_report[k] for k in ("accuracy", "macro_f1", "n")}},
+               "release_check": self.release_check, "golden": self.golden, "plots": self.plots,
+               "postprocessing": self.postprocessing}
+        if self.parity is not None:
+            out["parity"] = self.parity
+        if self.variants:
+            out["variants"] = {name: v.to_dict() for name, v in self.variants.items()}
+        return out
+
+
+def postprocessing_entry(parameters: Mapping[str, Any], evaluation: Mapping[str, Any]) -> dict:
+    """``models.<arch>.postprocessing``: the post-processing ``parameters`` (``Postprocessing.to_dict()``; the
+    OOD statistics stay in the model's metadata) and the build's ``evaluation`` report."""
+    return {"temperature": parameters["temperature"], "confident_probability": parameters["confident_probability"],
+            "vad": parameters["vad"],
+            "ood": {k: parameters["ood"][k] for k in ("score", "statistics", "quantile", "threshold")},
+            "confidence": parameters["confidence"], "evaluation": evaluation}
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildRecord:
+    """``build``: how the release was built (``unpinned``: only when the toolchain was not the pinned one)."""
+
+    profile: str
+    seed: int
+    opset: int
+    pad_mode: str
+    frontend: str
+    target_backends: list[str]
+    numeric_env: Mapping[str, Any] | None = None  # every build records it; releases before it have none
+    unpinned: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return _fields(self, omit_empty=("numeric_env", "unpinned"))
+
+
+@dataclasses.dataclass(frozen=True)
+class VadRecord:
+    """``vad``: the voice-activity model shipped with the release."""
+
+    file: str
+    sha256: str
+    bytes: int
+    source: str
+    license: str
+    version: str
+
+    def to_dict(self) -> dict:
+        return _fields(self)
+
+
+def assemble(*, contract: Mapping[str, Any], labels: list[str], label_set: str, training_data: Mapping[str, Any],
+             tolerances: Mapping[str, Any], libraries: Mapping[str, str], build: BuildRecord,
+             models: Mapping[str, ModelRecord], vad: VadRecord) -> dict:
+    """The manifest the build writes, as JSON data (``files`` is added when the release is committed; it is
+    checked against :data:`LAYOUT` by :meth:`Manifest.from_dict` before anything is written)."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "contract": contract, "labels": list(labels),
+            "label_set": label_set, "training_data": training_data, "tolerances": tolerances,
+            "libraries": libraries, "build": build.to_dict(),
+            "models": {arch: m.to_dict() for arch, m in models.items()}, "vad": vad.to_dict()}

@@ -70,3 +70,39 @@ def differences(path: Path = CONSTRAINTS) -> list[str]:
         if not same_release(installed, pinned_version(spec)):
             out.append(f"{name} {installed} is installed, {path.name} pins {pinned_version(spec)}")
     return out
+
+
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name`` (``"unknown"`` when it is not installed)."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries that make a release (the manifest's ``libraries``): Python, ser_export,
+    torch, onnx, onnxruntime, onnxsim, NumPy, SciPy, librosa and, once the JS harness is installed,
+    onnxruntime-web."""
+    import json
+    import platform
+
+    import librosa
+    import numpy as np
+    import onnx
+    import onnxruntime
+    import onnxsim
+    import scipy
+    import torch
+
+    from . import __version__
+    from .jsenv import HARNESS_DIR
+
+    versions = {"python": platform.python_version(), "ser_export": __version__, "torch": torch.__version__,
+                "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+                "onnxsim": getattr(onnxsim, "__version__", "unknown"), "numpy": np.__version__,
+                "scipy": scipy.__version__, "librosa": librosa.__version__}
+    pkg = HARNESS_DIR / "node_modules" / "onnxruntime-web" / "package.json"
+    if pkg.exists():
+        versions["onnxruntime-web"] = json.loads(pkg.read_text())["version"]
+    return versions

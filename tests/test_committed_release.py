@@ -28,7 +28,7 @@ EXPORT_TOOLCHAIN = ("torch", "onnx", "onnxsim")
 
 
 def _toolchain_differences() -> list[str]:
-    from ser_export.build import library_versions
+    from ser_export.toolchain import library_versions
 
     now, then = library_versions(), MANIFEST["libraries"]
     return [f"{name} {then.get(name)} (release) vs {now[name]} (installed)"

@@ -65,3 +65,63 @@ def test_spec_at_follows_the_layout():
     assert spec_at("models.alexnet.sha256").allows("ab") and not spec_at("models.alexnet.sha256").allows(1)
     assert spec_at("models.alexnet.training.history[3].lr").allows(0.1)
     assert spec_at("models.alexnet.nope") is None
+
+
+def _assembled(data: dict, **change) -> dict:
+    """The committed manifest put together again by :func:`ser_export.manifest.assemble` from its parts, as the
+    build does (``change``: fields of the build record to replace)."""
+    import dataclasses
+
+    from ser_export import manifest as layout
+
+    models = {}
+    for arch, e in data["models"].items():
+        t = e["training"]
+        variants = {name: layout.VariantRecord(
+            **{k: v[k] for k in ("file", "bytes", "parent_sha256", "tolerance_class", "precision", "method", "ops",
+                                 "backends", "declared_backends", "sha256")},
+            vs_parent={k: x for k, x in v["vs_parent"].items() if k != "gate_cases"},
+        ).after_gate({**v["vs_parent"]["gate_cases"], "runtimes": v["gate_runtimes"]})
+            for name, v in (e.get("variants") or {}).items()}
+        models[arch] = layout.ModelRecord(
+            **{k: e[k] for k in ("file", "sha256", "bytes", "arch", "description", "opset", "ops", "backends",
+                                 "labels", "frontend", "release_check", "golden", "plots", "parity")},
+            training=layout.TrainingRecord(**{k: t[k] for k in ("config", "profile", "epochs_run", "best_epoch",
+                                                                "stopped_early", "history")}),
+            test_report=e["held_out"]["test"], val_report={**e["held_out"]["val"], "not_written": 1},
+            postprocessing=layout.postprocessing_entry(
+                {k: v for k, v in e["postprocessing"].items() if k != "evaluation"} | {"ood": {
+                    **e["postprocessing"]["ood"], "mean": [0.0]}}, e["postprocessing"]["evaluation"]),
+            variants=variants)
+    build = dataclasses.replace(layout.BuildRecord(**data["build"]), **change)
+    out = layout.assemble(contract=data["contract"], labels=data["labels"], label_set=data["label_set"],
+                          training_data=data["training_data"], tolerances=data["tolerances"],
+                          libraries=data["libraries"], build=build, models=models, vad=layout.VadRecord(**data["vad"]))
+    return dict(out, files=data["files"])
+
+
+def test_the_assembly_writes_the_committed_manifest_byte_for_byte():
+    """``assemble`` is the one place the build's manifest is put together: from the committed release's parts it
+    gives the committed file's bytes (written as ReleaseWriter writes it), fits the layout, and keeps the order
+    the build has always used (the model card renders in it)."""
+    path = ROOT / "saved_models" / "manifest.json"
+    again = _assembled(COMMITTED)
+    assert json.dumps(again, indent=2, sort_keys=True) + "\n" == path.read_text()
+    Manifest.from_dict(json.loads(json.dumps(again)))
+    assert list(again) == ["format", "format_version", "contract", "labels", "label_set", "training_data",
+                           "tolerances", "libraries", "build", "models", "vad", "files"]
+    assert list(again["models"]["alexnet"]) == [
+        "file", "sha256", "bytes", "arch", "description", "opset", "ops", "backends", "input", "output", "labels",
+        "frontend", "training", "held_out", "release_check", "golden", "plots", "postprocessing", "parity",
+        "variants"]
+    assert list(again["models"]["alexnet"]["variants"]["fp16"]) == [
+        "file", "bytes", "parent_sha256", "tolerance_class", "precision", "method", "ops", "backends",
+        "declared_backends", "vs_parent", "sha256", "gate_runtimes"]
+    assert list(again["models"]["alexnet"]["variants"]["fp16"]["vs_parent"]) == ["heldout", "gate_cases"]
+
+
+def test_the_build_record_leaves_out_what_it_lacks():
+    env = {"version": 1, "env": {}, "intra_op_threads": 1, "interop_threads": 1, "comparable": True}
+    build = _assembled(COMMITTED, numeric_env=env, unpinned=["torch 2.0 is installed"])["build"]
+    assert list(build)[-2:] == ["numeric_env", "unpinned"] and build["unpinned"] == ["torch 2.0 is installed"]
+    assert "unpinned" not in _assembled(COMMITTED)["build"] and "numeric_env" not in _assembled(COMMITTED)["build"]

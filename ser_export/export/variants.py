@@ -27,12 +27,16 @@ import dataclasses
 import json
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..contract import FEATURES_NAME
 from ..errors import ExportError
+from .lint import LintReport, lint_model, require_compatible
+from .onnx_export import serialize
 
 #: The variants the build makes, in order, and the tolerance class each is judged by
 #: (``tolerances.json``'s ``classes``).
@@ -216,5 +220,42 @@ def run_batches(sess, x: np.ndarray, batch: int = 32) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class MadeVariant:
+    """One variant of a release model, made, linted and serialised (not yet judged against its parent).
+
+    ``declared_backends``: the build's targets whose operator lint it passes (never empty)."""
+
+    name: str
+    file: str
+    parent_sha256: str
+    proto: onnx.ModelProto = dataclasses.field(repr=False)
+    blob: bytes = dataclasses.field(repr=False)
+    lint: LintReport = dataclasses.field(repr=False)
+    declared_backends: tuple[str, ...] = ()
+
+    @property
+    def tolerance_class(self) -> str:
+        return TOLERANCE_CLASS[self.name]
+
+
+def make_variants(parent: onnx.ModelProto, parent_sha256: str, parent_file: str, arch: str,
+                  names: Sequence[str], backends: Sequence[str], tables) -> dict[str, MadeVariant]:
+    """Each of ``names`` made of ``parent`` (:func:`make_variant`), linted on the build's target ``backends``
+    with the operator ``tables`` and serialised: ``name -> MadeVariant``.  A variant declares the targets whose
+    lint it passes; one that passes none is refused (:func:`ser_export.export.lint.require_compatible`)."""
+    out = {}
+    for name in names:
+        child = make_variant(parent, name, parent_sha256, FEATURES_NAME)
+        lint = lint_model(child, backends, tables)
+        declared = tuple(b for b in backends if lint.compatible(b))
+        if not declared:
+            require_compatible(lint, backends, what=f"{arch} {name} variant")
+        out[name] = MadeVariant(name, variant_file(parent_file, name), parent_sha256, child, serialize(child), lint,
+                                declared)
+    return out
+
+
 __all__ = ["VARIANTS", "TOLERANCE_CLASS", "METADATA_KEY", "variant_file", "classifier_nodes", "to_fp16", "to_int8",
-           "make_variant", "classifier_model", "session", "run_batches", "VariantInfo"]
+           "make_variant", "classifier_model", "session", "run_batches", "VariantInfo",
+           "MadeVariant", "make_variants"]

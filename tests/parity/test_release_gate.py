@@ -1,13 +1,15 @@
 """The gate a build runs on its staged files (:func:`parity.release.run_release_gate`), on the committed AlexNet
 and its variants: figures for the manifest when they pass, the release refused when the model is changed.
-onnxruntime-python only, 3 cases: about 10 s each."""
+onnxruntime-python only, 3 cases: about 10 s each.  And the variants the build makes
+(:func:`ser_export.export.variants.make_variants`, the committed files' bytes) judged against their parent
+(:func:`parity.release.judge_variants`)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from parity.release import run_release_gate
+from parity.release import judge_variants, run_release_gate
 from ser_export.errors import ReleaseCheckError
 from tests.e2e import ROOT
 from tests.parity import tamper
@@ -38,3 +40,53 @@ def test_a_changed_model_is_refused(tmp_path):
     tamper.change_weight(release / MODEL)
     with pytest.raises(ReleaseCheckError, match=r"^alexnet: release refused by the parity gate: .*golden_logits"):
         _gate(release)
+
+
+def _made(parent_path):
+    import hashlib
+
+    import onnx
+
+    from ser_export.export.optables import load_tables
+    from ser_export.export.variants import make_variants
+
+    raw = parent_path.read_bytes()
+    return make_variants(onnx.load_from_string(raw), hashlib.sha256(raw).hexdigest(), MODEL, "alexnet",
+                         ("fp16", "int8"), ("wasm", "webgl", "webgpu"), load_tables())
+
+
+def _test_split(n=12):
+    import numpy as np
+
+    from ser_export.data.dataset import FeatureSet
+
+    rng = np.random.default_rng(0)
+    return FeatureSet(features=(rng.standard_normal((n, 1, 128, 91)) * 20 - 40).astype(np.float32),
+                      targets=rng.integers(0, 7, n), speakers=[f"s:{i}" for i in range(n)],
+                      augmented=np.arange(n) % 4 == 3, vad_frames=np.zeros((n, 4), np.float32))
+
+
+def test_the_variants_made_are_the_committed_ones_and_pass_against_their_parent():
+    import onnx
+
+    release = ROOT / "saved_models"
+    entry = json.loads((release / "manifest.json").read_text())["models"]["alexnet"]
+    made = _made(release / MODEL)
+    for name, v in made.items():
+        declared = entry["variants"][name]
+        assert v.blob == (release / declared["file"]).read_bytes()
+        assert list(v.declared_backends) == declared["declared_backends"] and v.lint.ops == declared["ops"]
+    figures = judge_variants(onnx.load(str(release / MODEL)), made, "alexnet", _test_split())
+    assert set(figures) == {"fp16", "int8"}
+    for f in figures.values():
+        assert f["heldout"]["n"] == 9 and f["heldout"]["top1_agreement"] > 0.8
+
+
+def test_a_variant_that_strays_from_its_parent_is_refused(tmp_path):
+    import onnx
+
+    release = tamper.copy_release(ROOT / "saved_models", tmp_path / "r").parent
+    made = _made(release / MODEL)
+    tamper.change_weight(release / MODEL, factor=3.0)  # the parent changed after its variants were made
+    with pytest.raises(ReleaseCheckError, match=r"^alexnet fp16 variant: release refused: "):
+        judge_variants(onnx.load(str(release / MODEL)), made, "alexnet", _test_split())
