@@ -15,7 +15,7 @@ import numpy as np
 
 from ser_export.frontend.reference import features_reference
 
-from .cases import CaseSpec, draw_cases, render
+from .cases import N, CaseSpec, draw_cases, render
 from .runners import BASELINE, RUNNERS, Runner, RunnerError
 from .shard import Shard
 
@@ -53,8 +53,6 @@ class GateConfig:
             raise ValueError("examples must be at least 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if self.shard is not None:
-            self.shard.bounds(self.examples, self.batch_size)  # more shards than batches: refused here
 
     @property
     def runs_once_per_model(self) -> bool:
@@ -102,7 +100,9 @@ class Cases:
         """Render ``specs`` (at our models' rate and length unless given); ``all_in_contract``: the
         model takes any waveform (no normalisation), so every case is checked end to end."""
         kw = {} if sample_rate is None else {"sample_rate": sample_rate, "n_samples": n_samples, "rms": rms}
-        return cls(list(specs), np.stack([render(s, **kw) for s in specs]), [s.label() for s in specs],
+        empty = np.zeros((0, N if n_samples is None else n_samples), np.float32)  # a shard with no case
+        return cls(list(specs), np.stack([render(s, **kw) for s in specs]) if specs else empty,
+                   [s.label() for s in specs],
                    np.asarray([all_in_contract or s.normalised for s in specs], dtype=bool))
 
 

@@ -81,7 +81,8 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
         try:
             cases = mut.cases(cfg.draw())
             run_and_judge(mut, runners, cfg, cases, mr)
-            mr.results += _not_applicable(arch, contract, mr.run)
+            if mr.run is not None:  # None: a shard with no case
+                mr.results += _not_applicable(arch, contract, mr.run)
         finally:
             mut.close()
         report.cases_checked = len(cases.specs)

@@ -4,8 +4,8 @@
 ``FILE.run/`` (the report names that folder).  The merge reads every report and run as
 untrusted input (a report names a folder beside itself, never a path elsewhere), checks that
 they are the shards of one run -- the same release files, cases (examples, seed, batch size),
-tolerances, and every shard ``1..N`` of each set of runtimes exactly once -- then joins each
-model's runs case by case (:func:`parity.record.concat_runs`) and across runtimes
+tolerances, and every shard ``1..N`` of each set of runtimes exactly once, an empty one too -- then
+joins each model's runs case by case (:func:`parity.record.concat_runs`) and across runtimes
 (:func:`parity.record.union_runs`), and judges the joined run once with
 :func:`parity.judge.judge_model`.  N shards merged therefore give the unsharded run's verdict
 and figures; anything that makes that impossible (a shard missing or given twice, shards of
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import baseline_of
+from .judge import StageResult
 from .record import ModelRun, RecordError, concat_runs, load_runs, read_json, union_runs
 from .rejudge import judge_saved, saved_tolerances
 from .report import GateReport
@@ -108,6 +109,20 @@ def _check_one_run(shards: Sequence[ShardRun]) -> dict[tuple[str, ...], list[Sha
     return {runtimes: [group[k] for k in range(1, n + 1)] for runtimes, group in groups.items()}
 
 
+def _holds_cases(shard: ShardRun, config: dict) -> bool:
+    """Whether ``shard`` keeps any case of the run (:meth:`parity.shard.Shard.bounds`: with fewer batches
+    than shards the last ones are empty); :class:`RecordError` when an empty one saved a model's run."""
+    examples, batch_size = config.get("examples"), config.get("batch_size")
+    if not all(type(v) is int and v >= 1 for v in (examples, batch_size)):
+        raise RecordError(f"{shard.path}: its run's examples {examples!r} and batch_size {batch_size!r} are not "
+                          f"counts")
+    start, stop = shard.shard.bounds(examples, batch_size)
+    if start == stop and shard.runs:
+        raise RecordError(f"{shard.path}: shard {shard.shard.label} keeps no case but saved a run of "
+                          f"{', '.join(sorted(shard.runs))}")
+    return start < stop
+
+
 def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateReport:
     """One report from the shards' reports (``verify --shard K/N``), judged once.
 
@@ -124,9 +139,11 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
         tolerances = saved_tolerances(first.index, first.path, overrides)
         archs = list(dict.fromkeys(a for s in shards for a in s.runs))
         runs: dict[str, ModelRun] = {}
+        config = first.index["config"]
         for arch in archs:
             joined = []
             for runtimes, group in groups.items():
+                group = [s for s in group if _holds_cases(s, config)]  # an empty shard has no run to join
                 have = [s for s in group if arch in s.runs]
                 if len(have) == len(group):
                     joined.append(concat_runs([s.runs[arch] for s in group]))
@@ -149,6 +166,7 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
     report.release_dir = str(first.report.get("release_dir", ""))
     report.models = judge_saved(runs, files, tolerances, first.path.parent / runs_folder_name(first.path))
     for m in report.models:  # the shards' shrunk counterexamples and localisations, once each
+        judged = {(r.stage, r.runner) for r in m.results}
         for s in shards:
             entry = next((e for e in s.report.get("models", []) if isinstance(e, dict) and e.get("arch") == m.arch),
                          {})
@@ -156,6 +174,18 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
                 for item in entry.get(key) or []:
                     if isinstance(item, dict) and item not in seen:
                         seen.append(item)
+            # rows made before running, not by the judge (a single model's operator lint, its stages the
+            # contract declares nothing for): as the shards reported them, once each
+            for item in entry.get("results") or []:
+                key = (item.get("stage"), item.get("runner")) if isinstance(item, dict) else None
+                if key is None or key in judged:
+                    continue
+                try:
+                    m.results.append(StageResult.from_dict(item))
+                except (TypeError, ValueError) as exc:
+                    report.error = f"{s.path}: a result of {m.arch} is malformed ({exc})"
+                    return report
+                judged.add(key)
     report.runners = {}
     for s in shards:
         for name, info in (s.index.get("runners") or {}).items():

@@ -49,7 +49,10 @@ def run_and_judge(mut: ModelUnderTest, runners: Mapping[str, Runner], cfg: GateC
                    report: ModelReport, golden: Mapping | None = None,
                    parent: ParentComparison | None = None, skipped: Mapping[str, str] | None = None) -> None:
     """Collect, judge, then shrink the failing cases and localise the first failure, into ``report``.
-    ``parent``: a variant's comparison with its float parent; ``skipped``: runtimes not run, and why."""
+    ``parent``: a variant's comparison with its float parent; ``skipped``: runtimes not run, and why.
+    A shard with no case (:mod:`parity.shard`) runs and judges nothing here (``report.run`` stays ``None``)."""
+    if not cases.specs:
+        return
     run = collect_model(mut, runners, cfg, cases, golden)
     run.parent = parent
     run.skipped_runtimes = dict(skipped or {})

@@ -3,10 +3,13 @@
 Every shard draws the same case list from the same seed (``draw_cases(examples, seed)``) and
 keeps one contiguous block of it.  Blocks are made of whole batches of the gate's
 ``batch_size``, so every case is run inside the same batch as in the unsharded run and the
-shards' outputs are the unsharded run's outputs, bit for bit.  Shard 1 also runs the checks
-that are made once per model, not per case: determinism and batch invariance (on the first
-batch, which is shard 1's), the golden logits, the JS preprocessing recordings and a variant's
-held-out clips.  Checksums, the manifest checks and the operator lint run in every shard.
+shards' outputs are the unsharded run's outputs, bit for bit.  Any ``K/N`` works with any case
+count: when there are fewer batches than shards, the last shards keep no case (9 cases in
+batches of 64 are one batch, shard 1/3's; shards 2/3 and 3/3 are empty) and run only the
+per-shard checks.  Shard 1 always holds the first batch and runs the checks that are made once
+per model, not per case: determinism and batch invariance (on the first batch), the golden
+logits, the JS preprocessing recordings and a variant's held-out clips.  Checksums, the
+manifest checks and the operator lint run in every shard, empty or not.
 
 :func:`parity.merge.merge_reports` joins the shards' saved runs and judges them once.
 """
@@ -50,14 +53,13 @@ class Shard:
         """``(start, stop)``: the cases this shard keeps, whole batches of ``batch_size``.
 
         The ``ceil(n_cases / batch_size)`` batches are split as evenly as they go (the first
-        shards take one more); there cannot be more shards than batches.
+        shards take one more); with more shards than batches the last shards are empty
+        (``start == stop == n_cases``).  Shard 1 always starts at case 0.
         """
         n_batches = -(-n_cases // batch_size)
-        if self.count > n_batches:
-            raise ValueError(f"--shard {self.label}: {n_cases} cases in batches of {batch_size} make "
-                             f"{n_batches} batch(es), so at most {n_batches} shard(s) (more --examples, or a "
-                             f"smaller --batch-size)")
         mine = np.array_split(np.arange(n_batches), self.count)[self.index - 1]
+        if not len(mine):
+            return n_cases, n_cases
         return int(mine[0]) * batch_size, min(int(mine[-1] + 1) * batch_size, n_cases)
 
     def to_dict(self) -> dict:

@@ -80,7 +80,7 @@ def test_every_command_exists_with_its_flags_and_the_shards_are_one_run(tmp_path
         shard = Shard.parse(args.shard)
         assert args.report and args.report.suffix == ".json" and args.report.parent.name == "gate"
         GateConfig(runtimes=tuple(args.runtimes[0].split(",")), examples=args.examples, batch_size=args.batch_size,
-                   shard=shard)  # refuses more shards than batches
+                   shard=shard)  # refuses unknown runtimes and a bad case count
         shards.setdefault(combo["runtimes"], []).append(shard)
     for runtimes, got in shards.items():
         n = {s.count for s in got}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from parity.merge import merge_reports
 from parity.shard import Shard
-from tests.e2e import run_cli
+from tests.e2e import ROOT, run_cli
 
 #: Three runtimes (one of them Node, for the JS preprocessing and post-processing), 12 cases in batches of 4:
 #: three shards of one batch each.
@@ -22,16 +22,18 @@ ARGS = ("--runtimes", RUNTIMES, "--examples", "12", "--batch-size", "4", "--no-s
 @settings(max_examples=200, deadline=None)
 @given(n_cases=st.integers(1, 500), batch=st.integers(1, 70), data=st.data())
 def test_shards_cover_every_case_once_in_whole_batches(n_cases, batch, data):
+    """Any K/N with any case count: the batches split as evenly as they go, the first shard holds the first
+    batch, and with fewer batches than shards the last shards are empty (at the end of the cases)."""
     n_batches = -(-n_cases // batch)
-    count = data.draw(st.integers(1, n_batches + 2), label="count")
-    if count > n_batches:
-        with pytest.raises(ValueError, match=f"at most {n_batches} shard"):
-            Shard(1, count).bounds(n_cases, batch)
-        return
+    count = data.draw(st.integers(1, n_batches + 5), label="count")
     bounds = [Shard(k, count).bounds(n_cases, batch) for k in range(1, count + 1)]
     covered = [i for a, b in bounds for i in range(a, b)]
     assert covered == list(range(n_cases)), f"counterexample n={n_cases} batch={batch} N={count}: {bounds}"
-    assert all(a % batch == 0 and a < b for a, b in bounds), f"counterexample n={n_cases} batch={batch}: {bounds}"
+    assert bounds[0][0] == 0 and bounds[0][1] > 0, bounds
+    full = [(a, b) for a, b in bounds if a < b]
+    assert all(a % batch == 0 for a, b in full), f"counterexample n={n_cases} batch={batch}: {bounds}"
+    assert len(full) == min(count, n_batches) and bounds[:len(full)] == full, bounds  # empty ones come last
+    assert all(a == b == n_cases for a, b in bounds[len(full):]), bounds
     sizes = [-(-(b - a) // batch) for a, b in bounds]
     assert max(sizes) - min(sizes) <= 1, f"counterexample n={n_cases} batch={batch} N={count}: {bounds}"
 
@@ -154,6 +156,61 @@ def test_verify_refuses_a_shard_it_cannot_run(quick_release, tmp_path):
     release = str(quick_release["out"])
     proc = run_cli("verify", release, *ARGS, "--shard", "1/3")
     assert proc.returncode == 2 and "needs --report FILE" in proc.stderr
-    proc = run_cli("verify", release, *ARGS, "--shard", "1/4", "--report", str(tmp_path / "r.json"))
-    assert proc.returncode == 2 and "at most 3 shard(s)" in proc.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_more_shards_than_batches_merged_are_the_unsharded_run(tmp_path):
+    """``--examples 9 --shard K/3`` on the committed release (onnxruntime-python; 9 cases are one batch of 64):
+    shard 1/3 runs every case and the once-per-model checks, 2/3 and 3/3 keep no case and check the files
+    only, and the three merged are the unsharded 9-case run on every stage, bit for bit."""
+    release = str(ROOT / "saved_models")
+    args = ("--runtimes", "onnxruntime-python", "--examples", "9", "--no-shrink")
+    whole = run_cli("verify", release, *args, "--report", str(tmp_path / "whole.json"))
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    paths = []
+    for k in (1, 2, 3):
+        paths.append(tmp_path / f"shard-{k}.json")
+        proc = run_cli("verify", release, *args, "--shard", f"{k}/3", "--report", str(paths[-1]))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        shard = json.loads(paths[-1].read_text())
+        assert shard["shard"]["cases"] == ([0, 9] if k == 1 else [9, 9])
+        assert all(m["checksum"]["ok"] for m in shard["models"]), shard["models"]  # every shard checks the files
+        assert bool(_results(shard)) == (k == 1)
+    merged = merge_reports(paths)
+    whole = json.loads((tmp_path / "whole.json").read_text())
+    assert merged.exit_code == whole["exit_code"] == 0, merged.verdict_line()
+    assert merged.cases_checked == whole["cases_checked"] > 0
+    merged = json.loads(json.dumps(merged.to_dict()))
+    assert [m["arch"] for m in merged["models"]] == [m["arch"] for m in whole["models"]]
+    a, b = _results(whole), _results(merged)
+    assert set(a) == set(b) and {"golden_logits", "determinism[logits]"} <= {k[1] for k in a}
+    differ = [k for k in a if a[k] != b[k]]
+    assert not differ, f"merged differs from the unsharded run at {differ[:3]}"
+    assert all(r["n_cases"] == 9 for k, r in b.items() if k[1] == "logmel_vs_librosa[all_bins]")
+
+
+def test_a_single_models_shards_merged_are_its_unsharded_run(tmp_path):
+    """``verify kws.onnx --contract kws.toml --examples 9 --shard K/3`` (onnxruntime-python and
+    onnxruntime-web-wasm; shards 2/3 and 3/3 empty): merged, every stage is the unsharded run's, the stages the
+    contract declares nothing for (reported as not applicable, not by the judge) included."""
+    from tests.parity import foreign_models
+
+    paths = foreign_models.build(tmp_path)
+    model, contract = str(paths["kws"]), str(tmp_path / "kws.toml")
+    args = ("--contract", contract, "--runtimes", "onnxruntime-python,onnxruntime-web-wasm", "--examples", "9",
+            "--no-shrink")
+    whole = run_cli("verify", model, *args, "--report", str(tmp_path / "whole.json"))
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    shards = []
+    for k in (1, 2, 3):
+        shards.append(tmp_path / f"shard-{k}.json")
+        proc = run_cli("verify", model, *args, "--shard", f"{k}/3", "--report", str(shards[-1]))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    merged = merge_reports(shards)
+    whole = json.loads((tmp_path / "whole.json").read_text())
+    assert merged.exit_code == whole["exit_code"] == 0, merged.verdict_line()
+    a, b = _results(whole), _results(json.loads(json.dumps(merged.to_dict())))
+    assert {"golden_logits", "js_preprocessing"} <= {k[1] for k, r in a.items() if not r["applicable"]}
+    assert set(a) == set(b), set(a) ^ set(b)
+    differ = [k for k in a if a[k] != b[k]]
+    assert not differ, f"merged differs from the unsharded run at {differ[:3]}"
