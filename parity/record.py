@@ -20,7 +20,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ser_export.io import UntrustedFileError, atomic_write_bytes, atomic_write_text, read_untrusted
+from ser_export.io import (UntrustedFileError, atomic_write_bytes, atomic_write_text, read_untrusted,
+                           read_untrusted_bytes)
 
 FORMAT = "ser_export-parity-run"
 VERSION = 1
@@ -199,12 +200,12 @@ class ModelRun:
         """Read what :meth:`save` wrote; :class:`RecordError` (naming the file) for anything else."""
         _check_name(name)
         jpath, npath = folder / f"{name}.json", folder / f"{name}.npz"
-        check_file(npath, MAX_BYTES)
+        packed = read_bytes(npath, MAX_BYTES, "a saved run's arrays")
         meta = read_json(jpath, MAX_BYTES, "a saved run")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise RecordError(f"{jpath}: not a saved run of format {FORMAT} version {VERSION}")
         try:
-            with np.load(npath, allow_pickle=False) as z:
+            with np.load(io.BytesIO(packed), allow_pickle=False) as z:  # the bytes read, never the path again
                 arrays = {k: z[k] for k in z.files}
         except Exception as exc:  # zipfile/numpy raise many kinds for a corrupt file
             raise RecordError(f"{npath}: not a saved run's arrays ({type(exc).__name__}: {exc})") from None
@@ -250,12 +251,13 @@ class ModelRun:
         return run
 
 
-def check_file(path: Path, max_bytes: int) -> None:
-    """:class:`RecordError` unless ``path`` is a regular file (not a symlink) of at most ``max_bytes``."""
-    if path.is_symlink() or not path.is_file():
-        raise RecordError(f"{path}: missing or not a regular file")
-    if path.stat().st_size > max_bytes:
-        raise RecordError(f"{path}: larger than {max_bytes} bytes")
+def read_bytes(path: Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of ``path``, read by :func:`ser_export.io.read_untrusted_bytes` (a regular file, not a symlink,
+    at most ``max_bytes``); :class:`RecordError` saying it is not ``what`` and why."""
+    try:
+        return read_untrusted_bytes(path, max_bytes=max_bytes)
+    except UntrustedFileError as exc:
+        raise RecordError(f"{exc.path}: not {what} ({exc.problem})") from None
 
 
 def read_json(path: Path, max_bytes: int, what: str):

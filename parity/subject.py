@@ -31,7 +31,7 @@ class ModelUnderTest:
     def __init__(self, model: ModelFile, arch: str, contract: ModelContract | None = None):
         self.path = model.path
         self.arch = arch
-        self.meta = read_metadata(model.proto)
+        self.meta = read_metadata(model)
         graph = model.proto.graph
         if contract is None:  # one of ours: the contract is in the metadata
             initializers = {t.name for t in graph.initializer}
@@ -120,7 +120,7 @@ def check_against_manifest(model: ModelFile, entry: Mapping) -> None:
     if output and graph.output[0].name != output:
         raise ReleaseFileError(f"{model.path}: its first output is {graph.output[0].name!r}; the manifest says "
                                f"{output!r}")
-    labels = read_metadata(model.proto).get("labels")
+    labels = read_metadata(model).get("labels")
     if "labels" in entry and labels != list(entry["labels"]):
         diff = next((i for i, (a, b) in enumerate(zip(entry["labels"], labels or [])) if a != b),
                     min(len(entry["labels"]), len(labels or [])))
@@ -128,7 +128,7 @@ def check_against_manifest(model: ModelFile, entry: Mapping) -> None:
                                f"{list(entry['labels'])} (first at index {diff})")
     declared_pp = entry.get("postprocessing")
     if declared_pp:
-        raw = read_metadata(model.proto).get("postprocessing")
+        raw = read_metadata(model).get("postprocessing")
         if not isinstance(raw, dict):
             raise ReleaseFileError(f"{model.path}: the manifest declares post-processing; its metadata has none")
         for key in ("temperature",):

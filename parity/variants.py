@@ -56,17 +56,11 @@ def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, par
 
     ``parent_logits``: one dict per parent, shared by its variants; the parent's logits on the cases and the
     held-out clips are computed into it once."""
-    import json
-
     from ser_export.export.variants import METADATA_KEY
 
     t_start = time.perf_counter()
     check_against_manifest(model, parent_entry)
-    meta = read_metadata(model.proto).get(METADATA_KEY)
-    try:
-        info = json.loads(meta) if isinstance(meta, str) else None
-    except json.JSONDecodeError:
-        info = None
+    info = read_metadata(model).get(METADATA_KEY)  # strict JSON, or a one-line ReleaseFileError naming the key
     if not isinstance(info, dict) or info.get("parent_sha256") != parent.sha256 or info.get("name") != name:
         raise ReleaseFileError(f"{model.path}: its metadata does not name it the {name} variant of "
                                f"{parent.path.name} (sha256 {parent.sha256[:12]}...)")

@@ -14,6 +14,9 @@ measured operator table) is read by this one function, under these rules:
 * JSON: one value of RFC 8259 JSON; a key repeated in one object, ``NaN``/``Infinity`` and nesting
   too deep for the parser are refused.  TOML: ``tomllib`` (which refuses a repeated key itself).
 
+JSON text that arrives inside another file (the JSON values of a model's ONNX metadata) is parsed by
+:func:`loads_json` under the same JSON rules.
+
 A file that breaks a rule is an :class:`UntrustedFileError` (a ``ValueError``) whose text is one
 line, ``"<path>: <problem>"``; ``path`` and ``problem`` are attributes, so a caller can say what it
 was reading (``"<path>: not a saved run (<problem>)"``) in its own error type.
@@ -133,7 +136,7 @@ class UntrustedFileError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def _no_duplicate_keys(path: Path):
+def _no_duplicate_keys(path: str | os.PathLike):
     def hook(pairs: list[tuple[str, Any]]) -> dict:
         out = dict(pairs)
         if len(out) != len(pairs):
@@ -231,14 +234,40 @@ def read_untrusted(path: str | os.PathLike, *, max_bytes: int, folder: str | os.
             raise UntrustedFileError(path, f"not valid TOML ({exc})") from None
         except RecursionError:
             raise UntrustedFileError(path, "not valid TOML (nested too deeply)") from None
+    return loads_json(text, path)
+
+
+def loads_json(text: str, where: str | os.PathLike) -> Any:
+    """The value of the JSON ``text``, parsed under the JSON rules of the module docstring.
+
+    Parameters
+    ----------
+    text : str
+        The JSON text (already decoded), e.g. a value of a model's ONNX metadata.
+    where : str or path-like
+        What the text is, for the error: a file, or ``"<model file>: metadata 'labels'"``.
+
+    Returns
+    -------
+    object
+        The parsed value.
+
+    Raises
+    ------
+    UntrustedFileError
+        One line, ``"<where>: <problem>"`` (a repeated key, ``NaN``/``Infinity``, nesting too deep,
+        anything that is not one JSON value); ``path`` is ``where``.
+    """
+    if not isinstance(text, str):
+        raise UntrustedFileError(where, f"not JSON text (a {type(text).__name__})")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys(path), parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys(where), parse_constant=_no_constant)
     except UntrustedFileError:
         raise
     except json.JSONDecodeError as exc:
-        raise UntrustedFileError(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") \
+        raise UntrustedFileError(where, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") \
             from None
     except ValueError as exc:
-        raise UntrustedFileError(path, f"not valid JSON ({exc})") from None
+        raise UntrustedFileError(where, f"not valid JSON ({exc})") from None
     except RecursionError:
-        raise UntrustedFileError(path, "not valid JSON (nested too deeply)") from None
+        raise UntrustedFileError(where, "not valid JSON (nested too deeply)") from None

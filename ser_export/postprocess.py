@@ -29,6 +29,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp, softmax
 
 from .errors import SerExportError
+from .io import UntrustedFileError, loads_json
 from .vad import VadParams, is_speech, speech_fraction
 
 #: Version of the ``postprocessing`` metadata layout.
@@ -234,9 +235,9 @@ def postprocessing_of(meta: Mapping) -> PostProcessing | None:
         return None
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except ValueError as exc:
-            raise SerExportError(f"postprocessing metadata is not JSON ({exc})") from None
+            raw = loads_json(raw, "postprocessing metadata")
+        except UntrustedFileError as exc:
+            raise SerExportError(str(exc)) from None
     return PostProcessing.from_dict(raw)
 
 

@@ -7,7 +7,6 @@ model works.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -117,7 +116,7 @@ def load_session(model_path: str | os.PathLike):
     if not model_path.exists() and not model_path.is_symlink():
         raise SerExportError(f"{model_path}: model file not found (build one with `python -m ser_export build`)")
     model = open_model(model_path)  # one-line ReleaseFileError for anything that is not a sound model file
-    meta = read_metadata(model.proto)
+    meta = read_metadata(model)  # JSON values strictly parsed: a one-line ReleaseFileError naming the key
     try:
         session = cpu_session(model.proto.SerializeToString(), threads=1)  # logs errors only: stdout is the result
     except Exception as exc:  # onnxruntime raises assorted types for models it cannot run
@@ -142,7 +141,8 @@ def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | 
         raise AudioError(f"{audio_path}: no such file")
     model_path = variant_path(model_path or default_model_path(), variant)
     session, meta = load_session(model_path)
-    if variant is not None and json.loads(meta.get("variant") or "{}").get("name") != variant:
+    info = meta.get("variant")
+    if variant is not None and (info.get("name") if isinstance(info, dict) else None) != variant:
         raise SerExportError(f"{model_path}: its metadata does not name it the {variant} variant")
     pp = postprocessing_of(meta)
     sr, n = int(meta["sample_rate"]), int(meta["input_length"])

@@ -11,6 +11,16 @@ first, and at one depth an unknown field before a missing one before a wrong typ
     manifest.models.alexnet.sha256 must be a string, not an integer (5)
     manifest.models.alexnet.golden is missing
     outputs.frontend.hop_lenght is not a field of the contract (outputs.frontend: sr, n_fft, ...)
+
+Why ``jsonschema`` and not pydantic: both layouts already exist as JSON Schema documents
+(:func:`ser_export.manifest.json_schema`; :func:`ser_export.model_contract.json_schema`, which
+``python -m ser_export contract --schema`` publishes for other tools), and ``jsonschema`` validates
+against that very document, so what we publish and what we enforce cannot drift apart.
+pydantic would need the two layouts written again as model classes (its generated schema a second
+description beside :data:`~ser_export.manifest.LAYOUT` and the contract's), coerces by default
+(``"1"`` or ``1.0`` accepted for an integer field) unless every model is made strict, and brings a
+compiled core; ``jsonschema`` is pure Python and reports each problem with its path in the document,
+which :func:`first_problem` turns into the one line above.
 """
 from __future__ import annotations
 

@@ -179,7 +179,7 @@ def extra_takes_calibration(release_dir, extra_takes: int = 48, draws: int = 500
     out = {}
     for arch, entry in manifest["models"].items():
         model = open_model(Path(release_dir) / entry["file"], folder=release_dir)
-        pp = postprocessing_of(read_metadata(model.proto))
+        pp = postprocessing_of(read_metadata(model))
         if pp is None:
             raise SerExportError(f"{entry['file']}: has no post-processing metadata")
         session = cpu_session(model.proto.SerializeToString(), threads=1)  # was unset: bit-identical on the release

@@ -1,7 +1,9 @@
 """The one reader of untrusted files, the one atomic writer, and the one way sessions are made."""
+import ast
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ser_export.errors import SerExportError
-from ser_export.io import (FILE_MODE, UntrustedFileError, atomic_write_bytes, read_untrusted, replace_staged,
-                           stage_bytes)
+from ser_export.io import (FILE_MODE, UntrustedFileError, atomic_write_bytes, loads_json, read_untrusted,
+                           replace_staged, stage_bytes)
 from tests.e2e import ROOT
 
 LIMIT = 64
@@ -156,20 +158,205 @@ def test_every_reader_of_a_release_run_contract_or_tolerances_refuses_a_symlink_
     assert str(good) in str(info.value), what
 
 
-def test_no_module_parses_json_or_toml_files_itself():
-    """Reading a file's text and parsing it is the reader's job: no ``json.loads(...read_text())`` elsewhere."""
+#: The JSON/TOML parser calls allowed in ser_export/ and parity/ besides the reader: (file, function) and why.
+#: Everything else that comes from outside (a release, a saved run, a report, a contract, tolerances, a
+#: model's metadata) goes through ser_export.io (read_untrusted, read_untrusted_bytes, loads_json).
+PARSER_CALLS_ALLOWED = {
+    ("ser_export/io.py", "read_untrusted"): "the reader itself (TOML)",
+    ("ser_export/io.py", "loads_json"): "the reader itself (JSON)",
+    ("ser_export/manifest.py", "json_schema"): "the manifest's JSON Schema, text this module made",
+    ("ser_export/schema.py", "_validator"): "a schema passed in by our code, as its cache key",
+    ("ser_export/export/optables.py", "_ort_web_version"): "the installed onnxruntime-web package.json",
+    ("ser_export/toolchain.py", "library_versions"): "the installed onnxruntime-web package.json",
+    ("ser_export/cli.py", "_run_bench"): "bench --markdown: a JSON `bench` itself wrote, errors one line",
+    ("ser_export/data/dataset.py", "_load_cache"): "the build's own feature cache (any error: a cache miss)",
+    ("parity/runners/node.py", "NodeHarnessRunner._request"): "a reply line of the Node harness we started",
+}
+PARSERS = {"json": ("load", "loads"), "tomllib": ("load", "loads")}
+
+
+def _parser_calls(tree: ast.Module):
+    """``(enclosing function, call text)`` of every call of ``json.load(s)``/``tomllib.load(s)`` in ``tree``,
+    however imported (``import json as j``, ``from json import loads``).  A call whose argument is
+    ``json.dumps(...)`` (a round trip of a value already in memory) is not a parse of outside text."""
+    modules, functions = {}, {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update({a.asname or a.name: a.name for a in node.names if a.name in PARSERS})
+        elif isinstance(node, ast.ImportFrom) and node.module in PARSERS:
+            functions.update({a.asname or a.name: a.name for a in node.names if a.name in PARSERS[node.module]})
+
+    def is_parser(func) -> bool:
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in modules:
+            return func.attr in PARSERS[modules[func.value.id]]
+        return isinstance(func, ast.Name) and func.id in functions
+
+    def is_dumps(arg) -> bool:
+        return (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "dumps"
+                and isinstance(arg.func.value, ast.Name) and modules.get(arg.func.value.id) == "json")
+
     found = []
-    for folder in ("ser_export", "parity"):
-        for path in (ROOT / folder).rglob("*.py"):
-            text = path.read_text()
-            if path.name == "io.py":
-                continue
-            for m in re.finditer(r"(json|tomllib)\.loads?\([^)]*(read_text|read_bytes|open)\(", text):
-                found.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
-    # not a release, a run, a contract or tolerances: the installed npm packages' package.json (build.py,
-    # optables.py) and a JSON `bench` itself wrote (cli.py's bench --markdown)
-    allowed = {"ser_export/build.py", "ser_export/export/optables.py", "ser_export/cli.py"}
-    assert [f for f in found if f.split(":")[0] not in allowed] == []
+
+    def walk(node, where: tuple[str, ...]):
+        for child in ast.iter_child_nodes(node):
+            inner = where + (child.name,) if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                ast.ClassDef)) else where
+            if isinstance(child, ast.Call) and is_parser(child.func) and not (
+                    len(child.args) == 1 and is_dumps(child.args[0])):
+                found.append((".".join(where) or "<module>", ast.unparse(child)))
+            walk(child, inner)
+
+    walk(tree, ())
+    return found
+
+
+def _all_parser_calls():
+    return [(str(path.relative_to(ROOT)), where, call) for folder in ("ser_export", "parity")
+            for path in sorted((ROOT / folder).rglob("*.py"))
+            for where, call in _parser_calls(ast.parse(path.read_text()))]
+
+
+def test_no_module_parses_json_or_toml_itself():
+    """Parsing outside text is the reader's job: every ``json.load(s)``/``tomllib.load(s)`` call in ser_export/
+    and parity/ is one of :data:`PARSER_CALLS_ALLOWED`, and every allowed one still exists."""
+    found = _all_parser_calls()
+    unexplained = [f"{path}: {where}: {call}" for path, where, call in found
+                   if (path, where) not in PARSER_CALLS_ALLOWED]
+    assert unexplained == []
+    assert set(PARSER_CALLS_ALLOWED) - {(path, where) for path, where, _ in found} == set()
+
+
+@pytest.mark.parametrize("source", [
+    "import json\ndef f(p):\n    return json.loads(open(p).read())\n",
+    "import json\ndef f(p):\n    with open(p) as h:\n        return json.load(h)\n",
+    "import json as j\nclass C:\n    def f(self, p):\n        return j.loads(p.read_text())\n",
+    "from json import loads\nX = loads(open('x').read())\n",
+    "from tomllib import loads as parse\ndef f(t):\n    return parse(t)\n",
+    "import json\ndef f(meta):\n    return json.loads(meta['labels'])\n",
+])
+def test_the_walk_finds_a_parser_call_however_it_is_written(source):
+    assert len(_parser_calls(ast.parse(source))) == 1
+    assert _parser_calls(ast.parse("import json\nx = json.loads(json.dumps({}))\n")) == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"a": {"b": 1, "b": 2}}', "key 'b' appears twice in one object"),
+    ('{"a": NaN}', "NaN is not JSON"),
+    ('[-Infinity]', "-Infinity is not JSON"),
+    ('{"a": ', "not valid JSON"),
+    ('[1] [2]', "not valid JSON"),
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+])
+def test_loads_json_applies_the_reader_s_json_rules_to_text(text, message):
+    where = "m.onnx: metadata 'labels'"
+    with pytest.raises(UntrustedFileError) as info:
+        loads_json(text, where)
+    assert message in str(info.value) and str(info.value).startswith(f"{where}: ") and "\n" not in str(info.value)
+    assert info.value.path == where
+    assert loads_json('{"a": [1, 2.5, null]}', where) == {"a": [1, 2.5, None]}
+
+
+def _model_with_metadata(path: Path, **metadata: str) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
+def _metadata_readers():
+    """(what, reads a model file's metadata) for every reader of a release model's metadata JSON."""
+    from ser_export import predict
+    from ser_export.export.metadata import read_metadata
+    from ser_export.export.model_file import open_model
+
+    return [("read_metadata(path)", read_metadata),
+            ("read_metadata(ModelFile)", lambda p: read_metadata(open_model(p))),
+            ("predict.load_session", predict.load_session)]
+
+
+@pytest.mark.parametrize("key", ["labels", "normalization", "postprocessing", "variant"])
+@pytest.mark.parametrize("value, message", [
+    ('["a", {"k": 1, "k": 2}]', "key 'k' appears twice"),
+    ('{"rms_level_db": NaN}', "NaN is not JSON"),
+    ('{"x": Infinity}', "Infinity is not JSON"),
+    ("neutral,happy", "not valid JSON"),
+])
+@pytest.mark.parametrize("reader", range(3))
+def test_a_model_s_metadata_json_is_parsed_strictly_naming_the_file_and_key(tmp_path, key, value, message, reader):
+    from ser_export.export.model_file import ReleaseFileError
+
+    what, read = _metadata_readers()[reader]
+    good = {"labels": '["a","b"]', "sample_rate": "16000", "input_length": "4",
+            "normalization": '{"min_rms":1e-06,"rms_level_db":0.0}'}
+    path = _model_with_metadata(tmp_path / "m.onnx", **{**good, key: value})
+    with pytest.raises(ReleaseFileError) as info:
+        read(path)
+    assert str(info.value).startswith(f"{path}: metadata {key!r}: ") and message in str(info.value), what
+    assert "\n" not in str(info.value), what
+    read(_model_with_metadata(tmp_path / "m.onnx", **good))  # the same model with strict JSON is read
+
+
+def test_post_processing_text_is_parsed_strictly():
+    from ser_export.postprocess import postprocessing_of
+
+    with pytest.raises(SerExportError, match=r"^postprocessing metadata: key 'temperature' appears twice"):
+        postprocessing_of({"postprocessing": '{"temperature": 1.0, "temperature": 2.0}'})
+    with pytest.raises(SerExportError, match=r"^postprocessing metadata: not valid JSON \(NaN is not JSON\)$"):
+        postprocessing_of({"postprocessing": '{"temperature": NaN}'})
+
+
+# --------------------------------------------------- a saved run's arrays ----
+_OPENS: list[tuple[str, int]] = []
+_RECORD_OPENS = [False]
+
+
+def _audit(event: str, args) -> None:
+    if _RECORD_OPENS[0] and event == "open" and args and isinstance(args[0], (str, os.PathLike)):
+        _OPENS.append((os.fspath(args[0]), args[2] if len(args) > 2 and isinstance(args[2], int) else 0))
+
+
+sys.addaudithook(_audit)
+
+
+def _saved_run(folder: Path) -> Path:
+    from parity import record
+
+    rng = np.random.default_rng(1)
+    run = record.ModelRun(record.Subject("m", "m.onnx", "out", "f", ("a", "b")), ["c0", "c1"], np.array([True, False]),
+                          {"pytorch": {"out": rng.normal(size=(2, 2)), "f": rng.normal(size=(2, 1, 3, 4))}},
+                          reference=rng.normal(size=(2, 1, 3, 4)), baseline="pytorch")
+    run.save(folder, "m")
+    return folder / "m.npz"
+
+
+def test_a_saved_run_s_arrays_are_read_once_by_the_reader_never_through_a_link(tmp_path):
+    """The ``.npz`` of a saved run is opened only by the one reader (``O_NOFOLLOW``) and parsed from those bytes;
+    a symlinked one is refused in one line."""
+    from parity import record
+
+    npz = _saved_run(tmp_path)
+    _OPENS.clear()
+    _RECORD_OPENS[0] = True
+    try:
+        run = record.ModelRun.load(tmp_path, "m")
+    finally:
+        _RECORD_OPENS[0] = False
+    assert run.outputs["pytorch"]["out"].shape == (2, 2)
+    opens = [flags for path, flags in _OPENS if os.path.realpath(path) == os.path.realpath(npz)]
+    assert len(opens) == 1 and opens[0] & os.O_NOFOLLOW, _OPENS
+    moved = npz.with_name("elsewhere.npz")
+    npz.rename(moved)
+    npz.symlink_to(moved.name)
+    with pytest.raises(record.RecordError, match=r"m\.npz: not a saved run's arrays \(is a symbolic link") as info:
+        record.ModelRun.load(tmp_path, "m")
+    assert "\n" not in str(info.value)
 
 
 # --------------------------------------------------------------- the writer ----

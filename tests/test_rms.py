@@ -136,3 +136,60 @@ def test_the_gate_s_preprocessing_gives_windows_at_rms_0_1_in_python_and_node(tm
     assert record.js_windows.shape == record.py_windows.shape and record.js_windows.shape[0] >= 2
     for windows in (record.js_windows, record.py_windows):
         assert [rms(w) for w in windows] == pytest.approx([TARGET] * len(windows), rel=1e-5)
+
+
+def _mean_square_model(path, n):
+    """A plain ONNX model (no ser_export code) whose one output is the mean square of its input: 0.01 at RMS 0.1."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["waveform", "waveform"], ["square"]),
+         helper.make_node("ReduceMean", ["square"], ["logits"], axes=[1], keepdims=1)], "mean_square",
+        [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", n])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # onnxruntime-web reads IR <= 13
+    onnx.save(model, str(path))
+
+
+MEAN_SQUARE_CONTRACT = """
+version = 1
+name = "mean-square"
+targets = ["wasm"]
+
+[input]
+name = "waveform"
+shape = ["batch", {n}]
+sample_rate = {sr}
+normalization = {{ kind = "rms", rms_level_db = {level}, min_rms = 1e-6 }}
+
+[outputs]
+logits = "logits"
+"""
+
+
+@pytest.mark.node
+def test_verify_feeds_every_runtime_inputs_at_rms_0_1_under_a_minus_20_db_contract(tmp_path):
+    """``verify MODEL --contract FILE`` with a -20 dB contract: the model's output (the mean square of what it
+    was given) is 0.01 on every normalised case in onnxruntime-python, onnxruntime-web-wasm and
+    onnxruntime-node, read from the run ``--save-outputs`` wrote."""
+    from parity import record
+    from tests.e2e import run_cli
+
+    n = contract.N_SAMPLES
+    _mean_square_model(tmp_path / "m.onnx", n)
+    (tmp_path / "c.toml").write_text(MEAN_SQUARE_CONTRACT.format(n=n, sr=contract.SAMPLE_RATE, level=LEVEL))
+    runtimes = ["onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node"]
+    proc = run_cli("verify", str(tmp_path / "m.onnx"), "--contract", str(tmp_path / "c.toml"),
+                   "--runtimes", ",".join(runtimes), "--examples", "3", "--save-outputs", str(tmp_path / "saved"),
+                   timeout=600)  # about 20 s
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs, _ = record.load_runs(tmp_path / "saved")
+    run = runs["mean-square"]
+    assert list(run.outputs) == runtimes
+    normalised = np.flatnonzero(run.normalised)
+    assert normalised.size >= 1, run.case_labels
+    for runtime, outputs in run.outputs.items():
+        mean_square = outputs["logits"][normalised, 0].astype(np.float64)
+        assert mean_square == pytest.approx([TARGET ** 2] * normalised.size, rel=1e-3), runtime

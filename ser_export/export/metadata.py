@@ -8,19 +8,25 @@ parameter names), ``contract`` (JSON: the whole input/output contract),
 ``features_output`` (the graph output holding the log-mel features),
 ``training_data``, ``ser_export_version`` and, when needed, ``state_dict_extras``
 (how to restore ``state_dict`` tensors the simplifier merged: aliases of identical
-initializers and constant fills).
+initializers and constant fills), ``postprocessing`` (JSON, :mod:`ser_export.postprocess`) and,
+in a reduced-precision variant, ``variant`` (JSON, :mod:`ser_export.export.variants`).
+
+:func:`read_metadata` decodes the JSON values with :func:`ser_export.io.loads_json` (no repeated
+key, no ``NaN``/``Infinity``): a value that breaks it is a one-line
+:class:`~ser_export.export.model_file.ReleaseFileError` naming the model file and the key.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import onnx
 
 from .. import __version__, contract
 from ..contract import FrontEnd
+from ..io import UntrustedFileError, loads_json
+from .model_file import ModelFile, ReleaseFileError, open_model
 
-JSON_KEYS = ("labels", "normalization", "frontend", "contract", "state_dict_extras", "postprocessing")
+JSON_KEYS = ("labels", "normalization", "frontend", "contract", "state_dict_extras", "postprocessing", "variant")
 
 
 def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend: FrontEnd,
@@ -44,15 +50,32 @@ def build_metadata(arch: str, labels: tuple[str, ...], label_set: str, frontend:
     }
 
 
-def read_metadata(model: onnx.ModelProto | str | os.PathLike) -> dict:
-    """The metadata of a model (or model file), JSON values decoded."""
-    if not isinstance(model, onnx.ModelProto):
-        from .model_file import open_model
+def read_metadata(model: ModelFile | onnx.ModelProto | str | os.PathLike) -> dict:
+    """The metadata of a model (a :class:`~ser_export.export.model_file.ModelFile`, a model file or a
+    parsed model), the values of :data:`JSON_KEYS` decoded by :func:`ser_export.io.loads_json`.
 
+    Raises
+    ------
+    ReleaseFileError
+        One line, ``"<model file>: metadata '<key>': <problem>"``, for a JSON value that is not strict
+        JSON (a parsed model without its file is named ``model``).
+    """
+    if isinstance(model, ModelFile):
+        where, model = model.path, model.proto
+    elif isinstance(model, onnx.ModelProto):
+        where = "model"
+    else:
+        where = model
         model = open_model(model).proto
     out: dict = {}
     for entry in model.metadata_props:
-        out[entry.key] = json.loads(entry.value) if entry.key in JSON_KEYS else entry.value
+        if entry.key not in JSON_KEYS:
+            out[entry.key] = entry.value
+            continue
+        try:
+            out[entry.key] = loads_json(entry.value, f"{where}: metadata {entry.key!r}")
+        except UntrustedFileError as exc:
+            raise ReleaseFileError(str(exc)) from None
     return out
 
 
