@@ -114,7 +114,7 @@ def _onnxruntime_python() -> Finding:
 
 
 def chromium_version(path: str) -> str:
-    """What ``chromium --version`` prints; :class:`OSError` or :class:`subprocess.SubprocessError` if it does not run."""
+    """What ``chromium --version`` prints; :class:`OSError` or :class:`subprocess.SubprocessError` when it fails."""
     proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise subprocess.SubprocessError(f"exit code {proc.returncode}: {proc.stderr.strip()[-200:]}")
@@ -133,7 +133,8 @@ def _harness_info(name: str) -> dict:
 
 
 def _js_runtime(name: str, chromium: tuple[str, str] | str | None) -> Finding:
-    """A runtime of the JS harness: node, the harness's install, then (in Chromium) the browser and its page."""
+    """A runtime of the JS harness: node, the harness's install, then (in Chromium) the browser and its page.
+    ``chromium``: :func:`_chromium`'s answer (``(path, version)``, or why there is none)."""
     from parity.runners import RunnerError
 
     from .errors import ToolMissingError
