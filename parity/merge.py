@@ -175,8 +175,9 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
                     if isinstance(item, dict) and item not in seen:
                         seen.append(item)
             # rows made before running, not by the judge (a single model's operator lint, its stages the
-            # contract declares nothing for): as the shards reported them, once each
-            for item in entry.get("results") or []:
+            # contract declares nothing for): as shard 1 reported them (every shard makes them alike; the
+            # others also say what they leave to shard 1, which the joined run does not)
+            for item in (entry.get("results") or []) if s.shard.runs_once_per_model else []:
                 key = (item.get("stage"), item.get("runner")) if isinstance(item, dict) else None
                 if key is None or key in judged:
                     continue
