@@ -207,8 +207,6 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     unpinned = _unpinned(opts.allow_unpinned)
     if unpinned:
         _log(f"warning: building with an unpinned toolchain ({'; '.join(unpinned)}); the manifest records it")
-    if dist.is_main and not numeric_env["comparable"]:
-        opts = dataclasses.replace(opts, out_dir=incomparable_out_dir(opts.out_dir, numeric_env["reason"]))
     if dist.is_main and not harness_installed():
         setup_harness()
     tables = load_tables()
@@ -260,6 +258,8 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     staged_variants: dict[str, dict[str, tuple[Path, dict]]] = {}
     variant_records: dict[str, dict[str, layout.VariantRecord]] = {}
     golden: dict[str, dict] = {}
+    if not numeric_env["comparable"]:  # said once the data is known to be usable, before anything is written
+        opts = dataclasses.replace(opts, out_dir=incomparable_out_dir(opts.out_dir, numeric_env["reason"]))
     with ReleaseWriter(opts.out_dir) as writer:
         for arch in opts.archs:
             config = _train_config(opts, arch)
