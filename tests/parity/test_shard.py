@@ -159,20 +159,28 @@ def test_verify_refuses_a_shard_it_cannot_run(quick_release, tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
+def _whole_and_three_shards(subject: str, args: tuple[str, ...], tmp_path) -> list:
+    """``verify SUBJECT ARGS`` unsharded into ``whole.json`` and as ``--shard K/3`` into ``shard-K.json`` (each
+    must exit 0); the shards' report paths."""
+    whole = run_cli("verify", subject, *args, "--report", str(tmp_path / "whole.json"))
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    paths = []
+    for k in (1, 2, 3):
+        paths.append(tmp_path / f"shard-{k}.json")
+        proc = run_cli("verify", subject, *args, "--shard", f"{k}/3", "--report", str(paths[-1]))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return paths
+
+
 def test_more_shards_than_batches_merged_are_the_unsharded_run(tmp_path):
     """``--examples 9 --shard K/3`` on the committed release (onnxruntime-python; 9 cases are one batch of 64):
     shard 1/3 runs every case and the once-per-model checks, 2/3 and 3/3 keep no case and check the files
     only, and the three merged are the unsharded 9-case run on every stage, bit for bit."""
     release = str(ROOT / "saved_models")
     args = ("--runtimes", "onnxruntime-python", "--examples", "9", "--no-shrink")
-    whole = run_cli("verify", release, *args, "--report", str(tmp_path / "whole.json"))
-    assert whole.returncode == 0, whole.stdout + whole.stderr
-    paths = []
-    for k in (1, 2, 3):
-        paths.append(tmp_path / f"shard-{k}.json")
-        proc = run_cli("verify", release, *args, "--shard", f"{k}/3", "--report", str(paths[-1]))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        shard = json.loads(paths[-1].read_text())
+    paths = _whole_and_three_shards(release, args, tmp_path)
+    for k, path in enumerate(paths, 1):
+        shard = json.loads(path.read_text())
         assert shard["shard"]["cases"] == ([0, 9] if k == 1 else [9, 9])
         assert all(m["checksum"]["ok"] for m in shard["models"]), shard["models"]  # every shard checks the files
         assert bool(_results(shard)) == (k == 1)
@@ -199,13 +207,7 @@ def test_a_single_models_shards_merged_are_its_unsharded_run(tmp_path):
     model, contract = str(paths["kws"]), str(tmp_path / "kws.toml")
     args = ("--contract", contract, "--runtimes", "onnxruntime-python,onnxruntime-web-wasm", "--examples", "9",
             "--no-shrink")
-    whole = run_cli("verify", model, *args, "--report", str(tmp_path / "whole.json"))
-    assert whole.returncode == 0, whole.stdout + whole.stderr
-    shards = []
-    for k in (1, 2, 3):
-        shards.append(tmp_path / f"shard-{k}.json")
-        proc = run_cli("verify", model, *args, "--shard", f"{k}/3", "--report", str(shards[-1]))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    shards = _whole_and_three_shards(model, args, tmp_path)
     merged = merge_reports(shards)
     whole = json.loads((tmp_path / "whole.json").read_text())
     assert merged.exit_code == whole["exit_code"] == 0, merged.verdict_line()
