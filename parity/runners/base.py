@@ -65,6 +65,17 @@ class Runner(abc.ABC):
         runners with ``"postprocess"`` in :attr:`capabilities` have it."""
         raise RunnerError(f"{self.name}: has no post-processing")
 
+    def run_stream(self, model_path: Path, protocol: dict, streams: list[np.ndarray]) -> "StreamOutputs":
+        """Run whole streams through a stateful model, looping over the chunks itself.
+
+        ``protocol`` is the wire form of a streaming contract (``signal``: name, chunk, context,
+        dtype; ``states``: input, output, dims, dtype, init; ``constants``: name, dtype, dims,
+        value; ``outputs``: the per-chunk outputs to record), the same dict the JS runners get;
+        the chunking rule is :func:`ser_export.streaming.stream_windows`.  ``streams`` are 1-D
+        float32 arrays.  Only runners with ``"stream"`` in :attr:`capabilities` have it.
+        """
+        raise RunnerError(f"{self.name}: cannot run streams")
+
     def deactivate(self) -> None:
         """Release resources (processes, sessions)."""
 
@@ -84,3 +95,19 @@ class RunOutputs:
     info: dict
     seconds: float
     ms_per_case: float
+
+
+@dataclasses.dataclass
+class StreamOutputs:
+    """What one runner gave for a set of streams.
+
+    ``outputs[s][name]`` has shape ``(n_chunks_s, *per_chunk_dims)`` (every chunk's value of
+    output ``name`` for stream ``s``); ``final_state[s][name]`` is the state output after the
+    last chunk of stream ``s``.
+    """
+
+    runner: str
+    outputs: list[dict[str, np.ndarray]]
+    final_state: list[dict[str, np.ndarray]]
+    info: dict
+    seconds: float
