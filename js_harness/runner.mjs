@@ -18,6 +18,9 @@
 //   {"id": 4, "cmd": "opcase", "model": "/abs/m.onnx", "backend": "wasm",
 //    "inputs": [{"name": "x", "dtype": "float32", "dims": [2, 3], "file": "/abs/x.bin"}], "outDir": "/abs/dir"}
 //    (lib/opcase.mjs: one small model of the measured operator table; a failure is the answer)
+//   {"id": 4, "cmd": "stream", "model": "/abs/m.onnx", "backend": "wasm", "threads": 1, "protocol": {...},
+//    "input": "/abs/streams.f32", "lengths": [n0, n1], "outDir": "/abs/dir"}
+//    (lib/stream.mjs: every stream through a stateful model, chunk by chunk, in this one request)
 //   {"id": 4, "cmd": "info"}
 //   {"id": 5, "cmd": "close"}
 // Responses: {"id": ..., "ok": true, ...} or {"id": ..., "ok": false, "error": "..."}.
@@ -199,7 +202,48 @@ async function opcase(req) {
   return { ...result, outputs, placement };
 }
 
-const handlers = { load, run, bench, preprocess, postprocess, opcase, info: async () => ({ info: info() }) };
+// Whole streams through a stateful model (lib/stream.mjs loops over the chunks): the streams file holds every
+// stream's float32 samples one after another; each stream's outputs and final state come back as files.
+async function stream(req) {
+  const { runStream, splitStreams } = await import('./lib/stream.mjs');
+  const backend = req.backend || (runtime === 'web' ? 'wasm' : 'cpu');
+  const threads = req.threads || 1;
+  const options = { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+  if (runtime === 'web') {
+    if (backend !== 'wasm') throw new Error(`backend ${backend} is not available in Node (only wasm); use the browser runner`);
+    ort.env.wasm.numThreads = threads;
+    ort.env.logLevel = 'error';
+  } else {
+    if (backend !== 'cpu') throw new Error(`onnxruntime-node runs backend 'cpu' here, not ${backend}`);
+    options.intraOpNumThreads = threads;
+    options.interOpNumThreads = 1;
+  }
+  const buf = readFileSync(req.input);
+  const streams = splitStreams(new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4), req.lengths);
+  const s = await ort.InferenceSession.create(readFileSync(req.model), options);
+  try {
+    const t0 = performance.now();
+    const results = [];
+    for (const samples of streams) results.push(await runStream(ort, s, req.protocol, samples));
+    const ms = performance.now() - t0;
+    const write = (tag, { data, dims }) => {
+      const file = join(req.outDir, `${tag}.f32`);
+      writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      return { file, dims };
+    };
+    const out = results.map((r, i) => ({ chunks: r.chunks,
+      outputs: Object.fromEntries(Object.entries(r.outputs).map(([name, t], j) => [name, write(`s${i}-o${j}`, t)])),
+      finalState: Object.fromEntries(Object.entries(r.finalState).map(([name, t], j) => [name, write(`s${i}-f${j}`, t)])) }));
+    // Node's onnxruntime-web has one provider, the wasm CPU one; onnxruntime-node runs its CPU provider only
+    return { streams: out, ms, executionProviders: options.executionProviders,
+      threads: runtime === 'web' ? ort.env.wasm.numThreads : threads,
+      placement: runtime === 'web' ? staticPlacement('wasm') : null };
+  } finally {
+    await s.release();
+  }
+}
+
+const handlers = { load, run, bench, preprocess, postprocess, opcase, stream, info: async () => ({ info: info() }) };
 
 await serveRequests(handlers);
 if (session) await session.release();

@@ -20,7 +20,7 @@ import numpy as np
 from ser_export.errors import ToolMissingError
 from ser_export.jsenv import HARNESS_DIR, ensure_harness, find_node
 
-from .base import Runner, RunnerError
+from .base import Runner, RunnerError, StreamOutputs
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("SER_EXPORT_HARNESS_TIMEOUT", "300"))
 
@@ -154,8 +154,52 @@ class NodeHarnessRunner(Runner):
     def _check_placement(self, placement: dict | None) -> None:
         """Node runners have one provider: nothing to check."""
 
-    capabilities = frozenset({"preprocess", "postprocess"})
+    capabilities = frozenset({"preprocess", "postprocess", "stream"})
     js_engine = "node"
+
+    def run_stream(self, model_path: Path, protocol: dict, streams: list[np.ndarray]) -> StreamOutputs:
+        """Every stream through a stateful model in ONE harness request (``js_harness/lib/stream.mjs``
+        loops over the chunks, :func:`ser_export.streaming.stream_windows`'s rule).
+
+        ``streams``: 1-D float32 arrays.  Returns per stream ``outputs[name]`` ``(n_chunks, *dims)``
+        and ``final_state[state output]`` (float32); a protocol the model does not fit raises
+        :class:`RunnerError` with the harness's message (naming the input or output).
+        """
+        flat = [np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1), dtype="<f4") for y in streams]
+        if not flat:
+            raise RunnerError(f"{self.name}: no stream to run")
+        tmp = Path(self._tmp.name) / "stream"
+        if tmp.exists():
+            for f in tmp.iterdir():
+                f.unlink()
+        tmp.mkdir(exist_ok=True)
+        inp = tmp / "streams.f32"
+        np.concatenate(flat).tofile(inp)
+        out_dir = tmp / "out"
+        out_dir.mkdir()
+        t0 = time.perf_counter()
+        reply = self._request({"cmd": "stream", "model": str(Path(model_path).resolve()), "backend": self.backend,
+                               "threads": self.threads, "protocol": protocol, "input": str(inp),
+                               "lengths": [int(y.shape[0]) for y in flat], "outDir": str(out_dir)})
+        seconds = time.perf_counter() - t0
+        if len(reply.get("streams", [])) != len(flat):
+            raise RunnerError(f"{self.name}: the harness answered {len(reply.get('streams', []))} streams "
+                              f"for {len(flat)}")
+
+        def read(item: dict) -> np.ndarray:
+            return np.fromfile(item["file"], dtype="<f4").reshape(item["dims"]).astype(np.float32)
+
+        outputs = [{name: read(item) for name, item in s["outputs"].items()} for s in reply["streams"]]
+        final = [{name: read(item) for name, item in s["finalState"].items()} for s in reply["streams"]]
+        self._check_placement(reply.get("placement"))
+        self.last_ms = float(reply.get("ms", float("nan")))
+        if not self._info:
+            self._info = self.harness_info()
+        info = dict(self.info(), backend=self.backend, threads=reply.get("threads"),
+                    execution_providers=reply.get("executionProviders"))
+        if reply.get("placement"):
+            info["placement"] = reply["placement"]
+        return StreamOutputs(self.name, outputs, final, info, round(seconds, 3))
 
     def postprocess(self, windows: np.ndarray, logits: np.ndarray, logmel: np.ndarray, sample_rate: int,
                     params: dict, vad_model: Path) -> dict:
