@@ -2,7 +2,7 @@
 //
 //   node browser_runner.mjs --backend webgl [--bundle all|wasm] [--chromium /usr/bin/chromium]
 //
-// Same JSON-lines protocol as runner.mjs (load, run, bench, preprocess, opcase, info, close).  Node serves the
+// Same JSON-lines protocol as runner.mjs (load, run, bench, preprocess, opcase, stream, info, close).  Node serves the
 // page, onnxruntime-web's dist/ and the model and input files on 127.0.0.1 (with COOP/COEP
 // so wasm threads may use SharedArrayBuffer), and drives Chromium with playwright-core.
 // A batch of cases costs one page call; the page is loaded once.
@@ -154,7 +154,27 @@ async function opcase(req) {
   return { ...result, outputs, placement: result.loaded ? placementFromConsole() : null };
 }
 
-const handlers = { load, run, bench, preprocess, postprocess, opcase, info: async () => ({ info: await info() }),
+// Whole streams through a stateful model, chunk by chunk inside the page (lib/stream.mjs), all in one page call;
+// each stream's outputs and final state come back as float32 files, with the node placement of the session.
+async function stream(req) {
+  if (req.backend && req.backend !== backend) throw new Error(`this runner drives ${backend}, not ${req.backend}`);
+  consoleLines.length = 0;
+  const result = await page.evaluate((a) => window.harness.stream(a), {
+    modelUrl: serve(req.model), backend, threads: req.threads || 1, protocol: req.protocol, inputUrl: serve(req.input),
+    lengths: req.lengths,
+  });
+  const write = (tag, tensors) => Object.fromEntries(Object.entries(tensors).map(([name, t], j) => {
+    const file = join(req.outDir, `${tag}-${j}.f32`);
+    writeFileSync(file, Buffer.from(t.b64, 'base64'));
+    return [name, { file, dims: t.dims }];
+  }));
+  const streams = result.streams.map((r, i) => ({ chunks: r.chunks, outputs: write(`s${i}-o`, r.outputs),
+    finalState: write(`s${i}-f`, r.finalState) }));
+  return { streams, ms: result.ms, executionProviders: [backend], threads: result.threads,
+    placement: placementFromConsole() };
+}
+
+const handlers = { load, run, bench, preprocess, postprocess, opcase, stream, info: async () => ({ info: await info() }),
   console: async () => ({ lines: consoleLines.slice(-200) }) };
 
 await serveRequests(handlers, (e) => {

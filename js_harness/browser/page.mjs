@@ -9,6 +9,7 @@ import { pinDimensions } from '/lib/onnx_model.mjs';
 import { runCase } from '/lib/opcase.mjs';
 import { toModelInputs } from '/lib/preprocess.mjs';
 import { postprocessBatch } from '/lib/postprocess.mjs';
+import { runStream, splitStreams } from '/lib/stream.mjs';
 
 ort.env.wasm.wasmPaths = '/ort/';
 
@@ -180,6 +181,36 @@ window.harness = {
     }
     return { ...result, outputs: result.outputs.map((o) => ({ name: o.name, dtype: o.dtype, dims: o.dims,
       b64: toBase64(o.bytes) })) };
+  },
+
+  // Whole streams through a stateful model (lib/stream.mjs loops over the chunks), in one page call: the
+  // streams file holds every stream's float32 samples one after another.  A verbose session is created
+  // first, only for onnxruntime's node-placement log (browser_runner.mjs reads it from the console).
+  async stream({ modelUrl, backend, threads, protocol, inputUrl, lengths }) {
+    const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+    const streams = splitStreams(await fetchFloats(inputUrl), lengths);
+    ort.env.wasm.numThreads = threads;
+    const options = { executionProviders: [backend], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+    const previous = ort.env.logLevel;
+    ort.env.logLevel = 'verbose';
+    try {
+      await (await ort.InferenceSession.create(bytes, { ...options, logSeverityLevel: 0, logVerbosityLevel: 0 })).release();
+    } finally {
+      ort.env.logLevel = previous;
+    }
+    const s = await ort.InferenceSession.create(bytes, options);
+    try {
+      const t0 = performance.now();
+      const results = [];
+      for (const samples of streams) results.push(await runStream(ort, s, protocol, samples));
+      const ms = performance.now() - t0;
+      const encode = (tensors) => Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name,
+        { dims: t.dims, b64: toBase64(t.data) }]));
+      return { streams: results.map((r) => ({ chunks: r.chunks, outputs: encode(r.outputs),
+        finalState: encode(r.finalState) })), ms, threads: ort.env.wasm.numThreads };
+    } finally {
+      await s.release();
+    }
   },
 
   async info() {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import subprocess
 import tempfile
 import time
@@ -169,10 +170,8 @@ class NodeHarnessRunner(Runner):
         if not flat:
             raise RunnerError(f"{self.name}: no stream to run")
         tmp = Path(self._tmp.name) / "stream"
-        if tmp.exists():
-            for f in tmp.iterdir():
-                f.unlink()
-        tmp.mkdir(exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the last call's files
+        tmp.mkdir()
         inp = tmp / "streams.f32"
         np.concatenate(flat).tofile(inp)
         out_dir = tmp / "out"

@@ -9,6 +9,7 @@
 //   // d.verdicts[i]: 'no_speech' | 'uncertain' | 'classified'; d.probabilities[i]: calibrated
 
 import { resamplePolyKaiser, softmax } from './dsp.mjs';
+import { runStream } from './stream.mjs';
 
 export const NO_SPEECH = 'no_speech';
 export const UNCERTAIN = 'uncertain';
@@ -37,31 +38,28 @@ export class VoiceActivity {
     return resamplePolyKaiser(window, sampleRate, p.sample_rate, p.resampler, 10 ** (p.gain_db / 20));
   }
 
-  /** Speech probability of every frame of each window: an Array of Float32Array (one per window). */
-  async frameProbabilities(windows, sampleRate) {
+  /**
+   * Silero's streaming protocol (the wire form of lib/stream.mjs): 512-sample frames, each with the
+   * previous 64 samples, the state carried from frame to frame, the sample rate as a constant.
+   */
+  protocol() {
     const p = this.params;
-    const b = windows.length;
-    if (!b) return [];
-    const inputs = windows.map((w) => this.vadInput(w, sampleRate));
-    const m = inputs[0].length;
-    const nFrames = Math.ceil(m / p.frame_length);
-    const span = p.context + p.frame_length;
-    const padded = inputs.map((x) => {
-      const out = new Float32Array(p.context + nFrames * p.frame_length);
-      out.set(x, p.context);
-      return out;
-    });
-    let state = new this.ort.Tensor('float32', new Float32Array(2 * b * 128), [2, b, 128]);
-    const out = Array.from({ length: b }, () => new Float32Array(nFrames));
-    for (let f = 0; f < nFrames; f++) {
-      const chunk = new Float32Array(b * span);
-      for (let i = 0; i < b; i++) chunk.set(padded[i].subarray(f * p.frame_length, f * p.frame_length + span), i * span);
-      // every input tensor new: onnxruntime-web's proxy transfers (detaches) the buffers it is given
-      const sr = new this.ort.Tensor('int64', BigInt64Array.from([BigInt(p.sample_rate)]), []);
-      const res = await this.session.run({ input: new this.ort.Tensor('float32', chunk, [b, span]), state, sr });
-      const prob = res.output.data;
-      for (let i = 0; i < b; i++) out[i][f] = prob[i];
-      state = res.stateN;
+    return { signal: { name: 'input', chunk: p.frame_length, context: p.context, dtype: 'float32' },
+      states: [{ input: 'state', output: 'stateN', dims: [2, 1, 128], dtype: 'float32', init: 0 }],
+      constants: [{ name: 'sr', dtype: 'int64', dims: [], value: p.sample_rate }], outputs: ['output'] };
+  }
+
+  /**
+   * Speech probability of every frame of each window: an Array of Float32Array (one per window).
+   * Each window is one stream through runStream (stream.mjs), the chunk loop every streaming model runs
+   * through; the state and context start at zero in every window.
+   */
+  async frameProbabilities(windows, sampleRate) {
+    const protocol = this.protocol();
+    const out = [];
+    for (const w of windows) {
+      const r = await runStream(this.ort, this.session, protocol, this.vadInput(w, sampleRate));
+      out.push(r.outputs.output.data);
     }
     return out;
   }
