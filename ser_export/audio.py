@@ -158,6 +158,45 @@ def _refuse(path: str, problem: str, reason: str) -> AudioError:
     return AudioError(f"{path}: {problem}", problem=problem, reason=reason)
 
 
+def check_audio_path(path: str) -> None:
+    """Refuse a path that cannot hold audio (missing, a directory, 0 bytes): :class:`AudioError`."""
+    if not os.path.exists(path):
+        raise _refuse(path, "no such file", "missing")
+    if os.path.isdir(path):
+        raise _refuse(path, "is a directory, not an audio file", "not audio")
+    if os.path.getsize(path) == 0:
+        raise _refuse(path, "file is empty (0 bytes)", "unreadable audio")
+
+
+def unreadable(path: str, exc: BaseException) -> AudioError:
+    """The one-line error for a file libsndfile cannot read (``exc``: what soundfile raised)."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return _refuse(path, f"not a readable audio file ({detail})", "unreadable audio")
+
+
+#: What soundfile raises for a corrupt file or one that is not audio.
+SOUNDFILE_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError, OSError)
+
+
+def check_not_truncated(path: str) -> None:
+    """Refuse a WAV whose ``data`` chunk is shorter than its header declares (libsndfile reads it silently)."""
+    data_bytes = _wav_data_bytes(path)
+    if data_bytes is not None and data_bytes[1] < data_bytes[0]:
+        declared, present = data_bytes
+        raise _refuse(path, f"truncated WAV: its header declares {declared} bytes of samples, the file holds "
+                            f"{max(present, 0)}", "truncated")
+
+
+def no_samples(path: str) -> AudioError:
+    return _refuse(path, "audio file holds no samples", "unreadable audio")
+
+
+def non_finite(path: str, count: int, first_frame: int) -> AudioError:
+    """The one-line error for ``count`` NaN/Inf samples, the first at frame ``first_frame``."""
+    return _refuse(path, f"has {count} non-finite samples (NaN/Inf), the first at frame {first_frame}",
+                   "non-finite samples")
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a WAV/FLAC/OGG file as it is stored, refusing anything unusable.
 
@@ -173,32 +212,25 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         With a one-line message naming the file and the problem (missing, a
         directory, empty, not audio, truncated, no samples, NaN/Inf samples);
         ``problem`` and ``reason`` give the same without the file name.
+
+    See Also
+    --------
+    ser_export.longaudio.MonoBlocks : the same file block by block, with the same refusals.
     """
     import soundfile as sf
 
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise _refuse(path, "no such file", "missing")
-    if os.path.isdir(path):
-        raise _refuse(path, "is a directory, not an audio file", "not audio")
-    if os.path.getsize(path) == 0:
-        raise _refuse(path, "file is empty (0 bytes)", "unreadable audio")
+    check_audio_path(path)
     try:
         data, file_sr = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError, ValueError, OSError) as exc:  # corrupt or not audio
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _refuse(path, f"not a readable audio file ({detail})", "unreadable audio") from None
-    data_bytes = _wav_data_bytes(path)
-    if data_bytes is not None and data_bytes[1] < data_bytes[0]:
-        declared, present = data_bytes
-        raise _refuse(path, f"truncated WAV: its header declares {declared} bytes of samples, the file holds "
-                            f"{max(present, 0)}", "truncated")
+    except (sf.LibsndfileError, *SOUNDFILE_ERRORS) as exc:  # corrupt or not audio
+        raise unreadable(path, exc) from None
+    check_not_truncated(path)
     if data.shape[0] == 0:
-        raise _refuse(path, "audio file holds no samples", "unreadable audio")
+        raise no_samples(path)
     bad = ~np.isfinite(data)
     if bad.any():
-        raise _refuse(path, f"has {int(bad.sum())} non-finite samples (NaN/Inf), the first at frame "
-                            f"{int(np.flatnonzero(bad.any(axis=1))[0])}", "non-finite samples")
+        raise non_finite(path, int(bad.sum()), int(np.flatnonzero(bad.any(axis=1))[0]))
     return data, int(file_sr)
 
 
@@ -213,14 +245,32 @@ def load_audio(path: str | os.PathLike, sr: int = contract.SAMPLE_RATE) -> np.nd
     return to_mono(data, file_sr, sr)
 
 
+#: The resampler of a recording to the model's rate (librosa's ``res_type``; soxr's quality).
+RES_TYPE = "soxr_hq"
+
+
+def mix_down(frames: np.ndarray) -> np.ndarray:
+    """Average ``(n_samples, n_channels)`` frames to mono ``(n_samples,)`` float32 (row by row)."""
+    return np.asarray(frames, dtype=np.float32).mean(axis=1)
+
+
 def to_mono(frames: np.ndarray, file_sr: int, sr: int = contract.SAMPLE_RATE) -> np.ndarray:
     """Average ``(n_samples, n_channels)`` frames to mono and resample from ``file_sr`` to ``sr`` (soxr_hq)."""
-    y = np.asarray(frames, dtype=np.float32).mean(axis=1)
+    y = mix_down(frames)
     if file_sr != sr:
         import librosa
 
-        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
+        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type=RES_TYPE)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def normalized_window(window: np.ndarray, rms_level: float = contract.RMS_LEVEL_DB,
+                      min_rms: float = contract.MIN_RMS) -> np.ndarray | None:
+    """A model input: ``window`` RMS-normalised (:func:`rms_normalize`), ``None`` when it is silent."""
+    try:
+        return rms_normalize(window, rms_level=rms_level, min_rms=min_rms)
+    except SilentAudioError:
+        return None
 
 
 def model_windows(y: np.ndarray, n_samples: int = contract.N_SAMPLES, rms_level: float = contract.RMS_LEVEL_DB,
@@ -230,11 +280,61 @@ def model_windows(y: np.ndarray, n_samples: int = contract.N_SAMPLES, rms_level:
     starts, out = [], []
     for start, window in windows(y, n_samples=n_samples):
         starts.append(start)
-        try:
-            out.append(rms_normalize(window, rms_level=rms_level, min_rms=min_rms))
-        except SilentAudioError:
-            out.append(None)
+        out.append(normalized_window(window, rms_level, min_rms))
     return starts, out
+
+
+class WindowCutter:
+    """The rule of :func:`windows`, fed block by block: consecutive ``n_samples`` windows.
+
+    :meth:`feed` takes the next samples of a mono recording and returns the windows they complete;
+    :meth:`finish` returns the last, partial window (zero-padded) when it holds at least
+    ``min_fraction`` of a window or is the only one, else nothing.  Only one window's samples are
+    held, however long the recording.
+
+    Parameters
+    ----------
+    n_samples : int
+        Window length in samples.
+    min_fraction : float
+        The shortest tail kept, as a fraction of ``n_samples``.
+    """
+
+    def __init__(self, n_samples: int = contract.N_SAMPLES, min_fraction: float = 0.25) -> None:
+        self.n_samples = int(n_samples)
+        self.min_fraction = min_fraction
+        self.total = 0        # samples fed so far
+        self._count = 0       # windows returned so far
+        self._buf = np.zeros(self.n_samples, dtype=np.float32)
+        self._fill = 0
+
+    def feed(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The windows ``y`` completes, as ``(start_sample, window)`` (each window a new float32 array)."""
+        y = np.asarray(y, dtype=np.float32).ravel()
+        self.total += y.size
+        out, pos = [], 0
+        while pos < y.size:
+            take = min(self.n_samples - self._fill, y.size - pos)
+            self._buf[self._fill:self._fill + take] = y[pos:pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == self.n_samples:
+                out.append((self._count * self.n_samples, self._buf.copy()))
+                self._count += 1
+                self._fill = 0
+        return out
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The zero-padded tail window, if the rule keeps it (an empty recording gives one window of zeros)."""
+        if self._fill == 0 and self._count > 0:
+            return []
+        if self._count > 0 and self._fill < self.min_fraction * self.n_samples:
+            return []
+        window = np.zeros(self.n_samples, dtype=np.float32)
+        window[:self._fill] = self._buf[:self._fill]
+        self._fill = 0
+        self._count += 1
+        return [((self._count - 1) * self.n_samples, window)]
 
 
 def windows(y: np.ndarray, n_samples: int = contract.N_SAMPLES,
@@ -243,14 +343,11 @@ def windows(y: np.ndarray, n_samples: int = contract.N_SAMPLES,
 
     The last, partial window is zero-padded when it holds at least
     ``min_fraction`` of a window (or when it is the only one); shorter tails are
-    dropped.  Yields ``(start_sample, window)``.
+    dropped.  Yields ``(start_sample, window)``.  The rule is :class:`WindowCutter`'s,
+    fed the whole waveform at once.
     """
     y = np.asarray(y, dtype=np.float32)
-    starts = list(range(0, max(y.size, 1), n_samples))
-    for i, start in enumerate(starts):
-        chunk = y[start:start + n_samples]
-        if chunk.size < n_samples:
-            if i > 0 and chunk.size < min_fraction * n_samples:
-                return
-            chunk = np.pad(chunk, (0, n_samples - chunk.size))
-        yield start, chunk
+    cutter = WindowCutter(n_samples, min_fraction)
+    for pos in range(0, y.size, n_samples):  # a window at a time: one copy held, not the recording's
+        yield from cutter.feed(y[pos:pos + n_samples])
+    yield from cutter.finish()
