@@ -27,6 +27,10 @@ HOP_S = 0.5
 CHANGE_S = 3.0
 LIVE_S = 20.0
 WINDOW_S = 2.1
+#: The parts of a live result's latency (result.timings, milliseconds): the window made into the model's
+#: input, the model, the VAD (its resampling to 16 kHz included), the post-processing, and what is left:
+#: the hop's and the result's messages between the worklet, the worker and the page.
+LIVE_PARTS = ("preprocessMs", "modelMs", "vadMs", "postprocessMs", "messagingMs")
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +120,10 @@ def test_a_page_importing_the_installed_package_classifies_as_predict_does(app, 
     assert out["isolated"] is True and out["threads"] == out["cores"]
     # with options.proxy onnxruntime-web runs in its proxy worker (a module worker of the same build)
     assert out["proxy"] is proxy and ("ort-wasm-proxy-worker" in out["workers"]) is proxy, (out["proxy"], out["workers"])
+    # wasm without the proxy: the whole classification in the package's own worker (the default in a page)
+    in_worker = backend == "wasm" and not proxy
+    assert out["thread"] == got["thread"] == ("worker" if in_worker else "main"), (out["thread"], got["thread"])
+    assert ("ser-export-web" in out["workers"]) is in_worker, out["workers"]
 
 
 def _model_with_a_node_off_webgpu(folder: Path) -> Path:
@@ -193,11 +201,20 @@ def test_live_microphone_gives_a_result_every_hop_and_follows_the_change(app, sa
     ends = [r["endSeconds"] for r in timeline]
     latencies = [r["latencyMs"] for r in timeline]
     tops = [r["top"] for r in timeline]
+    parts = {k: statistics.median(r["timings"][k] for r in timeline) for k in LIVE_PARTS}
     print(f"{model_file}: {len(timeline)} results over {ends[-1]:.1f} s, {out['dropped']} dropped, "
           f"latency median {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms, "
           f"page's main thread: longest gap between 10 ms ticks {out['mainThreadLongestGapMs']:.0f} ms, "
-          f"context {out['rate']} Hz; timeline {list(zip(ends, tops))}")
+          f"context {out['rate']} Hz; medians per part " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+          + f"; timeline {list(zip(ends, tops))}")
     assert out["threads"] == 1 and out["dropped"] == 0 and out["proxy"] is False
+    # in the package's worker (the default): every result computed there, the page only receives them
+    assert out["thread"] == "worker" and {r["thread"] for r in timeline} == {"worker"}
+    assert "ser-export-web" in out["workers"], out["workers"]
+    for r in timeline:  # every part timed (in the worker's clock; messaging: the rest of the latency)
+        t = r["timings"]
+        assert all(t[k] >= 0 for k in LIVE_PARTS) and t["thread"] == "worker", t
+        assert t["preprocessMs"] + t["modelMs"] + t["vadMs"] + t["postprocessMs"] <= t["computeMs"] + 1e-6, t
     assert np.allclose(np.diff(ends), HOP_S, atol=1e-6), ends   # one result per hop, none skipped
     assert ends[-1] >= LIVE_S and len(timeline) >= (LIVE_S - WINDOW_S) / HOP_S
     assert out["shown"] == [f"{r['endSeconds']:.1f} s: {r['top'] or r['verdict']}" for r in timeline]
@@ -208,17 +225,22 @@ def test_live_microphone_gives_a_result_every_hop_and_follows_the_change(app, sa
         f"angry from {ends[switch]} s; the change at {CHANGE_S} s, the first window mostly after it ends at {mostly_angry} s")
 
 
-def test_live_mode_drops_hops_rather_than_falling_behind(app, sad_then_angry):
+@pytest.mark.parametrize("worker", [True, False], ids=["worker", "page-thread"])
+def test_live_mode_drops_hops_rather_than_falling_behind(app, sad_then_angry, worker):
     """A hop shorter than one classification (0.05 s): hops that arrive while a window is still being
     classified are dropped, never queued, so every result is of the latest audio (its latency does not
-    grow) and each hop is either classified or dropped."""
+    grow) and each hop is either classified or dropped; in the package's worker (whose staleness clock
+    is estimated from the hops' arrivals) and with ``worker: false`` on the page's thread."""
     hop = 0.05
-    out = drive(app, f"/page.html?backend=wasm&threads=1&model=/models/voice_emotion_cnn_resnet.onnx&seconds=5&hop={hop}",
-                sad_then_angry.parent, mic=sad_then_angry)
+    out = drive(app, f"/page.html?backend=wasm&threads=1&model=/models/voice_emotion_cnn_resnet.onnx&seconds=5&hop={hop}"
+                     f"&worker={int(worker)}", sad_then_angry.parent, mic=sad_then_angry)
     timeline = out["timeline"]
     latencies = [r["latencyMs"] for r in timeline]
-    print(f"hop {hop} s: {out['hops']} hops, {len(timeline)} results, {out['dropped']} dropped, latency median "
-          f"{statistics.median(latencies):.0f} ms, last {latencies[-1]:.0f} ms")
+    print(f"hop {hop} s, {'worker' if worker else 'page thread'}: {out['hops']} hops, {len(timeline)} results, "
+          f"{out['dropped']} dropped, latency median {statistics.median(latencies):.0f} ms, last {latencies[-1]:.0f} ms, "
+          f"page's longest gap {out['mainThreadLongestGapMs']:.0f} ms")
+    assert out["thread"] == ("worker" if worker else "main") and {r["thread"] for r in timeline} == {out["thread"]}
+    assert ("ser-export-web" in out["workers"]) is worker, out["workers"]
     assert out["dropped"] > 0
     indices = [r["index"] for r in timeline]
     assert indices == sorted(set(indices))

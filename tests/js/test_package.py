@@ -45,6 +45,7 @@ await attempt('nan', () => clf.classify(Float32Array.from([0.1, NaN, 0.2]), 2205
 await attempt('empty', () => clf.classify(new Float32Array(0), 22050));
 await attempt('webgpu_in_node', () => loadClassifier(model, { backend: 'webgpu' }));
 await attempt('proxy_in_node', () => loadClassifier(model, { proxy: true }));
+await attempt('worker_in_node', () => loadClassifier(model, { worker: true }));
 await attempt('not_a_model', () => loadClassifier(new Uint8Array([8, 7, 18, 3, 1, 2]), {}));
 await attempt('bytes_without_vad', () => loadClassifier(new Uint8Array(readFileSync(model)), {}));
 const unproven = await loadClassifier(model, { proveBackend: false });
@@ -52,7 +53,7 @@ const skipped = unproven.placement;
 await unproven.release();
 await clf.release();
 await attempt('released', () => clf.classify(flat, Number(rate)));
-console.log(JSON.stringify({ result, errors, backend: clf.backend, placement: clf.placement, skipped, threads: clf.threads, progress: progress.at(-1),
+console.log(JSON.stringify({ result, errors, backend: clf.backend, placement: clf.placement, skipped, threads: clf.threads, thread: clf.thread, progress: progress.at(-1),
   exports: Object.keys(pkg).sort() }));
 """
 
@@ -67,15 +68,17 @@ async function main(buffer: AudioBuffer, stream: MediaStream): Promise<string | 
   const onGpu: number | 'all' | undefined = clf.placement.proven ? clf.placement.providers?.['WebGpuExecutionProvider'] : undefined;
   console.log(clf.backend, onGpu, clf.placement.source, clf.proxy);
   const inWorker: boolean = (await loadClassifier(new Uint8Array(8), { backend: 'wasm', proxy: true, proveBackend: false })).proxy;
+  const where: 'main' | 'worker' = (await loadClassifier('m.onnx', { worker: false })).thread;
   const p: number | undefined = r.probabilities?.['angry'];
   const listener = clf.listen(stream, { hopSeconds: 0.5 });
   for await (const live of listener) {
     const l: LiveResult = live;
-    if (l.index > 3) break;
+    const parts: number = l.timings.modelMs + l.timings.vadMs + l.timings.messagingMs;
+    if (l.index > 3 || parts > 1000 || l.thread === 'main') break;
   }
   await listener.stop();
   await clf.release();
-  return first.top ?? (p === undefined || !inWorker ? null : r.top);
+  return first.top ?? (p === undefined || !inWorker || where === 'worker' ? null : r.top);
 }
 
 async function wrong(buffer: AudioBuffer) {
@@ -84,6 +87,8 @@ async function wrong(buffer: AudioBuffer) {
   const clf = await loadClassifier('m.onnx');
   // @ts-expect-error: classify takes audio, not a string
   await clf.classify('speech.wav');
+  // @ts-expect-error: worker is true or false
+  await loadClassifier('m.onnx', { worker: 'yes' });
   try { await clf.classify(buffer); } catch (e) { if (e instanceof BackendUnavailableError) throw e; }
 }
 export { main, wrong };
@@ -181,6 +186,9 @@ def test_the_installed_package_throws_typed_errors(consumer):
     assert out["backend"] == "wasm" and out["placement"]["proven"] is True
     assert out["placement"]["providers"] == {"CPUExecutionProvider": "all"}, out["placement"]
     assert e["proxy_in_node"]["name"] == "TypeError" and "Node" in e["proxy_in_node"]["message"]
+    # Node keeps the in-thread path: the package's worker is for pages
+    assert e["worker_in_node"]["name"] == "TypeError" and "Node" in e["worker_in_node"]["message"]
+    assert out["thread"] == "main" and out["result"]["thread"] == "main"
     assert out["skipped"]["proven"] is False and "proveBackend" in out["skipped"]["source"], out["skipped"]
 
 

@@ -86,6 +86,8 @@ export interface Classification {
   uncertain_windows_start_s: number[];
   duration_s: number;
   backend: Backend;
+  /** Where it was computed: 'worker' (the package's worker, the default for wasm in a page) or 'main'. */
+  thread: Thread;
   ms: number;
   /** With `classify(..., { logmel: true })`: the graph's log-mel of every non-silent window. */
   logmel?: { dims: [number, number]; windows: { start_s: number; rms: number; data: Float32Array }[] };
@@ -96,14 +98,35 @@ export interface ClassifyOptions {
   logmel?: boolean;
 }
 
+/** The thread a classification runs on: the package's worker, or the page's (or Node's) own. */
+export type Thread = 'worker' | 'main';
+
+/** Where a live result's latency went, in milliseconds (the parts are timed where the model runs). */
+export interface LiveTimings {
+  thread: Thread;
+  /** The window made into the model's input (at the model's rate: the RMS normalisation only). */
+  preprocessMs: number;
+  modelMs: number;
+  /** The voice-activity model, its resampling of the window to 16 kHz included. */
+  vadMs: number;
+  /** Calibration, the OOD score, the verdicts and the result's JSON. */
+  postprocessMs: number;
+  /** From the hop's arrival where the model runs to its result there. */
+  computeMs: number;
+  /** latencyMs - computeMs: the hop's and the result's messages (worklet, worker, page) and their waits. */
+  messagingMs: number;
+}
+
 /** One live result: the window's classification and where it lies in the stream. */
 export interface LiveResult extends Omit<Classification, 'verdict' | 'duration_s' | 'ms' | 'logmel'> {
   verdict: Verdict | 'silent';
   index: number;
   startSeconds: number;
   endSeconds: number;
+  /** From the hop's last sample (the AudioContext's clock) to the result on the page's thread. */
   latencyMs: number;
   dropped: number;
+  timings: LiveTimings;
 }
 
 export interface ListenOptions {
@@ -121,6 +144,8 @@ export declare class Listener extends EventTarget implements AsyncIterable<LiveR
   readonly hopSeconds: number;
   readonly results: number;
   readonly dropped: number;
+  /** Hops of audio so far (classified, dropped, or before the first whole window), as last reported. */
+  readonly hops: number;
   [Symbol.asyncIterator](): AsyncIterator<LiveResult>;
   stop(): Promise<void>;
 }
@@ -143,6 +168,16 @@ export interface LoadOptions {
   proxy?: boolean;
   /** Prove where the nodes run (default true; on WebGPU a worker creates a second, verbose session); false skips it. */
   proveBackend?: boolean;
+  /**
+   * Run the whole classification (preprocessing, VAD, model, post-processing) in the package's module
+   * worker, so that the page's thread only receives results: default true for wasm in a page (unless
+   * `proxy`, or `ort` without `ortUrl`); false keeps it on the page's thread.  Not in Node, WebGL or WebGPU.
+   */
+  worker?: boolean;
+  /** onnxruntime-web's env.wasm.wasmPaths in the worker (default: the `ort` module's, else beside the build). */
+  wasmPaths?: string | Record<string, string>;
+  /** The model's name in error messages (default: the file name of its URL). */
+  name?: string;
 }
 
 export declare class Classifier {
@@ -151,6 +186,8 @@ export declare class Classifier {
   readonly placement: Placement;
   /** Whether onnxruntime-web runs in its proxy worker (wasm in a browser), off the page's main thread. */
   readonly proxy: boolean;
+  /** Where classify() and listen() run the models: 'worker' (the package's) or 'main'. */
+  readonly thread: Thread;
   readonly threads: number;
   readonly labels: string[];
   readonly sampleRate: number;

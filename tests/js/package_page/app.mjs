@@ -23,9 +23,10 @@ try {
   const given = model instanceof Uint8Array ? [model.byteLength, vadModel.byteLength] : null;
   const clf = await loadClassifier(model, { backend: q.get('backend') || 'wasm', vadModel,
     threads: q.get('threads') ? Number(q.get('threads')) : undefined, onProgress: (p) => progress.push(p),
-    proveBackend: q.get('prove') !== '0', proxy: q.get('proxy') ? q.get('proxy') === '1' : undefined });
+    proveBackend: q.get('prove') !== '0', proxy: q.get('proxy') ? q.get('proxy') === '1' : undefined,
+    worker: q.get('worker') ? q.get('worker') === '1' : undefined });
   const loadMs = performance.now() - t0;
-  const base = { ok: true, loadMs, backend: clf.backend, placement: clf.placement, proxy: clf.proxy,
+  const base = { ok: true, loadMs, backend: clf.backend, placement: clf.placement, proxy: clf.proxy, thread: clf.thread,
     threads: clf.threads, isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency, progress: progress.at(-1),
     // the caller's buffers after loading: still whole (onnxruntime-web's proxy transfers what it is given)
     given, givenAfter: given ? [model.byteLength, vadModel.byteLength] : null };
@@ -43,7 +44,7 @@ try {
     const seconds = Number(q.get('seconds'));
     for await (const r of listener) {
       timeline.push({ index: r.index, endSeconds: r.endSeconds, verdict: r.verdict, top: r.top,
-        latencyMs: r.latencyMs, dropped: r.dropped });
+        latencyMs: r.latencyMs, dropped: r.dropped, thread: r.thread, timings: r.timings });
       const li = document.createElement('li');
       li.textContent = `${r.endSeconds.toFixed(1)} s: ${r.top ?? r.verdict}`;
       document.getElementById('timeline').append(li);

@@ -17,8 +17,10 @@ import { concat, pinDimensions, readContract } from './onnx_model.mjs';
 import { softmax } from './dsp.mjs';
 import { CLASSIFIED, NO_SPEECH, UNCERTAIN, VoiceActivity, decide } from './postprocess.mjs';
 import { toModelInputs } from './preprocess.mjs';
+import { toChannels } from './channels.mjs';
 import { Listener } from './listen.mjs';
 import { fallbacks, notProven, provePlacement } from './placement.mjs';
+import { WorkerClassifier } from './worker_client.mjs';
 
 export { Listener } from './listen.mjs';
 
@@ -34,6 +36,8 @@ export const SILENT = 'silent';
 export const BACKENDS = Object.freeze(['wasm', 'webgl', 'webgpu']);
 
 const IN_NODE = typeof process !== 'undefined' && Boolean(process.versions?.node) && typeof window === 'undefined';
+/** In a worker (the package's own, or an app's): the model runs off the page's main thread. */
+const IN_WORKER = typeof WorkerGlobalScope !== 'undefined' && typeof self !== 'undefined' && self instanceof WorkerGlobalScope;
 
 /** The module specifier of the onnxruntime-web build `importOrt` loads for `backend`. */
 function ortSpecifier(backend) {
@@ -86,6 +90,25 @@ async function backendProblem(backend) {
     if (!canvas || !canvas.getContext('webgl2')) return 'this browser has no WebGL2 context';
   }
   return null;
+}
+
+/**
+ * Whether loadClassifier runs the model in the package's worker: `worker` as given (true is refused
+ * where the worker cannot run the model), else in a page on wasm unless onnxruntime-web's proxy is
+ * asked for or an `ort` module is given without the URL the worker could import it from.
+ */
+function chooseWorker(worker, { backend, proxy, givenOrt, ortUrl }) {
+  if (worker !== undefined && typeof worker !== 'boolean') throw new TypeError(`worker must be true or false, got ${worker}`);
+  if (worker === false) return false;
+  const why = IN_NODE ? 'in Node the model runs in-thread'
+    : IN_WORKER ? 'this is already a worker'
+      : backend !== 'wasm' ? `the worker runs wasm, not ${backend}`
+        : proxy ? 'proxy and worker are two ways off the page\'s thread: choose one'
+          : typeof Worker === 'undefined' ? 'this environment has no Worker'
+            : givenOrt && !ortUrl ? 'options.ort is given without options.ortUrl, the URL the worker imports it from'
+              : null;
+  if (worker === true && why) throw new TypeError(`options.worker: ${why}`);
+  return !why;
 }
 
 /** The wasm threads to use: `threads`, else every core when the page is cross-origin isolated, else 1. */
@@ -177,17 +200,6 @@ function besideModel(model, file) {
   return new URL(file, new URL(text, base)).href;
 }
 
-/** `samples` as channels + rate: an AudioBuffer, a Float32Array (mono) or an array of channels. */
-function toChannels(samples, sampleRate) {
-  if (samples && typeof samples.getChannelData === 'function' && typeof samples.numberOfChannels === 'number') {
-    const channels = Array.from({ length: samples.numberOfChannels }, (_, c) => samples.getChannelData(c));
-    return { channels, sampleRate: sampleRate ?? samples.sampleRate };
-  }
-  if (samples instanceof Float32Array) return { channels: [samples], sampleRate };
-  if (Array.isArray(samples) && samples.every((c) => c instanceof Float32Array)) return { channels: samples, sampleRate };
-  throw new TypeError('samples must be a Float32Array, an array of Float32Array channels, or an AudioBuffer');
-}
-
 function labelled(labels, probs) {
   return probs ? Object.fromEntries(labels.map((l, i) => [l, probs[i]])) : null;
 }
@@ -220,6 +232,8 @@ export class Classifier {
     this.proxy = proxy;
     this.vad = vad;
     this.name = name;
+    /** Where the model runs: 'main' (the page's or Node's thread) or 'worker'. */
+    this.thread = IN_WORKER ? 'worker' : 'main';
     this.labels = contract.labels;
     this.sampleRate = contract.sampleRate;
     this.windowSeconds = contract.inputLength / contract.sampleRate;
@@ -289,17 +303,39 @@ export class Classifier {
     return result;
   }
 
-  /** Windows from toModelInputs -> the predict JSON (without duration_s). */
-  async _classifyWindows(windows, withLogmel = false) {
-    const { contract, labels } = this;
+  /**
+   * Windows from toModelInputs -> the predict JSON (without duration_s).  `timings` (an object, or
+   * null) receives the milliseconds of the parts: modelMs, vadMs (the VAD's resampling to its rate
+   * included), postprocessMs (calibration, OOD score, verdicts and the JSON).
+   */
+  async _classifyWindows(windows, withLogmel = false, timings = null) {
+    const { contract } = this;
     const pp = contract.postprocessing;
+    const clock = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+    let t = clock();
+    const lap = (part) => {
+      const t1 = clock();
+      if (timings) timings[part] = (timings[part] ?? 0) + t1 - t;
+      t = t1;
+    };
     const kept = windows.filter((w) => w.samples);
     const { logits, logmel, logmelDims } = await this._run(kept.map((w) => w.samples));
+    lap('modelMs');
     let decisions = null;
     if (pp && kept.length) {
       const frames = await this.vad.frameProbabilities(kept.map((w) => w.samples), contract.sampleRate);
+      lap('vadMs');
       decisions = decide({ frames, logits, logmel, dims: logmelDims }, pp);
     }
+    const result = this._resultJson(windows, kept, logits, logmel, logmelDims, decisions, withLogmel);
+    lap('postprocessMs');
+    return result;
+  }
+
+  /** The predict JSON of `windows` from the model's outputs and the post-processing's decisions. */
+  _resultJson(windows, kept, logits, logmel, logmelDims, decisions, withLogmel) {
+    const { contract, labels } = this;
+    const pp = contract.postprocessing;
     const perKept = kept.map((w, i) => ({
       verdict: decisions ? decisions.verdicts[i] : CLASSIFIED,
       probabilities: decisions ? decisions.probabilities[i] : softmax(logits[i]),
@@ -332,6 +368,7 @@ export class Classifier {
       no_speech_windows_start_s: starts(NO_SPEECH),
       uncertain_windows_start_s: starts(UNCERTAIN),
       backend: this.backend,
+      thread: this.thread,
       ...(withLogmel ? { logmel: { dims: logmelDims, windows: kept.map((w, i) => ({
         start_s: Math.round(w.startSeconds * 1000) / 1000, rms: w.rms, data: logmel[i] })) } } : {}),
     };
@@ -374,23 +411,36 @@ export class Classifier {
  *   onnxruntime-web fixes it when its first session is created
  * @param options.proveBackend prove where the nodes run (default true; on WebGPU a worker creates a
  *   second, verbose session beside the page's own); false: `placement.proven` is false
+ * @param options.worker run the whole classification (preprocessing, VAD, model, post-processing) in
+ *   the package's module worker (worker.mjs), so that the page's thread only receives results: the
+ *   default for wasm in a page (unless `proxy` or an `ort` module without its `ortUrl` is given);
+ *   false: on the page's thread.  Not in Node, nor on WebGL or WebGPU.
+ * @param options.wasmPaths onnxruntime-web's env.wasm.wasmPaths for the worker (default: the `ort`
+ *   module's, else beside the build)
+ * @param options.name the model's name in error messages (default: the file name of its URL)
  */
 export async function loadClassifier(model, options = {}) {
   const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt, ortUrl, proveBackend = true, proxy } = options;
   const problem = await backendProblem(backend);
   if (problem) throw new BackendUnavailableError(problem);
-  const name = nameOf(model);
-  const ort = givenOrt ?? await importOrt(backend);
-  const wanted = threads ?? defaultThreads();
-  if (!(Number.isInteger(wanted) && wanted >= 1)) throw new TypeError(`threads must be a positive integer, got ${threads}`);
-  ort.env.wasm.numThreads = wanted;
+  const name = options.name ?? nameOf(model);
   // onnxruntime-web's proxy (opt-in): its wasm runs in a worker, so the model never runs on the page's
   // thread; but every session.run is then a message round trip, and the VAD runs once per 32 ms frame
   if (proxy && (IN_NODE || backend !== 'wasm')) {
     throw new TypeError(`proxy runs onnxruntime-web's wasm backend in a worker of a page: not ${IN_NODE ? 'in Node' : backend}`);
   }
-  if (proxy !== undefined) ort.env.wasm.proxy = Boolean(proxy);
-  if (ort.env.logLevel === undefined || ort.env.logLevel === 'warning') ort.env.logLevel = 'error';
+  const inWorker = chooseWorker(options.worker, { backend, proxy, givenOrt, ortUrl });
+  const wanted = threads ?? defaultThreads();
+  if (!(Number.isInteger(wanted) && wanted >= 1)) throw new TypeError(`threads must be a positive integer, got ${threads}`);
+  // with the worker the page imports no onnxruntime-web: the worker does
+  const ort = inWorker ? null : givenOrt ?? await importOrt(backend);
+  if (ort) {
+    ort.env.wasm.numThreads = wanted;
+    if (proxy !== undefined) ort.env.wasm.proxy = Boolean(proxy);
+    if (ort.env.logLevel === undefined || ort.env.logLevel === 'warning') ort.env.logLevel = 'error';
+  }
+  // bytes that go to another thread (the package's worker, onnxruntime-web's proxy) move there: never the caller's
+  const moves = inWorker || Boolean(ort?.env.wasm.proxy);
   const bytes = await readBytes(model, name, onProgress);
   const contract = readContract(bytes, name);
   const pp = contract.postprocessing;
@@ -402,12 +452,16 @@ export async function loadClassifier(model, options = {}) {
         + 'pass options.vadModel');
     }
     vadBytes = await readBytes(source, pp.vad.file, null);
-    if (ort.env.wasm.proxy && isBytes(source)) vadBytes = vadBytes.slice();
+    if (moves && isBytes(source)) vadBytes = vadBytes.slice();
+  }
+  if (inWorker) {
+    return WorkerClassifier.create({ bytes: isBytes(model) ? bytes.slice() : bytes, vadBytes, contract, name,
+      threads: wanted, ortUrl: ortUrl ?? ortUrlOf('wasm'), wasmPaths: options.wasmPaths ?? givenOrt?.env.wasm.wasmPaths ?? null });
   }
   // WebGL checks input shapes literally and ignores freeDimensionOverrides: pin the batch to 1.
   // onnxruntime-web's proxy transfers (detaches) the bytes a session is created from: never the caller's
   const modelBytes = backend === 'webgl' ? pinDimensions(bytes, { batch: 1 })
-    : ort.env.wasm.proxy && isBytes(model) ? bytes.slice() : bytes;
+    : moves && isBytes(model) ? bytes.slice() : bytes;
   const sessionOptions = { executionProviders: [backend], graphOptimizationLevel: 'all' };
   const proof = proveBackend
     ? provePlacement({ backend, bytes: modelBytes, options: sessionOptions, ortUrl: ortUrl ?? (givenOrt ? null : ortUrlOf(backend)) })
