@@ -71,7 +71,8 @@ async function loadModel() {
   const c = current.contract;
   $('contract').textContent = `Model input: ${c.inputLength} samples at ${c.sampleRate} Hz, RMS-normalised to ` +
     `${c.normalization.rms_level_db} dB; labels ${c.labels.join(', ')}; front-end ${c.frontend?.implementation ?? '?'}; ` +
-    `onnxruntime-web ${current.backend} (${describePlacement(current.clf.placement)}), ${current.clf.threads} thread(s).`;
+    `onnxruntime-web ${current.backend} (${describePlacement(current.clf.placement)}), ${current.clf.threads} thread(s), `
+    + `${current.clf.thread === 'worker' ? 'in the package\'s worker (the page\'s thread only receives results)' : 'on the page\'s thread'}.`;
   setState('ready', `Ready: ${current.url.split('/').pop()} on ${backend}. Choose a file or record.`);
   return current;
 }
@@ -239,10 +240,13 @@ $('record').addEventListener('click', async () => {
     listener = model.clf.listen(stream, { hopSeconds: 0.5 });
     listener.addEventListener('result', ({ detail: r }) => {
       const label = r.top ?? (r.verdict === NO_SPEECH ? 'no speech' : r.verdict);
-      window.demoLive.push({ endSeconds: r.endSeconds, verdict: r.verdict, top: r.top, latencyMs: r.latencyMs });
+      window.demoLive.push({ endSeconds: r.endSeconds, verdict: r.verdict, top: r.top, latencyMs: r.latencyMs,
+        thread: r.timings.thread });
       addHop({ label, verdict: r.verdict === CLASSIFIED ? CLASSIFIED : r.verdict, endSeconds: r.endSeconds });
-      $('live-caption').textContent = `(${r.endSeconds.toFixed(1)} s, ${r.latencyMs.toFixed(0)} ms per result, ` +
-        `${r.dropped} dropped)`;
+      const t = r.timings;
+      $('live-caption').textContent = `(${r.endSeconds.toFixed(1)} s, ${r.latencyMs.toFixed(0)} ms per result: model `
+        + `${t.modelMs.toFixed(0)} ms, voice activity ${t.vadMs.toFixed(0)} ms, the rest ${(r.latencyMs - t.modelMs - t.vadMs).toFixed(0)} ms `
+        + `${t.thread === 'worker' ? 'in the worker' : 'on the page\'s thread'}; ${r.dropped} dropped)`;
     });
     listener.addEventListener('drop', ({ detail }) => addHop({ label: 'dropped', verdict: 'dropped', endSeconds: detail.endSeconds }));
     listener.addEventListener('error', ({ detail }) => setState('error', `Live classification stopped: ${detail.message || detail}`));

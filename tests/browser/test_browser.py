@@ -262,6 +262,8 @@ def test_demo_page_shows_a_live_timeline_while_recording(demo_server, committed_
     ends = [r["endSeconds"] for r in live["results"]]
     assert len(ends) >= 4 and np.allclose(np.diff(ends), 0.5), ends  # from 2.5 s, every 0.5 s
     assert len(live["shown"]) == len(ends) and all(t for t in live["shown"]) and "dropped" in live["caption"]
+    # wasm in a page: the live results come from the package's worker, and the caption says so
+    assert {r["thread"] for r in live["results"]} == {"worker"} and "in the worker" in live["caption"], live["caption"]
     assert shown["file"] == "recording" and shown["windowRows"], shown
     rows = [r["verdict"] for r in shown["windowRows"]]
     assert [v for v in rows if v != "silent"] == [w["verdict"] for w in shown["windows"]]
