@@ -18,6 +18,7 @@ from ser_export.jsenv import HARNESS_DIR, find_node
 from ser_export.ortsession import cpu_session
 from ser_export.streaming import n_chunks, stream_windows
 from ser_export.vad import packaged_vad_path
+from tests.e2e import ROOT
 
 pytestmark = pytest.mark.node
 
@@ -119,6 +120,28 @@ def test_a_protocol_naming_what_the_model_lacks_is_a_runner_error_naming_it(runn
     with pytest.raises(RunnerError, match=f"no (output|input) '{name}'"):
         runner.run_stream(SILERO, protocol, STREAMS[1:2])
     assert runner.run_stream(SILERO, PROTOCOL, STREAMS[2:]).outputs[0]["output"].shape == (1, 1, 1)  # still serving
+
+
+def test_the_package_vad_through_the_stream_loop_is_pythons(runner):
+    """postprocess.mjs's VoiceActivity (one runStream per window) gives ser_export.vad's frame probabilities
+    (batched onnxruntime-python) on the committed release's post-processing parameters."""
+    from ser_export.audio import rms_normalize
+    from ser_export.export.metadata import read_metadata
+    from ser_export.postprocess import postprocessing_of
+    from ser_export.vad import VoiceActivity
+
+    pp = postprocessing_of(read_metadata(ROOT / "saved_models" / "voice_emotion_cnn.onnx"))
+    speech = synthesize(make_speakers(2, 5)[0], "sad", clip_rng(5, 0, 2, 1), sr=22050, duration=2.1)
+    noise = np.random.default_rng(1).standard_normal(speech.size)
+    windows = np.stack([rms_normalize(np.concatenate([np.zeros(8000), speech])[:46305].astype(np.float32)),
+                        rms_normalize(np.resize(noise, 46305).astype(np.float32))]).astype(np.float32)
+    n_mels = len(pp.ood.mean) // 2
+    js = runner.postprocess(windows, np.zeros((2, 4), np.float32), np.zeros((2, n_mels, 3), np.float32), 22050,
+                            pp.to_dict(), SILERO)
+    py = VoiceActivity(pp.vad, path=SILERO).frame_probabilities(windows, 22050)
+    assert js["frames"].shape == py.shape == (2, 66)
+    assert np.abs(js["frames"] - py).max() <= ATOL
+    assert py[0].max() > 0.9 and py[0, :5].max() < 0.1  # speech after the silence is heard
 
 
 def _fp16_model(path: Path) -> Path:
