@@ -9,6 +9,7 @@ from pathlib import Path
 from ser_export import tolerances as tolerances_mod
 from ser_export.export.model_file import ReleaseFileError, open_model
 from ser_export.model_contract import ModelContract
+from ser_export.stream_contract import StreamContract
 
 from . import judge
 from .config import RUNNER_BACKENDS, GateConfig, make_runners
@@ -17,11 +18,13 @@ from .record import ModelRun
 from .report import GateReport, ModelReport
 from .runners import Runner, RunnerError
 from .runners.torch_module import TorchModuleRunner
+from .stream_check import StreamCheck, check_stream
 from .subject import ModelUnderTest
 
 
-def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, torch_factory: str | None = None,
-                 torch_weights: Path | None = None) -> GateReport:
+def verify_model(model_path: Path, contract: ModelContract | StreamContract, cfg: GateConfig,
+                 torch_factory: str | None = None, torch_weights: Path | None = None,
+                 streams: StreamCheck | None = None) -> GateReport:
     """Check one model built anywhere against its declared contract.
 
     Without ``torch_factory`` onnxruntime-python is the baseline every other runtime is
@@ -71,6 +74,9 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
                                                            f"not run: {backend} is not a target and cannot run "
                                                            f"this model ({why})"))
     runners: dict[str, Runner] = {}
+    if isinstance(contract, StreamContract):
+        return _verify_stream(model_path, contract, cfg, torch_factory, torch_weights, wanted, report, mr,
+                              streams or StreamCheck(seed=cfg.seed), t0)
     if torch_factory:
         names = tuple(n for n in (contract.outputs.logits, contract.outputs.features) if n)
         runners["pytorch"] = TorchModuleRunner(torch_factory, torch_weights, names, threads=cfg.threads)
@@ -91,6 +97,42 @@ def verify_model(model_path: Path, contract: ModelContract, cfg: GateConfig, tor
         mr.error = str(exc)
     finally:
         finish(report, runners, cfg, t0)
+    return report
+
+
+def _verify_stream(model_path: Path, contract: StreamContract, cfg: GateConfig, torch_factory: str | None,
+                   torch_weights: Path | None, wanted: list[str], report: GateReport, mr: ModelReport,
+                   check: StreamCheck, t0: float) -> GateReport:
+    """A streaming model (a version 2 contract): every stream on every runner that runs streams, judged against
+    the ``--torch`` reference (driven as the contract's ``reference`` says) or else onnxruntime-python."""
+    runners: dict[str, Runner] = {}
+    if torch_factory:
+        runners["pytorch"] = TorchModuleRunner(torch_factory, torch_weights, threads=cfg.threads,
+                                               reference=contract.reference)
+    runners |= make_runners(dataclasses.replace(cfg, runtimes=tuple(wanted)))
+    baseline = "pytorch" if torch_factory else "onnxruntime-python"
+    check = dataclasses.replace(check, shrink=cfg.shrink and check.shrink, localize=cfg.localize and check.localize,
+                                counterexample_dir=cfg.counterexample_dir)
+    try:
+        if cfg.save_outputs:
+            raise RunnerError("--save-outputs (and --rejudge) do not keep a streaming model's run yet")
+        if baseline not in runners:
+            raise RunnerError(f"a streaming model is compared with --torch or onnxruntime-python: neither is among "
+                              f"the runtimes ({', '.join(runners) or 'none'})")
+        run = check_stream(model_path, contract, runners, baseline, cfg.tolerances, check, mr)
+        if run is not None:
+            report.cases_checked = len(run.labels)
+            if contract.sequence is None:
+                mr.results.append(judge.not_applicable(contract.name, "sequence", "-",
+                                                       "the contract declares no whole-sequence form"))
+            if contract.variant is None:
+                mr.results.append(judge.not_applicable(contract.name, "vs_parent", "-",
+                                                       "the contract declares no parent"))
+        report.runners = {name: r.info() for name, r in runners.items()}
+    except (RunnerError, ReleaseFileError) as exc:
+        mr.error = str(exc)
+    finally:
+        finish(report, runners, dataclasses.replace(cfg, save_outputs=None), t0)
     return report
 
 

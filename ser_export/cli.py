@@ -167,16 +167,19 @@ def _run_verify(args) -> int:
     elif args.contract or args.release_dir.suffix == ".onnx":
         from parity.foreign import verify_model
 
-        from .model_contract import ModelContract
+        from parity.stream_check import StreamCheck
+
+        from .stream_contract import read_contract
 
         if not args.contract:
             raise SerExportError(f"{args.release_dir}: a single model needs --contract FILE (TOML or JSON; "
                                  f"see `python -m ser_export contract --schema`)")
-        contract = ModelContract.read(args.contract)
+        contract = read_contract(args.contract)  # version 1, or 2 (a streaming model)
         if not args.runtimes:
             cfg = dataclasses.replace(cfg, runtimes=tuple(r for r in DEFAULT_RUNTIMES if r != "pytorch"))
         report = verify_model(args.release_dir, contract, cfg, torch_factory=args.torch,
-                              torch_weights=args.torch_weights)
+                              torch_weights=args.torch_weights,
+                              streams=StreamCheck(args.streams, args.seed, args.long_seconds or None))
     else:
         if args.torch:
             raise SerExportError("--torch is for a single model with --contract (a release rebuilds its own)")
@@ -243,9 +246,13 @@ def _run_bench(args) -> int:
 
 
 def _run_contract(args) -> int:
-    from .model_contract import ModelContract, json_schema
+    from . import stream_contract
+    from .model_contract import json_schema
 
-    data = json_schema() if args.schema else ModelContract.read(args.check).to_dict()
+    if args.schema:
+        data = stream_contract.json_schema() if args.schema_version == 2 else json_schema()
+    else:
+        data = stream_contract.read_contract(args.check).to_dict()
     print(json.dumps(data, indent=2))
     return 0
 
@@ -379,13 +386,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contract", type=Path, metavar="FILE",
                    help="the model's declared contract (TOML or JSON; `contract --schema` prints its schema)")
     p.add_argument("--torch", metavar="PKG.MODULE:FACTORY",
-                   help="a factory returning the nn.Module that gives the contract's outputs (the baseline)")
+                   help="a factory returning the nn.Module that gives the contract's outputs (the baseline), or "
+                        "a TorchScript file of yours (torch.jit.load), e.g. silero_vad.jit for a streaming model")
     p.add_argument("--torch-weights", type=Path, metavar="FILE",
                    help="state dict for --torch, read safely (torch.load weights_only=True, or .safetensors)")
     p.add_argument("--runtimes", action="append", metavar="A,B",
                    help="runners to use (comma-separated or repeated; default: pytorch, onnxruntime-python, "
                         "onnxruntime-web-wasm, onnxruntime-node)")
     p.add_argument("--examples", type=int, default=200, help="hypothesis cases per model (default 200)")
+    p.add_argument("--streams", type=int, default=10,
+                   help="a streaming model (version 2 contract): short streams to draw (default 10)")
+    p.add_argument("--long-seconds", type=float, default=60.0,
+                   help="a streaming model: seconds of the long stream the drift is measured on (0: none; default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds before a silent harness is killed")
@@ -450,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and print it with every default filled in (--check FILE).")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--schema", action="store_true", help="print the JSON schema")
+    p.add_argument("--schema-version", type=int, choices=(1, 2), default=1,
+                   help="with --schema: 1, a model with one input; 2, a streaming, stateful model")
     g.add_argument("--check", type=Path, metavar="FILE", help="read FILE; exit 2 with the field named if it is wrong")
     p = sub.add_parser("card", help="print a release's model card (rendered from its manifest), or one section")
     p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))

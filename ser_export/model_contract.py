@@ -141,17 +141,7 @@ class ModelContract:
     def read(cls, path: str | Path) -> "ModelContract":
         """A ``.toml`` or ``.json`` contract file, read by :func:`ser_export.io.read_untrusted` (a regular file,
         not a symlink, at most :data:`MAX_BYTES`, UTF-8, no repeated key)."""
-        from .io import UntrustedFileError, read_untrusted
-
-        path = Path(path)
-        try:
-            data = read_untrusted(path, max_bytes=MAX_BYTES)
-        except UntrustedFileError as exc:
-            raise ContractError(f"{exc.path}: cannot read the contract: {exc.problem}"
-                                if not exc.problem.startswith("not valid") else str(exc)) from None
-        if not isinstance(data, dict):
-            raise ContractError(f"{path}: must hold an object (a table)")
-        return cls.from_mapping(data, str(path))
+        return cls.from_mapping(read_mapping(path), str(path))
 
     @classmethod
     def from_metadata(cls, meta: Mapping, input_name: str, input_shape, logits: str,
@@ -175,6 +165,28 @@ class ModelContract:
 
 
 # ------------------------------------------------------------------ parsing ---
+def read_mapping(path: str | Path) -> dict:
+    """The table of a ``.toml`` or ``.json`` contract file (any version), read by
+    :func:`ser_export.io.read_untrusted`; a :class:`ContractError` naming the file otherwise."""
+    from .io import UntrustedFileError, read_untrusted
+
+    path = Path(path)
+    try:
+        data = read_untrusted(path, max_bytes=MAX_BYTES)
+    except UntrustedFileError as exc:
+        raise ContractError(f"{exc.path}: cannot read the contract: {exc.problem}"
+                            if not exc.problem.startswith("not valid") else str(exc)) from None
+    if not isinstance(data, dict):
+        raise ContractError(f"{path}: must hold an object (a table)")
+    return data
+
+
+def build(cls, data: Mapping, source: str):
+    """``cls`` (a contract dataclass) from ``data`` already valid under its schema (:func:`schema_of`); the
+    dataclasses' own rules' ``ValueError`` as a one-line :class:`ContractError` naming the field and ``source``."""
+    return _build(cls, data, source, "")
+
+
 def _is(tp, value) -> bool:
     """Whether ``value`` (valid under :func:`json_schema`) is the JSON form of ``tp`` (picks a union's member)."""
     if dataclasses.is_dataclass(tp) or tp is dict:
@@ -219,6 +231,11 @@ def _build(cls, data: Mapping, source: str, prefix: str):
 # ------------------------------------------------------------------- schema ---
 def json_schema() -> dict:
     """The JSON schema of a contract file (draft 2020-12), generated from the dataclasses."""
+    return schema_of(ModelContract, VERSION)
+
+
+def schema_of(root, version: int) -> dict:
+    """The JSON schema (draft 2020-12) of contract dataclass ``root`` of contract ``version``."""
 
     def schema(tp) -> dict:
         origin = typing.get_origin(tp)
@@ -242,9 +259,9 @@ def json_schema() -> dict:
         return {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
                 bool: {"type": "boolean"}, dict: {"type": "object"}}[tp]
 
-    out = schema(ModelContract)
+    out = schema(root)
     out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    out["$id"] = f"https://ser-export/contract/v{VERSION}"
+    out["$id"] = f"https://ser-export/contract/v{version}"
     return out
 
 

@@ -1,6 +1,7 @@
 """onnxruntime (Python) runner on the CPU execution provider."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,13 @@ import onnxruntime as ort
 
 from ser_export.ortsession import cpu_session
 
-from .base import Runner, RunnerError
+from .base import Runner, RunnerError, StreamOutputs
+from .stream_loop import check_names, constants, drive_stream, initial_states, output_names
 
 
 class OnnxruntimePythonRunner(Runner):
     name = "onnxruntime-python"
+    capabilities = frozenset({"stream"})
 
     def __init__(self, threads: int = 1):
         self.threads = threads
@@ -34,6 +37,65 @@ class OnnxruntimePythonRunner(Runner):
         x = np.ascontiguousarray(waveforms, dtype=np.float32)
         values = self.session.run(self.outputs, {self.session.get_inputs()[0].name: x})
         return dict(zip(self.outputs, values))
+
+    def run_stream(self, model_path: Path, protocol: dict, streams: list[np.ndarray]) -> StreamOutputs:
+        """Every stream through ``model_path`` chunk by chunk (:func:`parity.runners.stream_loop.drive_stream`),
+        one CPU session for all of them."""
+        try:
+            session = cpu_session(str(model_path), threads=self.threads)
+        except Exception as exc:
+            raise RunnerError(f"onnxruntime-python: cannot load {model_path}: {exc}") from exc
+        check_names(self.name, Path(model_path).name, protocol, [i.name for i in session.get_inputs()],
+                    [o.name for o in session.get_outputs()])
+        names = output_names(protocol)
+
+        def step(feed):
+            return dict(zip(names, session.run(names, feed)))
+
+        t0 = time.perf_counter()
+        try:
+            runs = [drive_stream(step, protocol, y) for y in streams]
+        except Exception as exc:  # onnxruntime raises its own kinds for a wrong shape or dtype
+            raise RunnerError(f"onnxruntime-python: {Path(model_path).name}: a stream did not run: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        seconds = time.perf_counter() - t0
+        self.session = session
+        return StreamOutputs(self.name, [r[0] for r in runs], [r[1] for r in runs], self.info(), round(seconds, 3))
+
+    def run_sequence(self, model_path: Path, protocol: dict, signal: str, outputs: list[str],
+                     streams: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """A model's whole-sequence form: every window of each stream at once, stacked along the first axis of
+        input ``signal`` (``(n_chunks, context + chunk)``), the states at their initial values and the
+        constants as declared; ``outputs`` of each stream as float32."""
+        from ser_export.streaming import stream_windows
+
+        try:
+            session = cpu_session(str(model_path), threads=self.threads)
+        except Exception as exc:
+            raise RunnerError(f"onnxruntime-python: cannot load {model_path}: {exc}") from exc
+        inputs = [i.name for i in session.get_inputs()]
+        have = [o.name for o in session.get_outputs()]
+        for name in [signal] + [s["input"] for s in protocol["states"]] + [c["name"] for c in protocol["constants"]]:
+            if name not in inputs:
+                raise RunnerError(f"onnxruntime-python: the whole-sequence form {Path(model_path).name} has no "
+                                  f"input {name!r} (its inputs: {', '.join(inputs)})")
+        for name in outputs:
+            if name not in have:
+                raise RunnerError(f"onnxruntime-python: the whole-sequence form {Path(model_path).name} has no "
+                                  f"output {name!r} (its outputs: {', '.join(have)})")
+        sig = protocol["signal"]
+        dtype = np.float16 if sig["dtype"] == "float16" else np.float32
+        out = []
+        for y in streams:
+            feed = {signal: stream_windows(y, int(sig["chunk"]), int(sig["context"])).astype(dtype)}
+            feed |= initial_states(protocol) | constants(protocol)
+            try:
+                values = session.run(outputs, feed)
+            except Exception as exc:  # onnxruntime raises its own kinds
+                raise RunnerError(f"onnxruntime-python: the whole-sequence form {Path(model_path).name} did not "
+                                  f"run: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            out.append({n: np.asarray(v, np.float32) for n, v in zip(outputs, values)})
+        return out
 
     def info(self) -> dict:
         return {"runtime": "onnxruntime-python", "version": ort.__version__,
