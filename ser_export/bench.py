@@ -5,8 +5,14 @@ spectrogram, each front-end (Conv2d STFT, four-step FFT) and each full model wit
 each front-end, in PyTorch, onnxruntime-python and onnxruntime-web (wasm, in
 Node, and in headless Chromium with onnxruntime-web's all-backends and wasm-only
 builds), plus file sizes and the ratios front-end/librosa and
-onnxruntime-web/onnxruntime-python.  Every timing comes from this one run on this
-one machine; compare ratios, not absolute numbers, across machines.
+onnxruntime-web/onnxruntime-python; the release's models and every variant its
+manifest lists are also set against onnxruntime-python's float model and int8
+variant.  With Chromium, ser-export-web's live mode (``bench_live``: latency,
+the page's longest main-thread gap, dropped hops, the parts of the latency) in
+one run per model, and what a page downloads per model and variant (model,
+VAD, onnxruntime-web, the package), raw and brotli.  Every timing comes from
+this one run on this one machine; compare ratios, not absolute numbers, across
+machines.
 """
 from __future__ import annotations
 
@@ -175,7 +181,8 @@ def _session_ms(path: Path, threads: int, repeat: int) -> float:
 
 def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] = (1, 2),
               runtimes: Sequence[str] = RUNTIMES, archs: Sequence[str] = ("alexnet", "resnet18"),
-              warmup: int = 10, repeat: int = 20, progress: bool = True) -> dict:
+              warmup: int = 10, repeat: int = 20, progress: bool = True, live_seconds: float = 20.0) -> dict:
+    """Every figure of the bench, in one run.  ``live_seconds``: audio time of each live run (0: no live run)."""
     from parity.cases import golden_specs, render
     from parity.runners.base import RunnerError
     from parity.runners.node import ChromiumWasmRunner, OrtWebWasmRunner, find_chromium
@@ -208,7 +215,7 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
                                 runtime in BROWSER_RUNTIMES and (runtime not in pages or not released)):
                             continue
                         row = {"subject": s.name, "kind": s.kind, "frontend": s.frontend, "runtime": runtime,
-                               "threads": t}
+                               "threads": t, "released": released}
                         if runtime == "pytorch":
                             ms = _time_torch(s.module, x, t, warmup, repeat)
                         elif runtime == "onnxruntime-python":
@@ -227,6 +234,9 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
                     if r:
                         r.deactivate()
         sizes = {s.name: s.path.stat().st_size for s in subjects}
+        released_subjects = {s.name: s.path for s in subjects
+                             if s.kind == "variant" or (s.kind == "model" and s.frontend == params.implementation)}
+        live, page = _page_figures(Path(release_dir), archs, released_subjects, browser, live_seconds, progress)
         downloads = {s.name: download_sizes(s.path) | {"session_ms_onnxruntime_python": round(
             _session_ms(s.path, 1, max(3, repeat // 4)), 2)} for s in subjects
             if s.kind == "variant" or (s.kind == "model" and s.frontend == params.implementation)}
@@ -234,14 +244,45 @@ def run_bench(release_dir: Path = Path("saved_models"), threads: Sequence[int] =
                         "cpus": __import__("os").cpu_count()},
             "clip": "parity.cases.golden_specs()[0] (synthetic speech, RMS 1), batch 1",
             "warmup": warmup, "repeat": repeat, "results": results, "file_bytes": sizes, "downloads": downloads,
-            "onnxruntime_web": web_info, "ratios": ratios(results),
+            "onnxruntime_web": web_info, "ratios": ratios(results), "live": live, "page_downloads": page,
             "chromium": browser or ("timed: the release's models and variants on chromium-wasm, with "
                                     + " and ".join(f"{f} ({r})" for r, f in BROWSER_RUNTIMES.items()))}
 
 
+def _page_figures(release_dir: Path, archs: Sequence[str], subjects: dict[str, Path], browser: str | None,
+                  live_seconds: float, progress: bool) -> tuple[dict, dict]:
+    """The live figures (or why there are none) and the page downloads per released model and variant."""
+    from .bench_live import live_figures, page_downloads
+
+    live: dict
+    if browser is not None:
+        live = {"skipped": browser}
+    elif live_seconds <= 0:
+        live = {"skipped": "--live-seconds 0"}
+    else:
+        from parity.runners.node import find_chromium
+
+        if progress:
+            print(f"  live mode in Chromium, {live_seconds:g} s per model ...", file=sys.stderr)
+        try:
+            live = live_figures(release_dir, archs, find_chromium(), seconds=live_seconds)
+        except SerExportError as exc:
+            live = {"skipped": str(exc)}
+    page = {"ort_files_from": "the live run" if "ort_files" in live else f"not measured ({live['skipped']})",
+            "subjects": page_downloads(release_dir, subjects, live.get("ort_files", []))}
+    return live, page
+
+
+#: The released float model of a variant's subject ("alexnet/fft.int8" -> "alexnet/fft").
+def _parent(subject: str) -> str:
+    return subject.split(".", 1)[0]
+
+
 def ratios(results: list[dict]) -> list[dict]:
-    """Front-end / librosa, and onnxruntime-web / onnxruntime-python, per subject and threads."""
+    """Front-end / librosa, onnxruntime-web / onnxruntime-python, per subject and threads; and each released
+    model and variant in every runtime / onnxruntime-python's float parent and its int8 variant (same threads)."""
     by = {(r["subject"], r["runtime"], r["threads"]): r["median_ms"] for r in results}
+    released = {r["subject"] for r in results if r.get("released")}
     out = []
     for (subject, runtime, t), ms in sorted(by.items()):
         if subject.startswith("frontend/"):
@@ -259,10 +300,19 @@ def ratios(results: list[dict]) -> list[dict]:
             if node:
                 out.append({"ratio": "chromium/node", "subject": subject, "runtime": runtime, "threads": t,
                             "value": round(ms / node, 3)})
+        if subject in released and runtime != "pytorch":
+            for kind, ref in (("x onnxruntime-python float", _parent(subject)),
+                              ("x onnxruntime-python int8", f"{_parent(subject)}.int8")):
+                py = by.get((ref, "onnxruntime-python", t))
+                if py and (ref, "onnxruntime-python") != (subject, runtime):
+                    out.append({"ratio": kind, "subject": subject, "runtime": runtime, "threads": t,
+                                "value": round(ms / py, 3)})
     return out
 
 
 def format_bench(report: dict) -> str:
+    from .bench_live import format_downloads, format_live
+
     res = report["results"]
     threads = sorted({r["threads"] for r in res})
     runtimes = [r for r in (*RUNTIMES, *BROWSER_RUNTIMES) if any(x["runtime"] == r for x in res)]
@@ -288,6 +338,11 @@ def format_bench(report: dict) -> str:
         lines.append(f"download {k}: {d['bytes'] / 1e6:.2f} MB, gzip {d['gzip'] / 1e6:.2f} MB, brotli "
                      f"{d['brotli'] / 1e6:.2f} MB; session creation: onnxruntime-python "
                      f"{d['session_ms_onnxruntime_python']:.0f} ms, {', '.join(web) or 'no web runtime'}")
+    lines += format_live(report.get("live") or {"skipped": "not in this report"})
+    page = report.get("page_downloads") or {"subjects": {}}
+    if page["subjects"]:
+        lines.append(f"what a wasm page fetches (onnxruntime-web files: {page['ort_files_from']}):")
+        lines += ["  " + line for line in format_downloads(page["subjects"])]
     lines.append("ratios:")
     for r in report["ratios"]:
         lines.append(f"  {r['ratio']:<36} {r['subject']:<20} {r['runtime']:<22} {r['threads']}t  {r['value']:.2f}")

@@ -237,7 +237,7 @@ def _run_bench(args) -> int:
         return 0
 
     report = run_bench(args.release_dir, threads=tuple(args.threads), repeat=args.repeat, warmup=args.warmup,
-                       archs=tuple(args.arch or ("alexnet", "resnet18")))
+                       archs=tuple(args.arch or ("alexnet", "resnet18")), live_seconds=args.live_seconds)
     print(format_bench(report))
     if args.json:
         write_bench(report, args.json)
@@ -443,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--arch", action="append", choices=["alexnet", "resnet18"])
     p.add_argument("--json", type=Path, default=Path("parity-out") / "bench.json")
+    p.add_argument("--live-seconds", type=float, default=20.0,
+                   help="audio seconds of each model's live run in Chromium (ser-export-web's listen(); 0: none)")
     p.add_argument("--markdown", type=Path, metavar="BENCH_JSON", help=f"print BENCH_JSON as the table in {docs_blocks.page('bench')} and exit")
     p = sub.add_parser("demo", help="serve the demo page (pick or record audio, see the emotions) on 127.0.0.1")
     p.add_argument("--port", type=int, default=8080)

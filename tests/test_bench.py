@@ -10,7 +10,7 @@ from tests.e2e import run_cli
 def test_bench_reports_every_subject_runtime_and_ratio(quick_release, tmp_path):
     out = tmp_path / "bench.json"
     proc = run_cli("bench", str(quick_release["out"]), "--threads", "1", "--repeat", "2", "--warmup", "1",
-                   "--arch", "alexnet", "--json", str(out))
+                   "--arch", "alexnet", "--json", str(out), "--live-seconds", "3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     subjects = {(r["subject"], r["runtime"]) for r in report["results"]}
@@ -20,8 +20,8 @@ def test_bench_reports_every_subject_runtime_and_ratio(quick_release, tmp_path):
     assert ("librosa", "librosa") in subjects
     kinds = {r["ratio"] for r in report["ratios"]}
     timed_in_chromium = report["chromium"].startswith("timed")
-    assert kinds == {"frontend/librosa", "onnxruntime-web/onnxruntime-python"} | (
-        {"chromium/node"} if timed_in_chromium else set())
+    assert kinds == {"frontend/librosa", "onnxruntime-web/onnxruntime-python", "x onnxruntime-python float",
+                     "x onnxruntime-python int8"} | ({"chromium/node"} if timed_in_chromium else set())
     assert all(r["median_ms"] > 0 for r in report["results"])
     assert report["file_bytes"]["alexnet/fft"] < report["file_bytes"]["alexnet/conv2d"]
     assert "ratios:" in proc.stdout
@@ -31,7 +31,9 @@ def test_bench_reports_every_subject_runtime_and_ratio(quick_release, tmp_path):
             assert (name, rt) in subjects
         assert (name, "pytorch") not in subjects  # a variant has no PyTorch module
     sizes = report["downloads"]
-    assert set(sizes) == {"alexnet/fft", "alexnet/fft.fp16", "alexnet/fft.int8"}
+    manifest = json.loads((quick_release["out"] / "manifest.json").read_text())
+    released = {"alexnet/fft"} | {f"alexnet/fft.{v}" for v in manifest["models"]["alexnet"]["variants"]}
+    assert set(sizes) == released and {"alexnet/fft.fp16", "alexnet/fft.int8"} <= released
     for name, d in sizes.items():
         assert 0 < d["brotli"] < d["bytes"] and 0 < d["gzip"] < d["bytes"] and d["session_ms_onnxruntime_python"] > 0
         assert f"download {name}: " in proc.stdout
@@ -46,6 +48,35 @@ def test_bench_reports_every_subject_runtime_and_ratio(quick_release, tmp_path):
                     and r["runtime"] == runtime} == set(sizes)
     else:  # no Chromium on this machine: the report says so (CI installs it, so there the rows are checked)
         assert "chromium" in report["chromium"].lower()
+    # every released model and variant in every runtime beside onnxruntime-python's float model and int8 variant
+    by = {(r["ratio"], r["subject"], r["runtime"]): r["value"] for r in report["ratios"]}
+    ms = {(r["subject"], r["runtime"]): r["median_ms"] for r in report["results"]}
+    web_runtimes = ["onnxruntime-web-wasm"] + (["chromium-wasm", "chromium-wasm/ort.wasm"] if timed_in_chromium else [])
+    for name in released:
+        for rt in web_runtimes:
+            assert by[("x onnxruntime-python float", name, rt)] == round(ms[(name, rt)] / ms[("alexnet/fft", "onnxruntime-python")], 3)
+            assert by[("x onnxruntime-python int8", name, rt)] == round(ms[(name, rt)] / ms[("alexnet/fft.int8", "onnxruntime-python")], 3)
+    assert ("x onnxruntime-python float", "alexnet/fft", "onnxruntime-python") not in by  # not a model against itself
+    assert not any(s == "alexnet/conv2d" for _, s, _ in by if _ .startswith("x "))  # not released: no such ratio
+    # what a page fetches per model and variant: the model, the VAD, the package (and onnxruntime-web's files)
+    page = report["page_downloads"]["subjects"]
+    assert set(page) == released
+    for name, d in page.items():
+        assert d["parts"]["model"]["bytes"] == sizes[name]["bytes"], name
+        assert d["parts"]["vad"]["bytes"] == (quick_release["out"] / "silero_vad.onnx").stat().st_size
+        assert all(0 < p["brotli"] < p["bytes"] for p in d["parts"].values()), d
+        assert d["bytes"] == sum(p["bytes"] for p in d["parts"].values()) and d["brotli"] < d["bytes"]
+        assert f"page fetches for {name}: " in proc.stdout
+    live = report["live"]
+    if timed_in_chromium:  # live mode in the page: one run, the package's worker, every part timed
+        f = live["models"]["alexnet"]
+        assert f["results"] >= 1 and f["thread"] == ["worker"] and f["latency_max_ms"] >= f["latency_median_ms"] > 0
+        assert set(f["parts_median_ms"]) == {"preprocessMs", "modelMs", "vadMs", "postprocessMs", "messagingMs"}
+        assert f["main_thread_longest_gap_ms"] > 0 and f["dropped"] >= 0 and "live mode in Chromium" in proc.stdout
+        wasm = [p for p in page["alexnet/fft"]["parts"] if p.startswith("onnxruntime-web/")]
+        assert any(p.endswith(".wasm") for p in wasm) and any(p.endswith(".mjs") for p in wasm), wasm
+    else:
+        assert "chromium" in live["skipped"].lower() and "live mode: not measured" in proc.stdout
 
 
 def test_markdown_table_ratios_and_sizes():

@@ -2,13 +2,15 @@
 (runs alternating, one process), both committed models:
 
     python -m tests.js.measure_load --repeat 5          # loadClassifier on WebGPU, proveBackend on/off
-    python -m tests.js.measure_load --live --repeat 3   # listen() on wasm, 1 thread, proxy worker on/off
+    python -m tests.js.measure_load --live --repeat 3   # listen() on wasm, 1 thread: the package's worker,
+                                                        # the page's thread, onnxruntime-web's proxy worker
 
 It installs the packed package into a temporary consumer project (as the browser tests do), serves
 the committed release, and prints each run and the medians (milliseconds, from the page's clock).
-``--live``: 12 s of Chromium's fake microphone per run, hop 0.5 s; the result latency (from the hop's
-last sample, in the AudioContext's clock) and the longest gap between the page's 10 ms timer ticks
-(how long its main thread was blocked).  Not a test: figures for the README, on this machine's noise.
+``--live``: 20 s of Chromium's fake microphone per run, hop 0.5 s; the result latency (from the hop's
+last sample, in the AudioContext's clock), the longest gap between the page's 10 ms timer ticks
+(how long its main thread was blocked), the dropped hops, and the median of each part of the latency
+(result.timings: preprocessing, model, VAD, post-processing, messaging).  Not a test: figures for the README, on this machine's noise.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backend", default="webgpu", choices=("wasm", "webgl", "webgpu"))
-    parser.add_argument("--live", action="store_true", help="listen() with and without the proxy worker")
+    parser.add_argument("--live", action="store_true", help="listen() in the package's worker, on the page's thread "
+                        "and in onnxruntime-web's proxy worker")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -72,34 +75,49 @@ def _drive(app: Path, page: str, audio: Path, *extra: str) -> dict:
     return out
 
 
-def _live(app: Path, root: Path, repeat: int) -> None:
+#: The live modes compared: the package's worker (the default), the page's thread, onnxruntime-web's proxy worker.
+LIVE_MODES = {"worker": "&worker=1", "page thread": "&worker=0", "proxy worker": "&proxy=1"}
+#: The parts of a result's latency (result.timings), milliseconds.
+LIVE_PARTS = ("preprocessMs", "modelMs", "vadMs", "postprocessMs", "messagingMs")
+
+
+def _live(app: Path, root: Path, repeat: int, seconds: float = 20.0) -> None:
     import librosa
     import numpy as np
 
     speaker = make_speakers(2, 9)[0]
-    y = np.concatenate([synthesize(speaker, e, clip_rng(9, 1, i, 0)) for i, e in enumerate(["sad", "angry"] * 4)])
+    y = np.concatenate([synthesize(speaker, e, clip_rng(9, 1, i, 0)) for i, e in enumerate(["sad", "angry"] * 6)])
     y = librosa.resample(0.2 * y / np.abs(y).max(), orig_sr=22050, target_sr=48000)
     mic = write_wav(root / "mic.wav", y, sr=48000, subtype="PCM_16")
     figures: dict[tuple[str, str], dict[str, list[float]]] = {}
     for _ in range(repeat):
         for model in MODELS:
-            for proxy in ("1", "0"):
-                out = _drive(app, f"/page.html?backend=wasm&threads=1&model=/models/{model}&seconds=12&hop=0.5"
-                                  f"&proxy={proxy}", root, "--mic", str(mic))
-                latency = statistics.median(r["latencyMs"] for r in out["timeline"])
-                f = figures.setdefault((model, proxy), {"latency": [], "gap": [], "dropped": []})
-                f["latency"].append(latency)
+            for mode, query in LIVE_MODES.items():
+                out = _drive(app, f"/page.html?backend=wasm&threads=1&model=/models/{model}&seconds={seconds}&hop=0.5"
+                                  f"{query}", root, "--mic", str(mic))
+                timeline = out["timeline"]
+                latency = [r["latencyMs"] for r in timeline]
+                parts = {k: statistics.median(r["timings"][k] for r in timeline) for k in LIVE_PARTS}
+                f = figures.setdefault((model, mode), {"latency": [], "max": [], "gap": [], "dropped": [],
+                                                       **{k: [] for k in LIVE_PARTS}})
+                f["latency"].append(statistics.median(latency))
+                f["max"].append(max(latency))
                 f["gap"].append(out["mainThreadLongestGapMs"])
                 f["dropped"].append(out["dropped"])
-                print(f"{model} proxy={proxy == '1'}: {len(out['timeline'])} results, {out['dropped']} dropped, latency "
-                      f"median {latency:.0f} ms, main thread's longest gap {out['mainThreadLongestGapMs']:.0f} ms",
+                for k, v in parts.items():
+                    f[k].append(v)
+                print(f"{model} {mode}: {len(timeline)} results, {out['dropped']} dropped, latency median "
+                      f"{statistics.median(latency):.0f} ms, max {max(latency):.0f} ms, main thread's longest gap "
+                      f"{out['mainThreadLongestGapMs']:.0f} ms; parts " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()),
                       flush=True)
     for model in MODELS:
-        for proxy in ("1", "0"):
-            f = figures[(model, proxy)]
-            print(f"{model} on wasm, 1 thread, proxy worker {'on' if proxy == '1' else 'off'}: result latency median "
-                  f"{statistics.median(f['latency']):.0f} ms, main thread's longest gap median "
-                  f"{statistics.median(f['gap']):.0f} ms, dropped {sum(f['dropped'])} ({repeat} runs of 12 s)")
+        for mode in LIVE_MODES:
+            f = figures[(model, mode)]
+            print(f"{model} on wasm, 1 thread, {mode}: result latency median {statistics.median(f['latency']):.0f} ms "
+                  f"(max {max(f['max']):.0f}), main thread's longest gap median {statistics.median(f['gap']):.0f} ms, "
+                  f"dropped {sum(f['dropped'])}; medians per part: "
+                  + ", ".join(f"{k} {statistics.median(f[k]):.1f}" for k in LIVE_PARTS)
+                  + f" ({repeat} runs of {seconds:g} s)")
 
 
 if __name__ == "__main__":
