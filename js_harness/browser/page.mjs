@@ -9,7 +9,7 @@ import { pinDimensions } from '/lib/onnx_model.mjs';
 import { runCase } from '/lib/opcase.mjs';
 import { toModelInputs } from '/lib/preprocess.mjs';
 import { postprocessBatch } from '/lib/postprocess.mjs';
-import { runStream, splitStreams } from '/lib/stream.mjs';
+import { feedShapes, runStream, splitStreams } from '/lib/stream.mjs';
 
 ort.env.wasm.wasmPaths = '/ort/';
 
@@ -85,6 +85,21 @@ async function verboseSession(batch) {
   } finally {
     ort.env.logLevel = previous;
   }
+}
+
+// WebGL checks input shapes literally: the symbolic dims of the model's inputs pinned to the shapes the stream
+// feeds (read from a wasm session's input metadata; dims without a name cannot be pinned and stay as they are).
+async function pinnedForStream(bytes, protocol) {
+  const probe = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], logSeverityLevel: 3 });
+  const shapes = feedShapes(protocol);
+  const pins = {};
+  for (const m of probe.inputMetadata || []) {
+    (m.isTensor && shapes[m.name] ? m.shape : []).forEach((d, j) => {
+      if (typeof d === 'string' && d) pins[d] = shapes[m.name][j];
+    });
+  }
+  await probe.release();
+  return Object.keys(pins).length ? pinDimensions(bytes, pins) : bytes;
 }
 
 window.harness = {
@@ -198,7 +213,8 @@ window.harness = {
     } finally {
       ort.env.logLevel = previous;
     }
-    const s = await ort.InferenceSession.create(bytes, options);
+    const s = await ort.InferenceSession.create(backend === 'webgl' ? await pinnedForStream(bytes, protocol) : bytes,
+      options);
     try {
       const t0 = performance.now();
       const results = [];

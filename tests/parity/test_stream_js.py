@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from parity.runners.base import RunnerError
-from parity.runners.node import ChromiumWasmRunner, OrtNodeRunner, OrtWebWasmRunner
+from parity.runners.node import (ChromiumWasmRunner, ChromiumWebglRunner, ChromiumWebgpuRunner, OrtNodeRunner,
+                                 OrtWebWasmRunner)
 from ser_export.data.synthetic import clip_rng, make_speakers, synthesize
 from ser_export.jsenv import HARNESS_DIR, find_node
 from ser_export.ortsession import cpu_session
@@ -144,12 +145,12 @@ def test_the_package_vad_through_the_stream_loop_is_pythons(runner):
     assert py[0].max() > 0.9 and py[0, :5].max() < 0.1  # speech after the silence is heard
 
 
-def _fp16_model(path: Path) -> Path:
-    """A float16 stateful model: stateN = 0.5 * state + mean(x), output = max(x) + stateN[0] (float16 in and out)."""
+def _tiny_model(path: Path, half: bool = True) -> Path:
+    """A small stateful model: stateN = 0.5 * state + mean(x), y = max(x) + stateN (float16 in and out, or float32)."""
     import onnx
     from onnx import TensorProto, helper
 
-    f16, f32 = TensorProto.FLOAT16, TensorProto.FLOAT
+    f16, f32 = TensorProto.FLOAT16 if half else TensorProto.FLOAT, TensorProto.FLOAT
     nodes = [helper.make_node("Cast", ["x"], ["x32"], to=f32), helper.make_node("Cast", ["state"], ["s32"], to=f32),
              helper.make_node("ReduceMean", ["x32"], ["mean"], keepdims=1),
              helper.make_node("Mul", ["s32", "half"], ["decayed"]), helper.make_node("Add", ["decayed", "mean"], ["n32"]),
@@ -169,22 +170,44 @@ def _fp16_model(path: Path) -> Path:
     return path
 
 
-def test_float16_signal_state_and_outputs_are_converted_in_and_out(runner, tmp_path):
-    model = _fp16_model(tmp_path / "fp16.onnx")
-    protocol = {"signal": {"name": "x", "chunk": 100, "context": 7, "dtype": "float16"},
-                "states": [{"input": "state", "output": "stateN", "dims": [1, 3], "dtype": "float16", "init": 0.25}],
-                "constants": [], "outputs": ["y"]}
-    y = np.random.default_rng(3).uniform(-2, 2, 345).astype(np.float32)
-    result = runner.run_stream(model, protocol, [y])
+def _tiny_protocol(dtype: str) -> dict:
+    return {"signal": {"name": "x", "chunk": 100, "context": 7, "dtype": dtype},
+            "states": [{"input": "state", "output": "stateN", "dims": [1, 3], "dtype": dtype, "init": 0.25}],
+            "constants": [], "outputs": ["y"]}
+
+
+TINY_STREAM = np.random.default_rng(3).uniform(-2, 2, 345).astype(np.float32)
+
+
+def _check_tiny(result, model: Path, dtype: str, atol: float = 0.0) -> None:
+    """The small model's stream against onnxruntime-python chunk by chunk (exactly, unless ``atol``)."""
     session = cpu_session(str(model), threads=1)
-    state, want = np.full((1, 3), 0.25, np.float16), []
-    for window in stream_windows(y, 100, 7):
-        out, state = session.run(["y", "stateN"], {"x": window[None].astype(np.float16), "state": state})
+    state, want = np.full((1, 3), 0.25, dtype), []
+    for window in stream_windows(TINY_STREAM, 100, 7):
+        out, state = session.run(["y", "stateN"], {"x": window[None].astype(dtype), "state": state})
         want.append(out)
     got = result.outputs[0]["y"]
     assert got.dtype == np.float32 and got.shape == (4, 1, 3)
-    np.testing.assert_array_equal(got, np.stack(want).astype(np.float32))
-    np.testing.assert_array_equal(result.final_state[0]["stateN"], state.astype(np.float32))
+    np.testing.assert_allclose(got, np.stack(want).astype(np.float32), rtol=0, atol=atol)
+    np.testing.assert_allclose(result.final_state[0]["stateN"], state.astype(np.float32), rtol=0, atol=atol)
+
+
+def test_float16_signal_state_and_outputs_are_converted_in_and_out(runner, tmp_path):
+    model = _tiny_model(tmp_path / "fp16.onnx")
+    _check_tiny(runner.run_stream(model, _tiny_protocol("float16"), [TINY_STREAM]), model, "float16")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["signal"].update(dtype="float16"), "protocol.signal.dtype is float16, the model's input 'input' is float32"),
+    (lambda p: p["states"][0].update(dims=[2, 1, 64]), "feeds 'state' with dims [2,1,64], the model's input is [2,?,128]"),
+    (lambda p: p["constants"].clear(), "the protocol feeds no value to the model input 'sr'"),
+])
+def test_a_protocol_that_does_not_fit_the_models_inputs_is_one_error(runner, change, message):
+    protocol = json.loads(json.dumps(PROTOCOL))
+    change(protocol)
+    with pytest.raises(RunnerError) as exc:
+        runner.run_stream(SILERO, protocol, STREAMS[2:])
+    assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_the_float16_converter_is_numpys():
@@ -225,3 +248,17 @@ def test_chromium_wasm_streams_equal_onnxruntime_python():
         assert result.info["placement"]["providers"].keys() == {"CPUExecutionProvider"}
         _check_against_python(result, SILERO, PROTOCOL)
         _check_against_python(runner.run_stream(SILERO_HALF, PROTOCOL_HALF, STREAMS), SILERO_HALF, PROTOCOL_HALF)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("cls", [ChromiumWebgpuRunner, ChromiumWebglRunner], ids=lambda c: c.name)
+def test_chromium_gpu_backends_stream_a_model_they_run_whole(cls, tmp_path):
+    """WebGPU and WebGL stream the small float32 model (WebGL with its symbolic dims pinned to the fed shapes);
+    Silero does not fit either (WebGPU leaves nodes to the CPU provider, WebGL lacks its If): one RunnerError."""
+    model = _tiny_model(tmp_path / "tiny.onnx", half=False)
+    with cls() as runner:
+        result = runner.run_stream(model, _tiny_protocol("float32"), [TINY_STREAM])
+        _check_tiny(result, model, "float32", atol=1e-5)
+        assert set(result.info["placement"]["providers"]) <= {"JsExecutionProvider", "webgl"}
+        with pytest.raises(RunnerError, match="fell back from JsExecutionProvider|graph attribute is not supported"):
+            runner.run_stream(SILERO, PROTOCOL, STREAMS[2:])

@@ -93,9 +93,10 @@ async function floats(tensor, name) {
   throw new SerExportError(`stream: output ${name} is ${tensor.type}, not float32 or float16`);
 }
 
+// A float tensor of `values` (a Float32Array, copied: onnxruntime-web's proxy transfers the buffers it is given).
 function floatTensor(ort, dtype, values, dims) {
   return dtype === 'float16' ? new ort.Tensor('float16', toFloat16Bits(values), dims)
-    : new ort.Tensor('float32', Float32Array.from(values), dims);
+    : new ort.Tensor('float32', values.slice(), dims);
 }
 
 // ---------------------------------------------------------------- protocol ---
@@ -151,8 +152,46 @@ export function checkProtocol(session, protocol) {
   const fed = new Set([signal.name, ...states.map((s) => s.input), ...constants.map((c) => c.name)]);
   const unfed = session.inputNames.filter((n) => !fed.has(n));
   if (unfed.length) throw new SerExportError(`stream: the protocol feeds no value to the model input '${unfed[0]}'`);
-  return { signal: { dtype: 'float32', ...signal }, states: states.map((s) => ({ dtype: 'float32', init: 0, ...s })),
+  const checked = { signal: { dtype: 'float32', ...signal }, states: states.map((s) => ({ dtype: 'float32', init: 0, ...s })),
     constants, outputs };
+  checkAgainstMetadata(session, checked);
+  return checked;
+}
+
+/** The dims every input of the protocol is fed with: {input name: dims}. */
+export function feedShapes(protocol) {
+  const { signal, states = [], constants = [] } = protocol;
+  return { [signal.name]: [1, signal.context + signal.chunk], ...Object.fromEntries(states.map((s) => [s.input, s.dims])),
+    ...Object.fromEntries(constants.map((c) => [c.name, c.dims || []])) };
+}
+
+// The declared dtypes and fixed dims against the model's own (onnxruntime's inputMetadata, where the backend
+// gives it; symbolic and unnamed dims take any size).
+function checkAgainstMetadata(session, p) {
+  let metadata;
+  try {
+    metadata = session.inputMetadata;
+  } catch {
+    return; // onnxruntime-web's WebGL backend has no model metadata
+  }
+  if (!Array.isArray(metadata)) return;
+  const shapes = feedShapes(p);
+  const declared = { [p.signal.name]: ['protocol.signal', p.signal.dtype],
+    ...Object.fromEntries(p.states.map((s, i) => [s.input, [`protocol.states[${i}]`, s.dtype]])),
+    ...Object.fromEntries(p.constants.map((c, i) => [c.name, [`protocol.constants[${i}]`, c.dtype]])) };
+  for (const m of metadata) {
+    if (!m || !m.isTensor || !declared[m.name]) continue;
+    const [where, dtype] = declared[m.name];
+    if (m.type && m.type !== dtype) {
+      throw new SerExportError(`stream: ${where}.dtype is ${dtype}, the model's input '${m.name}' is ${m.type}`);
+    }
+    const dims = shapes[m.name];
+    const fixed = (d) => Number.isInteger(d) && d >= 0 && d < 2 ** 31;
+    if (Array.isArray(m.shape) && (m.shape.length !== dims.length || m.shape.some((d, j) => fixed(d) && d !== dims[j]))) {
+      const shape = m.shape.map((d) => (fixed(d) ? d : '?'));
+      throw new SerExportError(`stream: ${where} feeds '${m.name}' with dims [${dims}], the model's input is [${shape}]`);
+    }
+  }
 }
 
 // A constant's tensor, new for every run: onnxruntime-web's proxy transfers (detaches) the buffers it is given.
