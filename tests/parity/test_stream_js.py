@@ -240,8 +240,12 @@ console.log(JSON.stringify({{ bits: Array.from(toFloat16Bits(v)), back: Array.fr
 
 
 @pytest.mark.browser
-def test_chromium_wasm_streams_equal_onnxruntime_python():
+def test_chromium_wasm_streams_equal_onnxruntime_python(tmp_path):
+    """Silero (float and half files) and the float16 small model (Chromium has Float16Array: onnxruntime-web
+    gives float16 outputs as one there, not as bits) in the page, against onnxruntime-python."""
+    model = _tiny_model(tmp_path / "fp16.onnx")
     with ChromiumWasmRunner() as runner:
+        _check_tiny(runner.run_stream(model, _tiny_protocol("float16"), [TINY_STREAM]), model, "float16")
         sent = _counting(runner)
         result = runner.run_stream(SILERO, PROTOCOL, STREAMS)
         assert sent.count("stream") == 1
