@@ -233,7 +233,7 @@ def test_the_readme_in_the_tarball_stands_on_its_own(consumer):
 def test_npm_publish_dry_run_is_clean_and_packs_what_a_consumer_needs(tmp_path):
     """``npm publish --dry-run`` (to an unreachable registry with a stand-in token, so nothing can be published
     and npm has no login to warn about) prints no warning, and the tarball holds exactly the modules the
-    package's entry point reaches by its relative imports, the type declarations, README, LICENSE and
+    package's entry point reaches by its relative imports (and its worker), the type declarations, README, LICENSE and
     package.json: nothing a consumer lacks, nothing it does not need."""
     import re
 
@@ -257,7 +257,8 @@ def test_npm_publish_dry_run_is_clean_and_packs_what_a_consumer_needs(tmp_path):
         reached.add(module)
         code = "\n".join(line for line in (PACKAGE_DIR / module).read_text().splitlines()
                          if not line.lstrip().startswith("//"))
-        for rel in re.findall(r"""(?:from|import\()\s*['"](\.{1,2}/[^'"]+)['"]""", code):
+        # a static or dynamic import, or a module started as a worker: new URL('./worker.mjs', import.meta.url)
+        for rel in re.findall(r"""(?:from|import\(|new URL\()\s*['"](\.{1,2}/[^'"]+)['"]""", code):
             todo.append((Path(module).parent / rel).as_posix().replace("/./", "/"))
     expected = sorted(reached | {meta["types"].removeprefix("./"), "README.md", "LICENSE", "package.json"})
     assert files == expected, (files, expected)
