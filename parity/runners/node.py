@@ -166,9 +166,10 @@ class NodeHarnessRunner(Runner):
         and ``final_state[state output]`` (float32); a protocol the model does not fit raises
         :class:`RunnerError` with the harness's message (naming the input or output).
         """
-        flat = [np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1), dtype="<f4") for y in streams]
-        if not flat:
-            raise RunnerError(f"{self.name}: no stream to run")
+        flat = [np.ascontiguousarray(y, dtype="<f4") for y in streams]
+        if not flat or any(y.ndim != 1 for y in flat):
+            raise RunnerError(f"{self.name}: run_stream takes a non-empty list of 1-D streams, got shapes "
+                              f"{[y.shape for y in flat][:3]}")
         tmp = Path(self._tmp.name) / "stream"
         shutil.rmtree(tmp, ignore_errors=True)  # the last call's files
         tmp.mkdir()
