@@ -123,8 +123,13 @@ class GateReport:
             for loc in m.localization:
                 where = loc.get("node") or loc.get("module")
                 if where:
-                    lines.append(f"  first divergence ({loc['between']}): {where} "
-                                 f"({loc.get('op_type', 'module')}), relative error {loc['relative_error']:.3g}")
+                    on = f" on chunk {loc['chunk']}" if "chunk" in loc else ""
+                    weight = f"; the first weight that differs: {loc['weight']}" if loc.get("weight") else ""
+                    lines.append(f"  first divergence ({loc['between']}){on}: {where} "
+                                 f"({loc.get('op_type', 'module')}), relative error {loc['relative_error']:.3g}"
+                                 + weight)
+                elif loc.get("why"):
+                    lines.append(f"  first divergence ({loc['between']}): not localised: {loc['why']}")
             for ce in m.counterexamples:
                 lines.append(f"  minimal failing input: {ce['case']} (saved to {ce.get('saved', 'n/a')})")
         if self.error:
@@ -208,11 +213,34 @@ def write_junit(report: GateReport, path: str | Path) -> None:
     atomic_write_text(path, ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n")
 
 
+def stream_table(m: ModelReport) -> list[str]:
+    """A streaming model per runner: max per-chunk error, drift (first and last 10 % of the long stream), decision
+    agreement and streams per second, from the judge's results."""
+    scores = [r.stage[len("stream["):-1] for r in m.results if r.stage.startswith("stream[")]
+    out = [f"{m.file} ({m.arch}, streams):",
+           f"  {'runner':<22} {'output':<14} {'max |error|':>11} {'drift first':>11} {'drift last':>10} "
+           f"{'decisions':>9} {'streams/s':>9}"]
+    fmt = lambda v: "-" if v is None else f"{v:.2e}"  # noqa: E731
+    for name in dict.fromkeys(r.runner for r in m.results if r.stage.startswith("stream[")):
+        for score in dict.fromkeys(scores):
+            agreement = metric(m.results, name, f"decisions[{score}]", "agreement")
+            rate = m.timings.get("runners", {}).get(name, {}).get("streams_per_s")
+            out.append(f"  {name:<22} {score:<14} {fmt(metric(m.results, name, f'stream[{score}]')):>11} "
+                       f"{fmt(metric(m.results, name, f'stream_drift[{score}]', 'first_share')):>11} "
+                       f"{fmt(metric(m.results, name, f'stream_drift[{score}]', 'last_share')):>10} "
+                       f"{'-' if agreement is None else f'{agreement:.4f}':>9} {'-' if rate is None else rate:>9}")
+    return out
+
+
 def summary_table(report: GateReport) -> list[str]:
-    """Per model and runner: log-mel vs librosa, logits/top-1 vs PyTorch, time per case."""
+    """Per model and runner: log-mel vs librosa, logits/top-1 vs PyTorch, time per case (a streaming model:
+    :func:`stream_table`)."""
     lines = []
     for m in report.models:
         if not m.results:
+            continue
+        if any(r.stage.startswith("stream[") for r in m.results):
+            lines += stream_table(m)
             continue
         lines.append(f"{m.file} ({m.arch}):")
         runners = sorted({r.runner for r in m.results if r.runner != "metadata" and r.applicable},

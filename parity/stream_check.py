@@ -92,7 +92,7 @@ def _run(model_path: Path, contract: StreamContract, wire: dict, runners: Mappin
         run.sequence_file, run.sequence_outputs = path.name, list(seq.outputs)
     if contract.variant is not None and PYTHON in runners:
         parent = model_path.parent / contract.variant.parent
-        got = runners[PYTHON].run_stream(parent, wire, streams)
+        got = runners[PYTHON].run_stream(parent, contract.parent_wire(), streams)
         run.parent = ParentStreams(parent.name, PYTHON, contract.variant.tolerance_class, got.outputs)
     return run
 
@@ -155,7 +155,7 @@ def _localize(model_path, contract, wire, runners, baseline, first: judge.StageR
     try:
         if parent is not None and onnx_side:
             return first_divergence_on_chunk(model_path, wire, y, runners[onnx_side], runners[onnx_side], rel,
-                                             parent_path=parent)
+                                             parent_path=parent, parent_protocol=contract.parent_wire())
         other = first.runner
         ref = baseline if baseline != "pytorch" else onnx_side
         if ref and other != ref and other != "pytorch":

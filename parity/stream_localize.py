@@ -91,11 +91,12 @@ def _probe_values(model_path: Path, runner: Runner, protocol: Mapping, y: np.nda
 
 
 def first_divergence_on_chunk(model_path: Path, protocol: Mapping, y: np.ndarray, runner: Runner, other: Runner,
-                              relative_tol: float, parent_path: Path | None = None) -> dict:
+                              relative_tol: float, parent_path: Path | None = None,
+                              parent_protocol: Mapping | None = None) -> dict:
     """The first node whose output on the last chunk of ``y`` differs beyond ``relative_tol``.
 
     ``model_path`` on ``other`` vs ``model_path`` on ``runner`` or, with ``parent_path``, ``model_path`` vs
-    ``parent_path`` both on ``runner``.  Returns ``{"node", "op_type", "output", "relative_error", "checked",
+    ``parent_path`` (run with ``parent_protocol``, default ``protocol``) both on ``runner``.  Returns ``{"node", "op_type", "output", "relative_error", "checked",
     "between", "chunk"}`` (``node`` None when none differs); a ``Constant`` node that differs is named as
     ``weight`` and the first computing node after it is the divergence.
     """
@@ -103,7 +104,7 @@ def first_divergence_on_chunk(model_path: Path, protocol: Mapping, y: np.ndarray
         tmp = Path(tmp)
         ours, producer, names = _probe_values(model_path, runner if parent_path else other, protocol, y, tmp, "ours")
         if parent_path is not None:
-            ref, _, ref_names = _probe_values(parent_path, runner, protocol, y, tmp, "parent")
+            ref, _, ref_names = _probe_values(parent_path, runner, parent_protocol or protocol, y, tmp, "parent")
             between = f"{Path(model_path).name} vs its parent {Path(parent_path).name} on {runner.name}"
         else:
             ref, _, ref_names = _probe_values(model_path, runner, protocol, y, tmp, "ref")

@@ -147,10 +147,12 @@ class Sequence:
 class Variant:
     """The model is a variant (reduced precision, another export, an edited copy) of ``parent`` (a file next to
     the model), judged against it on the same streams under stream tolerance class ``tolerance_class``
-    (``tolerances.json``'s ``classes``, e.g. ``fp16_stream``)."""
+    (``tolerances.json``'s ``classes``, e.g. ``fp16_stream``); ``constants``: inputs the parent takes beyond
+    the variant's (``silero_vad.onnx``'s ``sr`` for ``silero_vad_half.onnx``, which has none)."""
 
     parent: str
     tolerance_class: str
+    constants: tuple[Constant, ...] = ()
 
     def __post_init__(self):
         if Path(self.parent).name != self.parent or self.parent in ("", ".", ".."):
@@ -222,6 +224,14 @@ class StreamContract:
     def decisions(self) -> dict[str, Decision]:
         """The decision rule of each score that has one, by output name."""
         return {s.name: s.decision for s in self.scores if s.decision is not None}
+
+    def parent_wire(self) -> dict:
+        """The protocol the variant's parent is run with: :meth:`to_wire` and the variant's extra constants."""
+        wire = self.to_wire()
+        if self.variant is not None:
+            wire["constants"] += [{"name": c.name, "dtype": c.dtype, "dims": list(c.shape), "value": c.value}
+                                  for c in self.variant.constants]
+        return wire
 
     def to_wire(self) -> dict:
         """The protocol every runner gets (``parity.runners.base.Runner.run_stream``), JSON-serialisable."""
