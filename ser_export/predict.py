@@ -14,8 +14,8 @@ import numpy as np
 from scipy.special import softmax
 
 from . import contract
-from .audio import load_audio, model_windows
 from .errors import AudioError, SerExportError, SilentAudioError
+from .longaudio import BLOCK_FRAMES, BlockWindows, WholeFileWindows
 from .postprocess import (CLASSIFIED, NO_SPEECH, SILENT, UNCERTAIN, decide, postprocessing_of,
                           summary_probabilities)
 
@@ -51,6 +51,7 @@ class Prediction:
     ood_scores: list[float | None]
     duration_s: float
     postprocessing: bool = True
+    window_s: float = 0.0              # the model's window length, seconds
 
     @property
     def speech(self) -> bool:
@@ -127,8 +128,14 @@ def load_session(model_path: str | os.PathLike):
     return session, meta
 
 
+#: Non-silent windows classified per onnxruntime run (the model and the VAD): with the audio read in
+#: blocks (:mod:`ser_export.longaudio`), what bounds predict's memory whatever the file's length.
+BATCH_WINDOWS = 16
+
+
 def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | None = None,
-                 variant: str | None = None) -> Prediction:
+                 variant: str | None = None, *, block_frames: int | None = BLOCK_FRAMES,
+                 batch_windows: int | None = BATCH_WINDOWS) -> Prediction:
     """Classify ``audio_path`` in consecutive windows of the model's input length.
 
     The model's ``postprocessing`` metadata decides which windows are classified
@@ -136,9 +143,17 @@ def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | 
     windows unlike the training speech or classified with low confidence are "uncertain",
     probabilities are calibrated.  ``variant`` (``fp16``, ``int8``) runs that variant of the model,
     the file beside it.
+
+    The file is read, resampled and cut ``block_frames`` frames at a time
+    (:class:`ser_export.longaudio.BlockWindows`) and its non-silent windows classified
+    ``batch_windows`` at a time, so memory does not grow with the file's length; the windows and
+    numbers are those of the whole file in memory, which ``block_frames=None`` reads
+    (:class:`ser_export.longaudio.WholeFileWindows`) and ``batch_windows=None`` classifies in one run.
     """
     if not Path(audio_path).exists():  # check the cheap things before loading a model
         raise AudioError(f"{audio_path}: no such file")
+    if batch_windows is not None and int(batch_windows) < 1:
+        raise SerExportError(f"batch_windows must be a positive number of windows, not {batch_windows}")
     model_path = variant_path(model_path or default_model_path(), variant)
     session, meta = load_session(model_path)
     info = meta.get("variant")
@@ -147,46 +162,98 @@ def predict_file(audio_path: str | os.PathLike, model_path: str | os.PathLike | 
     pp = postprocessing_of(meta)
     sr, n = int(meta["sample_rate"]), int(meta["input_length"])
     norm = meta["normalization"]
-    y = load_audio(audio_path, sr=sr)
-    starts, windows = model_windows(y, n, norm["rms_level_db"], norm["min_rms"])
-    kept = [i for i, w in enumerate(windows) if w is not None]
-    if not kept:
-        raise SilentAudioError(
-            f"{audio_path}: silent: every {n / sr:.1f} s window has RMS below {norm['min_rms']:g} "
-            f"({len(windows)} window{'s' if len(windows) != 1 else ''})")
-    batch = np.stack([windows[i] for i in kept])
     names = [o.name for o in session.get_outputs()]
     want = [names[0]] + ([meta["features_output"]] if pp and meta.get("features_output") in names else [])
     if pp and len(want) < 2:
         raise SerExportError(f"{model_path}: has post-processing metadata but no log-mel output")
-    outs = session.run(want, {session.get_inputs()[0].name: batch})
-    logits = outs[0]
-    if not np.all(np.isfinite(logits)):
-        raise AudioError(f"{audio_path}: the model produced non-finite scores")
-    labels = tuple(meta["labels"])
-    probs = np.full((len(windows), len(labels)), np.nan)
-    verdicts = [SILENT] * len(windows)
-    fractions: list[float | None] = [None] * len(windows)
-    scores: list[float | None] = [None] * len(windows)
-    if pp is None:
-        probs[kept] = softmax(logits.astype(np.float64), axis=-1)
-        for i in kept:
-            verdicts[i] = CLASSIFIED
-    else:
+    vad = None
+    if pp is not None:
         from .vad import VoiceActivity
 
-        frames = VoiceActivity(pp.vad, near=model_path).frame_probabilities(batch, sr)
-        d = decide(frames, logits, outs[1], pp)
-        probs[kept] = d.probabilities
-        for j, i in enumerate(kept):
-            verdicts[i] = d.verdicts[j]
-            fractions[i] = float(d.speech_fraction[j])
-            scores[i] = float(d.ood_score[j])
+        vad = VoiceActivity(pp.vad, near=model_path)
+    source = (WholeFileWindows(audio_path, sr, n, norm["rms_level_db"], norm["min_rms"]) if block_frames is None
+              else BlockWindows(audio_path, sr, n, norm["rms_level_db"], norm["min_rms"], block_frames=block_frames))
+    labels = tuple(meta["labels"])
+    input_name = session.get_inputs()[0].name
+    starts: list[int] = []
+    probs: list[np.ndarray] = []
+    verdicts: list[str] = []
+    fractions: list[float | None] = []
+    scores: list[float | None] = []
+    pending: list[tuple[int, np.ndarray]] = []   # (window index, model input) not yet classified
+    n_kept = 0
+
+    def classify_pending() -> None:  # the windows in ``pending``, in one run of the model and one of the VAD
+        batch = np.stack([w for _, w in pending])
+        outs = session.run(want, {input_name: batch})
+        logits = outs[0]
+        if not np.all(np.isfinite(logits)):
+            raise AudioError(f"{audio_path}: the model produced non-finite scores")
+        if pp is None:
+            p = softmax(logits.astype(np.float64), axis=-1)
+            for j, (i, _) in enumerate(pending):
+                probs[i], verdicts[i] = p[j], CLASSIFIED
+        else:
+            frames = vad.frame_probabilities(batch, sr)
+            for j, (i, _) in enumerate(pending):
+                # one window at a time: the OOD score's matrix product takes another BLAS kernel for one
+                # row than for several, so a window's last bits would depend on the batch it fell in
+                d = decide(frames[j:j + 1], logits[j:j + 1], outs[1][j:j + 1], pp)
+                probs[i], verdicts[i] = d.probabilities[0], d.verdicts[0]
+                fractions[i], scores[i] = float(d.speech_fraction[0]), float(d.ood_score[0])
+        pending.clear()
+
+    nan_row = np.full(len(labels), np.nan)
+    for start, window in source:
+        starts.append(start)
+        probs.append(nan_row)
+        verdicts.append(SILENT)
+        fractions.append(None)
+        scores.append(None)
+        if window is not None:
+            n_kept += 1
+            pending.append((len(starts) - 1, window))
+            if batch_windows is not None and len(pending) >= batch_windows:
+                classify_pending()
+    if n_kept == 0:
+        raise SilentAudioError(
+            f"{audio_path}: silent: every {n / sr:.1f} s window has RMS below {norm['min_rms']:g} "
+            f"({len(starts)} window{'s' if len(starts) != 1 else ''})")
+    if pending:
+        classify_pending()
+    window_probabilities = np.stack(probs)
     classified = [v == CLASSIFIED for v in verdicts]
-    return Prediction(labels=labels, probabilities=summary_probabilities(probs, classified),
-                      window_probabilities=probs, window_starts_s=[round(s / sr, 3) for s in starts],
-                      verdicts=verdicts, speech_fractions=fractions, ood_scores=scores, duration_s=y.size / sr,
-                      postprocessing=pp is not None)
+    return Prediction(labels=labels, probabilities=summary_probabilities(window_probabilities, classified),
+                      window_probabilities=window_probabilities, window_starts_s=[round(s / sr, 3) for s in starts],
+                      verdicts=verdicts, speech_fractions=fractions, ood_scores=scores,
+                      duration_s=source.n_samples_total / sr, postprocessing=pp is not None, window_s=n / sr)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A run of consecutive windows with the same label: the emotion of classified windows, else the verdict.
+
+    ``start_s`` is the first window's start, ``end_s`` the last window's end (at most the recording's
+    end: the last window may be zero-padded), in seconds.
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    windows: int
+
+
+def segments(pred: Prediction) -> list[Segment]:
+    """The runs of :class:`Segment` over ``pred``'s windows, in order."""
+    out: list[Segment] = []
+    for s, v, p in zip(pred.window_starts_s, pred.verdicts, pred.window_probabilities):
+        label = pred.labels[int(np.argmax(p))] if v == CLASSIFIED else v
+        end = round(min(s + pred.window_s, pred.duration_s), 3)
+        if out and out[-1].label == label:
+            out[-1] = dataclasses.replace(out[-1], end_s=end, windows=out[-1].windows + 1)
+        else:
+            out.append(Segment(start_s=s, end_s=end, label=label, windows=1))
+    return out
 
 
 def format_prediction(path: str, pred: Prediction) -> str:
@@ -207,7 +274,8 @@ def format_prediction(path: str, pred: Prediction) -> str:
             p = float(pred.probabilities[i])
             lines.append(f"  {pred.labels[i]:<{width}}  {p:6.1%}  {'#' * int(round(p * 40))}")
     if len(pred.verdicts) > 1:
-        lines.append("  per window: " + ", ".join(
-            f"{s:.1f}s {pred.labels[int(np.argmax(p))] if v == CLASSIFIED else v.replace('_', ' ')}"
-            for s, v, p in zip(pred.window_starts_s, pred.verdicts, pred.window_probabilities)))
+        lines.append("  segments:")
+        for seg in segments(pred):
+            lines.append(f"    {seg.start_s:8.1f} - {seg.end_s:8.1f} s  {seg.label.replace('_', ' ')}"
+                         + (f"  ({seg.windows} windows)" if seg.windows > 1 else ""))
     return "\n".join(lines)
