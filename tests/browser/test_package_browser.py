@@ -124,6 +124,7 @@ def test_a_page_importing_the_installed_package_classifies_as_predict_does(app, 
     in_worker = backend == "wasm" and not proxy
     assert out["thread"] == got["thread"] == ("worker" if in_worker else "main"), (out["thread"], got["thread"])
     assert ("ser-export-web" in out["workers"]) is in_worker, out["workers"]
+    assert out["silent"]["name"] == "SilentAudioError" and out["silent"]["typed"] is True, out["silent"]
 
 
 def _model_with_a_node_off_webgpu(folder: Path) -> Path:

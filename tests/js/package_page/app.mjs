@@ -1,6 +1,6 @@
 // A consumer page: classify a WAV (?wav=) or listen to the microphone (?seconds=) with the installed package.
 // ?as=bytes: the page downloads the model and the VAD itself and hands loadClassifier the bytes.
-import { loadClassifier } from 'ser-export-web';
+import { SerExportError, SilentAudioError, loadClassifier } from 'ser-export-web';
 
 const q = new URLSearchParams(location.search);
 const progress = [];
@@ -33,7 +33,11 @@ try {
   if (q.get('wav')) {
     const bytes = await (await fetch(q.get('wav'))).arrayBuffer();
     const audio = await new OfflineAudioContext(1, 1, Number(q.get('rate'))).decodeAudioData(bytes);
-    window.result = { ...base, result: await clf.classify(audio) };
+    const result = await clf.classify(audio);
+    // a typed error crosses from the package's worker as its own class
+    const silent = await clf.classify(new Float32Array(50000), 22050).then(() => null,
+      (e) => ({ name: e.name, typed: e instanceof SilentAudioError && e instanceof SerExportError, message: e.message }));
+    window.result = { ...base, result, silent };
   } else {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const listener = clf.listen(stream, { hopSeconds: Number(q.get('hop') || 0.5) });
