@@ -7,7 +7,7 @@ kind in turn, lengths that are not a multiple of the chunk, and, when asked, one
 stream (60 s by default) on which the error's growth along the stream is measured.
 
 Kinds: ``speech`` (utterances of the embedded synthetic corpus with pauses between them),
-``silence`` (digital zeros, then a faint noise floor), ``noise`` (white and low-passed),
+``silence`` (digital zeros, then a noise floor 50 dB below the drawn level), ``noise`` (white and low-passed),
 ``music`` (chords of harmonic tones with note changes and a beat), ``jumps`` (speech and
 noise with abrupt level changes from -60 to 0 dBFS), ``long`` (speech, noise and quieter
 speech in turn: the drift stream).
@@ -20,6 +20,8 @@ from fractions import Fraction
 import numpy as np
 
 KINDS = ("speech", "silence", "noise", "music", "jumps")
+#: How far below the drawn level the noise floor of a ``silence`` stream lies, dB.
+SILENCE_BELOW_DB = 50.0
 #: Seconds of the long stream on which drift is measured.
 LONG_SECONDS = 60.0
 
@@ -107,7 +109,7 @@ def _jumps(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
 
 def render_stream(spec: StreamSpec) -> np.ndarray:
     """The samples of ``spec``: float32, ``spec.n_samples`` long, peak at ``spec.level_db`` dBFS (silence: zero
-    for its first half, then a noise floor at that level)."""
+    for its first half, then a noise floor :data:`SILENCE_BELOW_DB` below that level)."""
     rng = np.random.default_rng(spec.seed)
     n, sr = spec.n_samples, spec.sample_rate
     if spec.kind == "speech":
@@ -125,7 +127,10 @@ def render_stream(spec: StreamSpec) -> np.ndarray:
         y = np.concatenate([_speech(rng, third, sr), 0.3 * _noise(rng, third), 0.2 * _speech(rng, n - 2 * third, sr)])
     else:
         raise ValueError(f"unknown stream kind {spec.kind!r} (one of {', '.join(KINDS + ('long',))})")
-    return (np.asarray(y, np.float64)[:n] * 10 ** (spec.level_db / 20)).astype(np.float32)
+    y = np.asarray(y, np.float64)[:n]
+    peak = np.abs(y).max() if y.size else 0.0
+    level_db = spec.level_db - (SILENCE_BELOW_DB if spec.kind == "silence" else 0.0)
+    return (y / (peak if peak > 0 else 1.0) * 10 ** (level_db / 20)).astype(np.float32)
 
 
 def draw_streams(n_streams: int, seed: int, sample_rate: int, chunk: int, seconds: tuple[float, float] = (1.0, 4.0),
