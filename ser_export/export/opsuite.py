@@ -575,6 +575,20 @@ def _cast_float(opset, rng):
     return Built([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], [], {"x": _f32(rng, 3, 17)})
 
 
+def _uint8_input(node: onnx.NodeProto, ctx: NodeContext) -> bool:
+    """A ``DequantizeLinear`` of a uint8 tensor computed at run time (the int8s variants' activations)."""
+    zero = ctx.constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    return zero is not None and zero.dtype == np.uint8 and node.input[0] not in ctx.constants
+
+
+@case("DequantizeLinear", "uint8 input", "DequantizeLinear of a runtime uint8 (3, 8) input, per tensor: a "
+      "QuantizeLinear's output (the int8s variants' activations)", match=_uint8_input)
+def _dequant_uint8(opset, rng):
+    return Built([helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"])],
+                 [_init("s", np.float32(0.05)), _init("z", np.uint8(128))],
+                 {"x": rng.integers(0, 256, (3, 8)).astype(np.uint8)})
+
+
 @case("DequantizeLinear", description="DequantizeLinear of a runtime int8 (3, 8) input, per tensor")
 def _dequant(opset, rng):
     return Built([helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"])],
