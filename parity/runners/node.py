@@ -177,7 +177,7 @@ class NodeHarnessRunner(Runner):
         np.concatenate(flat).tofile(inp)
         out_dir = tmp / "out"
         out_dir.mkdir()
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # the request's wall time, process start included on a first call
         reply = self._request({"cmd": "stream", "model": str(Path(model_path).resolve()), "backend": self.backend,
                                "threads": self.threads, "protocol": protocol, "input": str(inp),
                                "lengths": [int(y.shape[0]) for y in flat], "outDir": str(out_dir)})
@@ -195,11 +195,14 @@ class NodeHarnessRunner(Runner):
         self.last_ms = float(reply.get("ms", float("nan")))
         if not self._info:
             self._info = self.harness_info()
-        info = dict(self.info(), backend=self.backend, threads=reply.get("threads"),
-                    execution_providers=reply.get("executionProviders"))
-        if reply.get("placement"):
-            info["placement"] = reply["placement"]
-        return StreamOutputs(self.name, outputs, final, info, round(seconds, 3))
+        # what ran is the stream's session: info() reports it as it reports a loaded model
+        self._info = dict(self._info, loaded={"model": str(Path(model_path).resolve()), "requestedBackend": self.backend,
+                                              "executionProviders": reply.get("executionProviders"),
+                                              "threads": reply.get("threads"), "placement": reply.get("placement")})
+        info = dict(self.info(), request_seconds=round(seconds, 3))
+        # the harness's own clock around the chunk loops (not the process start, the session or the files), as
+        # onnxruntime-python times its loop
+        return StreamOutputs(self.name, outputs, final, info, round(self.last_ms / 1000, 3))
 
     def postprocess(self, windows: np.ndarray, logits: np.ndarray, logmel: np.ndarray, sample_rate: int,
                     params: dict, vad_model: Path) -> dict:

@@ -98,6 +98,7 @@ def test_js_streams_equal_onnxruntime_python_chunk_by_chunk_in_one_request(runne
     result = runner.run_stream(SILERO, PROTOCOL, STREAMS)
     assert sent.count("stream") == 1 and set(sent) <= {"stream", "info"}  # one request carried every stream
     assert "stream" in runner.capabilities and result.info["threads"] == 1
+    assert result.info["execution_providers"] == [runner.backend] and result.info["backend"] == runner.backend
     _check_against_python(result, SILERO, PROTOCOL)
     # the speech was heard and the silence not: the comparison is on outputs that move
     p = result.outputs[0]["output"].reshape(-1)
