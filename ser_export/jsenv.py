@@ -212,11 +212,15 @@ def setup_harness(harness: Path = HARNESS_DIR, force: bool = False, quiet: bool 
         raise ToolMissingError(f"{h.sources}/package-lock.json is missing; the JS harness cannot be installed")
     if harness_installed(h.root) and not force:
         return tool
-    if h.in_place:
-        _npm_ci(h, tool, quiet)
-        return tool
-    import fcntl  # the cache is shared by every process of this user: one installs, the others wait
+    import fcntl  # one process installs, the others wait (tox's parallel envs, the per-user cache)
 
+    if h.in_place:  # the lock lives outside the checkout: npm ci replaces node_modules, git ignores nothing else
+        key = hashlib.sha256(str(h.install.resolve()).encode()).hexdigest()[:16]
+        with open(Path(tempfile.gettempdir()) / f"ser_export-js-{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if force or not harness_installed(h.root):
+                _npm_ci(h, tool, quiet)
+        return tool
     h.install.mkdir(parents=True, exist_ok=True)
     with open(h.install / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

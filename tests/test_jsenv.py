@@ -125,3 +125,32 @@ def test_without_the_registry_one_line_says_what_to_run(monkeypatch, tmp_path, c
     assert "\n" not in message and "run `ser-export setup-js`" in message and "npm ci failed" in message, message
     assert not jsenv.harness_installed(jsenv.HARNESS.root)
     assert not os.path.exists(jsenv.HARNESS.root)
+
+
+def test_two_setups_of_one_clone_at_once_run_npm_ci_once(monkeypatch, tmp_path):
+    """tox runs its environments in parallel (`tox -p`), each starting with `setup-js` on the same clone: one
+    installs while the other waits, then finds the install done (without the lock both ran npm ci into one
+    node_modules)."""
+    import threading
+    import time
+
+    folder = _harness_sources(tmp_path / "clone" / "js_harness")
+    ran, active, overlap = [], [], []
+
+    def fake_npm_ci(h, tool, quiet):
+        active.append(1)
+        overlap.append(len(active) > 1)
+        time.sleep(0.3)
+        (h.install / "node_modules").mkdir(exist_ok=True)
+        (h.install / "node_modules" / jsenv._STAMP).write_text(jsenv._digest(h.install / "package-lock.json") + "\n")
+        ran.append(h.install)
+        active.pop()
+
+    monkeypatch.setattr(jsenv, "_npm_ci", fake_npm_ci)
+    threads = [threading.Thread(target=jsenv.setup_harness, args=(folder,), kwargs={"quiet": True})
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ran == [folder] and not any(overlap) and jsenv.harness_installed(folder)
