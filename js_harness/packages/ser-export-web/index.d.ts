@@ -98,6 +98,16 @@ export interface ClassifyOptions {
   logmel?: boolean;
 }
 
+/** A block of a long recording for classifyStream: a mono Float32Array, or an array of Float32Array channels. */
+export type AudioBlock = Float32Array | Float32Array[];
+
+export interface ClassifyStreamOptions extends ClassifyOptions {
+  /** Non-silent windows classified per model run (default 16): what bounds the memory. */
+  batchWindows?: number;
+  /** Input frames resampled at a time, before the filter's margins (default 65536). */
+  stretchFrames?: number;
+}
+
 /** The thread a classification runs on: the package's worker, or the page's (or Node's) own. */
 export type Thread = 'worker' | 'main';
 
@@ -194,6 +204,13 @@ export declare class Classifier {
   readonly windowSeconds: number;
   readonly contract: Contract;
   classify(samples: AudioInput, sampleRate?: number, options?: ClassifyOptions): Promise<Classification>;
+  /**
+   * classify's block-wise form for long recordings: the same windows and numbers as classify on the
+   * whole recording, in memory that does not grow with its length.  On a classifier whose model runs
+   * in-thread (`thread: 'main'`: Node, `worker: false`, or inside a worker).
+   */
+  classifyStream(blocks: Iterable<AudioBlock> | AsyncIterable<AudioBlock>, sampleRate: number,
+    options?: ClassifyStreamOptions): Promise<Classification>;
   listen(mediaStream: MediaStream, options?: ListenOptions): Listener;
   release(): Promise<void>;
 }

@@ -21,6 +21,7 @@ import { toChannels } from './channels.mjs';
 import { Listener } from './listen.mjs';
 import { fallbacks, notProven, provePlacement } from './placement.mjs';
 import { WorkerClassifier } from './worker_client.mjs';
+import { classifyBlocks } from './blocks.mjs';
 
 export { Listener } from './listen.mjs';
 
@@ -301,6 +302,17 @@ export class Classifier {
     result.duration_s = Math.round(durationSeconds * 1000) / 1000;
     result.ms = (typeof performance !== 'undefined' ? performance.now() : Date.now()) - t0;
     return result;
+  }
+
+  /**
+   * classify's block-wise form for long recordings (blocks.mjs): `blocks` is an iterable or async
+   * iterable of blocks (a mono Float32Array, or an array of Float32Array channels) at `sampleRate`.
+   * Resolves to classify's result on the whole recording, the same windows and numbers, holding a
+   * block, the resampler's margin and `options.batchWindows` (default 16) windows, not the recording.
+   */
+  async classifyStream(blocks, sampleRate, options = {}) {
+    this._check();
+    return classifyBlocks(this, blocks, sampleRate, options);
   }
 
   /**
