@@ -285,6 +285,35 @@ def _run_optable(args) -> int:
     return 0
 
 
+def _run_stream_table(args) -> int:
+    from parity.config import GateConfig, make_runners
+    from parity.runners import RunnerError
+    from parity.stream_table import PATH, measure, render_markdown
+
+    from . import tolerances
+    from .io import atomic_write_text, read_untrusted
+
+    if args.markdown:
+        sys.stdout.write(render_markdown(read_untrusted(args.markdown, max_bytes=1 << 20, format="json")))
+        return 0
+    runners = make_runners(GateConfig(runtimes=_runtimes(args.runtimes) or STREAM_TABLE_RUNTIMES))
+    try:
+        table = measure(runners, tolerances.load())
+    except (RunnerError, ValueError) as exc:
+        raise SerExportError(f"stream-table: {exc}") from None
+    finally:
+        for r in runners.values():
+            r.deactivate()
+    out = args.out or PATH
+    atomic_write_text(out, json.dumps(table, indent=2, sort_keys=True) + "\n")
+    print(f"{out}: {len(table['rows'])} files x {len(table['runtimes'])} runtimes (silero-vad {table['silero_vad']})")
+    return 0
+
+
+#: The runtimes of ``stream-table`` unless --runtimes says otherwise.
+STREAM_TABLE_RUNTIMES = ("onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node", "chromium-wasm")
+
+
 def _run_check_browser(args) -> int:
     import subprocess
 
@@ -450,6 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--models", type=Path, default=Path("saved_models"))
     sub.add_parser("check-browser", help="say whether a Chromium for the browser runners is installed")
+    p = sub.add_parser("stream-table", help="every ONNX file of the silero-vad wheel x every runtime vs its "
+                                            "TorchScript model (the table of docs/streaming.md)")
+    p.add_argument("--runtimes", action="append", metavar="A,B",
+                   help="runtimes (default: onnxruntime-python, onnxruntime-web-wasm, onnxruntime-node, chromium-wasm)")
+    p.add_argument("--out", type=Path, default=None, help="where to write the JSON (default: parity/contracts/"
+                                                          "silero_table.json)")
+    p.add_argument("--markdown", type=Path, metavar="TABLE", help="print TABLE (JSON) as the docs' markdown and exit")
     p = sub.add_parser("optable", help="measure the operator suite on every onnxruntime-web backend (the lint's table)",
                        description="Run one small model per operator, variant and opset in onnxruntime-web's wasm "
                                    "backend in Node and in Chromium (wasm, WebGL, WebGPU), compare with "
@@ -500,7 +536,7 @@ COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "se
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
             "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract,
             "card": _run_card, "calibration": _run_calibration, "merge-reports": _run_merge_reports,
-            "doctor": _run_doctor}
+            "doctor": _run_doctor, "stream-table": _run_stream_table}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,9 @@ BLOCKS: dict[str, Block] = {b.name: b for b in (
     _block("contract", "docs/verify-your-model.md",
            "tests/parity/foreign_models.py's KWS_CONTRACT, in a ```toml fence"),
     _block("variants", "docs/variants.md", "python -m ser_export card saved_models --section variants"),
+    _block("stream_contract", "docs/streaming.md", "parity/contracts/silero_vad.toml, in a ```toml fence"),
+    _block("silero_table", "docs/streaming.md",
+           "python -m ser_export stream-table --markdown parity/contracts/silero_table.json"),
     # the plots' paths are relative to the page: the release folder as seen from docs/
     _block("unseen", "docs/unseen-input.md",
            "cd docs && python -m ser_export card ../saved_models --section unseen"),

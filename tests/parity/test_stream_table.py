@@ -1,0 +1,42 @@
+"""The table of every ONNX file of the silero-vad wheel x every runtime (python -m ser_export stream-table), the
+docs page's blocks, and one row measured again."""
+import importlib.metadata
+import json
+
+import pytest
+
+from parity.runners.onnxruntime_python import OnnxruntimePythonRunner
+from parity.stream_table import CHECK, PATH, measure, render_markdown, wheel_data
+from ser_export import docs_blocks, tolerances
+from tests.e2e import ROOT
+
+TABLE = json.loads(PATH.read_text())
+
+
+def test_the_table_covers_every_onnx_file_of_the_installed_wheel_on_every_runtime():
+    assert TABLE["silero_vad"] == importlib.metadata.version("silero-vad"), "re-run python -m ser_export stream-table"
+    assert [r["file"] for r in TABLE["rows"]] == sorted(p.name for p in wheel_data().glob("*.onnx"))
+    assert TABLE["runtimes"] == ["onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node", "chromium-wasm"]
+    for row in TABLE["rows"]:
+        assert set(row["runtimes"]) == set(TABLE["runtimes"]) and all(row["runtimes"].values()), row
+        verdicts = {f["passed"] for f in row["runtimes"].values()}
+        assert verdicts == ({False} if row["file"] == "silero_vad_half.onnx" else {True}), row
+    half = next(r for r in TABLE["rows"] if r["file"] == "silero_vad_half.onnx")
+    assert half["vs_parent"]["parent"] == "silero_vad.onnx" and not half["vs_parent"]["passed"]
+
+
+def test_the_docs_show_the_table_and_the_contract_the_tests_use():
+    assert docs_blocks.read_block("silero_table", ROOT) == render_markdown(TABLE).rstrip("\n")
+    block = docs_blocks.read_block("stream_contract", ROOT)
+    assert block.removeprefix("```toml\n").removesuffix("\n```") == \
+        (ROOT / "parity" / "contracts" / "silero_vad.toml").read_text().rstrip("\n")
+
+
+def test_a_row_measured_again_gives_the_committed_figures():
+    name = "silero_vad_op18_ifless.onnx"
+    again = measure({"onnxruntime-python": OnnxruntimePythonRunner()}, tolerances.load(), CHECK, files=[name])
+    got = again["rows"][0]["runtimes"]["onnxruntime-python"]
+    want = next(r for r in TABLE["rows"] if r["file"] == name)["runtimes"]["onnxruntime-python"]
+    for key in ("max_abs", "drift_first", "drift_last"):
+        assert got[key] == pytest.approx(want[key], rel=0.05, abs=1e-7), key
+    assert got["decision_agreement"] == want["decision_agreement"] and got["passed"] == want["passed"]
