@@ -191,3 +191,42 @@ def test_the_half_variant_is_judged_against_its_parent_and_fails_its_fp16_class(
         r = stages[(stage, "onnxruntime-python")]
         assert r.applicable and r.passed, r.message()
         print(r.message())
+
+
+@pytest.fixture(scope="module")
+def integrator(tmp_path_factory):
+    from tests.parity import stream_models
+
+    folder = tmp_path_factory.mktemp("integrator")
+    stream_models.build(folder)
+    return folder
+
+
+def test_a_reference_driven_through_the_declared_inputs(integrator, tmp_path):
+    """A --torch factory of a plain torch module, given the window and the state as declared and returning the
+    score and the next state: its exported file passes, the state after the last chunk compared too; a
+    reference with another leak fails."""
+    contract = read_contract(integrator / "integrator.toml")
+    cfg = GateConfig(runtimes=("onnxruntime-python",), counterexample_dir=tmp_path)
+    check = StreamCheck(streams=3, seed=0, long_seconds=None)
+    report = verify_model(integrator / "integrator.onnx", contract, cfg,
+                          torch_factory="tests.parity.stream_models:integrator_factory", streams=check)
+    stages = _stages(report)
+    assert report.exit_code == 0, report.summary_lines()
+    state = stages[("stream_state[state_out]", "onnxruntime-python")]
+    assert state.applicable and state.against == "pytorch" and state.passed
+    assert stages[("segments[score]", "onnxruntime-python")].metrics["segments"] >= 1
+    bad = verify_model(integrator / "integrator.onnx", contract, cfg,
+                       torch_factory="tests.parity.stream_models:leaky_factory", streams=check)
+    assert bad.exit_code == 1 and not _stages(bad)[("stream[score]", "onnxruntime-python")].passed
+    assert not _stages(bad)[("stream_state[state_out]", "onnxruntime-python")].passed
+
+
+def test_a_torch_file_that_is_not_torchscript_cannot_be_checked(tmp_path, capsys):
+    fake = tmp_path / "model.jit"
+    fake.write_bytes(b"not a TorchScript archive")
+    code, out, err = _cli(capsys, "verify", str(DATA / "silero_vad.onnx"), "--contract",
+                          str(CONTRACTS / "silero_vad.toml"), "--torch", str(fake), *CLI_SHORT)
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"--torch {fake}: not a TorchScript file torch.jit.load reads" in lines[0], err
