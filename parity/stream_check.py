@@ -36,6 +36,8 @@ class StreamCheck:
 
     streams: int = 10
     seed: int = 0
+    #: Length range of the short streams, seconds.
+    seconds: tuple[float, float] = (1.0, 4.0)
     long_seconds: float | None = 60.0
     shrink: bool = True
     localize: bool = True
@@ -49,7 +51,8 @@ def check_stream(model_path: Path, contract: StreamContract, runners: Mapping[st
     model_path = Path(model_path)
     wire = contract.to_wire()
     sig = contract.signal
-    specs = draw_streams(check.streams, check.seed, sig.sample_rate, sig.chunk, long_seconds=check.long_seconds)
+    specs = draw_streams(check.streams, check.seed, sig.sample_rate, sig.chunk, seconds=check.seconds,
+                         long_seconds=check.long_seconds)
     streams = [render_stream(s) for s in specs]
     able = {n: r for n, r in runners.items() if "stream" in r.capabilities}
     unable = [n for n in runners if n not in able]

@@ -179,7 +179,8 @@ def _run_verify(args) -> int:
             cfg = dataclasses.replace(cfg, runtimes=tuple(r for r in DEFAULT_RUNTIMES if r != "pytorch"))
         report = verify_model(args.release_dir, contract, cfg, torch_factory=args.torch,
                               torch_weights=args.torch_weights,
-                              streams=StreamCheck(args.streams, args.seed, args.long_seconds or None))
+                              streams=StreamCheck(args.streams, args.seed, _seconds(args.stream_seconds),
+                                                  args.long_seconds or None))
     else:
         if args.torch:
             raise SerExportError("--torch is for a single model with --contract (a release rebuilds its own)")
@@ -188,6 +189,17 @@ def _run_verify(args) -> int:
         start, stop = shard.bounds(cfg.examples, cfg.batch_size)
         report.shard = {**shard.to_dict(), "cases": [start, stop], "outputs": save_outputs.name}
     return _print_verdict(report, args, "verify")
+
+
+def _seconds(text: str) -> tuple[float, float]:
+    """``"1,4"`` -> ``(1.0, 4.0)``; ``"10"`` -> ``(10.0, 10.0)`` (``--stream-seconds``)."""
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or not all(0 < v < 3600 for v in parts) or parts[0] > parts[-1]:
+        raise SerExportError(f"--stream-seconds {text!r}: expected MIN,MAX (or one length) in seconds, 0 < MIN <= MAX")
+    return parts[0], parts[-1]
 
 
 def _run_merge_reports(args) -> int:
@@ -425,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=200, help="hypothesis cases per model (default 200)")
     p.add_argument("--streams", type=int, default=10,
                    help="a streaming model (version 2 contract): short streams to draw (default 10)")
+    p.add_argument("--stream-seconds", default="1,4", metavar="MIN,MAX",
+                   help="a streaming model: length range of the short streams in seconds (default 1,4; one number: "
+                        "that length, never a whole number of chunks)")
     p.add_argument("--long-seconds", type=float, default=60.0,
                    help="a streaming model: seconds of the long stream the drift is measured on (0: none; default 60)")
     p.add_argument("--seed", type=int, default=0)
