@@ -30,6 +30,10 @@ Rules, in one place:
   on held-out clips the change in accuracy.
 
 A NaN or infinite output is the largest error there is.
+
+A streaming model's stages (per-chunk outputs, drift, decisions and segments, the state after the
+last chunk, the whole-sequence form, a variant vs its parent) are the stage family
+:mod:`parity.stream_judge`, built on this module's results and error rules.
 """
 from __future__ import annotations
 
