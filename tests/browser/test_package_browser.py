@@ -212,6 +212,8 @@ def test_live_microphone_gives_a_result_every_hop_and_follows_the_change(app, sa
     # in the package's worker (the default): every result computed there, the page only receives them
     assert out["thread"] == "worker" and {r["thread"] for r in timeline} == {"worker"}
     assert "ser-export-web" in out["workers"], out["workers"]
+    # the worklet sends its hops straight to the worker: none through the page's thread
+    assert out["hopsOnPage"] == 0 and out["hops"] >= len(timeline), (out["hopsOnPage"], out["hops"])
     for r in timeline:  # every part timed (in the worker's clock; messaging: the rest of the latency)
         t = r["timings"]
         assert all(t[k] >= 0 for k in LIVE_PARTS) and t["thread"] == "worker", t
@@ -242,6 +244,7 @@ def test_live_mode_drops_hops_rather_than_falling_behind(app, sad_then_angry, wo
           f"page's longest gap {out['mainThreadLongestGapMs']:.0f} ms")
     assert out["thread"] == ("worker" if worker else "main") and {r["thread"] for r in timeline} == {out["thread"]}
     assert ("ser-export-web" in out["workers"]) is worker, out["workers"]
+    assert (out["hopsOnPage"] == 0) is worker and out["hopsOnPage"] in (0, out["hops"]), (out["hopsOnPage"], out["hops"])
     assert out["dropped"] > 0
     indices = [r["index"] for r in timeline]
     assert indices == sorted(set(indices))

@@ -58,6 +58,7 @@ try {
     await listener.stop();
     stream.getTracks().forEach((t) => t.stop());
     window.result = { ...base, timeline, hops: listener.hops, dropped: listener.dropped, rate: listener.rate,
+      hopsOnPage: listener._hopsOnPage,
       mainThreadLongestGapMs, shown: [...document.querySelectorAll('#timeline li')].map((li) => li.textContent) };
   }
   await clf.release();

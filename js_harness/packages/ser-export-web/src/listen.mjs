@@ -99,7 +99,12 @@ export class LiveWindow {
   async warm() {
     const { contract } = this.classifier;
     const tone = Float32Array.from({ length: contract.inputLength }, (_, i) => Math.sin((2 * Math.PI * 220 * i) / contract.sampleRate));
-    await this.classifier._classifyWindows(liveInputs(tone, contract.sampleRate, contract), false);
+    this.busy = true; // hops that come meanwhile fill the window; a whole window's hop is dropped
+    try {
+      await this.classifier._classifyWindows(liveInputs(tone, contract.sampleRate, contract), false);
+    } finally {
+      this.busy = false;
+    }
   }
 
   /** One hop of mono samples whose last sample is at audio time `time` (seconds). */
@@ -191,6 +196,7 @@ export class Listener extends EventTarget {
     this.hops = 0;
     this.stopped = false;
     this._feed = null;
+    this._hopsOnPage = 0; // hops the page's thread handled (with the worker: those before the worklet had the port)
     this._queue = [];
     this._waiting = [];
   }
@@ -226,22 +232,29 @@ export class Listener extends EventTarget {
     }
     const live = { rate: this.rate, hopSeconds: this.hopSeconds, clock: () => ctx.currentTime,
       emit: (m) => this._onOutput(m) };
-    // the worker's classifier opens a channel to its worker; an in-thread one runs the window here
+    // the worker's classifier opens a channel to its worker; an in-thread one runs the window here.
+    // The audio flows at once (the stream's time starts now); the sessions' warm-up runs meanwhile.
+    let warm;
     if (typeof this.classifier._openLive === 'function') {
-      this._feed = await this.classifier._openLive(live);
+      this._feed = this.classifier._openLive(live);
+      warm = this._feed.ready;
     } else {
       this._feed = new LiveWindow(this.classifier, live);
-      await this._feed.warm();
+      warm = this._feed.warm();
     }
     this.source = ctx.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(ctx, 'ser-export-tap', { numberOfInputs: 1, numberOfOutputs: 1,
       processorOptions: { block: this.hop } });
     if (this._feed.port) this.node.port.postMessage({ port: this._feed.port }, [this._feed.port]);
     // in-thread, every hop; with the worker, only a hop the worklet posted before it got the port
-    this.node.port.onmessage = (ev) => this._feed.push(ev.data.samples, ev.data.time);
+    this.node.port.onmessage = (ev) => {
+      this._hopsOnPage += 1;
+      this._feed.push(ev.data.samples, ev.data.time);
+    };
     this.source.connect(this.node);
     this.node.connect(ctx.destination); // outputs silence; keeps the node in the rendered graph
     if (ctx.state === 'suspended') await ctx.resume();
+    await warm;
   }
 
   _onOutput(m) {

@@ -48,9 +48,9 @@ const HANDLERS = {
       if (m.type === 'error') post({ live, ...m, error: errorToWire(m.error) });
       else post({ live, ...m });
     } });
-    await window.warm();
     lives.set(live, { window, port });
     port.onmessage = ({ data }) => window.push(data.samples, data.time);
+    await window.warm();
     return null;
   },
   block({ live, samples, time }) {

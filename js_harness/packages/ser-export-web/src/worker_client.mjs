@@ -118,14 +118,17 @@ export class WorkerClassifier {
     return Listener.start(this, mediaStream, options);
   }
 
-  /** A live window in the worker: {port (the worklet's end of the channel), push, close}. */
-  async _openLive({ rate, hopSeconds, emit }) {
+  /**
+   * A live window in the worker: {port (the worklet's end of the channel), push, close, ready (resolves
+   * once the worker's sessions are warm; hops sent meanwhile wait on the channel)}.
+   */
+  _openLive({ rate, hopSeconds, emit }) {
     this._check();
     const live = this._next++;
     const channel = new MessageChannel();
     this._lives.set(live, emit);
-    await this._call('live', { live, port: channel.port2, rate, hopSeconds }, [channel.port2]);
     return {
+      ready: this._call('live', { live, port: channel.port2, rate, hopSeconds }, [channel.port2]),
       port: channel.port1,
       push: (samples, time) => this.worker.postMessage({ type: 'block', live, samples, time }, [samples.buffer]),
       close: () => {
