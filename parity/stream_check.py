@@ -67,6 +67,12 @@ def check_stream(model_path: Path, contract: StreamContract, runners: Mapping[st
                                      "streams_per_s": round(len(streams) / max(o.seconds, 1e-9), 2)}
                                  for n, o in run.outputs.items()}
     report.results += judge_stream_run(run, tolerances)
+    missing = [what for what, declared, ran in (("the whole-sequence form", contract.sequence, run.sequence),
+                                                ("the variant against its parent", contract.variant, run.parent))
+               if declared is not None and not ran]
+    if missing:  # declared, but it runs on onnxruntime-python, which is not among the runtimes
+        why = f"{' and '.join(missing)}: not checked (run on {PYTHON}, not among the runtimes)"
+        report.error = f"{report.error}; {why}" if report.error else why
     failures = [r for r in report.failures if r.scope == judge.CASES and "stream" in r.where]
     if failures and (check.shrink or check.localize):
         first = failures[0]

@@ -159,11 +159,8 @@ def judge_decisions(model: str, runner: str, against: str, ours: Sequence[Mappin
         per_chunk.append(failed.astype(np.float64))
         a = segments(decide(np.asarray(o[name], np.float64).reshape(-1), threshold, hysteresis))
         b = segments(decide(np.asarray(r[name], np.float64).reshape(-1), threshold, hysteresis))
-        if len(a) != len(b):
-            per_segment.append(np.array([float(abs(len(a) - len(b)) + slack + 1)]))
-        else:
-            per_segment.append(np.array([max(abs(x[0] - y[0]), abs(x[1] - y[1])) for x, y in zip(a, b)] or [0],
-                                        np.float64))
+        shifts = [max(abs(x[0] - y[0]), abs(x[1] - y[1])) for x, y in zip(a, b)]
+        per_segment.append(np.array(shifts + [np.inf] * abs(len(a) - len(b)) or [0], np.float64))
     agreement = 1.0 - differing / total if total else 1.0
     rule = f"on at >= {threshold:g}" + (f", off at < {threshold - hysteresis:g}" if hysteresis else "")
     dec = _streams_result(model, f"decisions[{name}]", runner, against, per_chunk, 0.0, labels,
@@ -172,7 +169,8 @@ def judge_decisions(model: str, runner: str, against: str, ours: Sequence[Mappin
                                   f"boundary is excused"),
                           metrics={"agreement": agreement, "differ": differing, "chunks": total})
     seg = _streams_result(model, f"segments[{name}]", runner, against, per_segment, float(slack), labels,
-                          detail=f"segments ({rule}): the same number, each start and end within {slack} chunks",
+                          detail=(f"segments ({rule}): the same number, each start and end within {slack} chunks "
+                                  f"(a segment one side lacks: an infinite error)"),
                           unit="segment",
                           metrics={"segments": sum(len(segments(decide(np.asarray(r[name]).reshape(-1), threshold,
                                                                         hysteresis))) for r in ref)})

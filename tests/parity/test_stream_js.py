@@ -46,3 +46,16 @@ def test_the_first_divergent_node_between_two_runtimes_on_a_chunk():
     assert none["node"] is None and none["checked"] > 50 and none["chunk"] == 4
     assert tiny["node"] and tiny["between"] == "onnxruntime-web-wasm vs onnxruntime-python"
     assert 1e-7 < tiny["relative_error"] < 1e-3 and tiny["chunk"] == 4
+
+
+def test_a_declared_sequence_form_without_onnxruntime_python_is_not_checked(tmp_path):
+    contract = read_contract(ROOT / "parity" / "contracts" / "silero_vad_16k_sequence.toml")
+    cfg = GateConfig(runtimes=("onnxruntime-node",), counterexample_dir=tmp_path)
+    report = verify_model(wheel_data() / "silero_vad_16k_sequence.onnx", contract, cfg,
+                          torch_factory=str(wheel_data() / "silero_vad.jit"),
+                          streams=StreamCheck(streams=2, seed=0, long_seconds=None))
+    assert report.exit_code == 2 and not report.mismatches()
+    assert report.errors() == ["the whole-sequence form: not checked (run on onnxruntime-python, not among the "
+                               "runtimes)"]
+    assert {(r.stage, r.runner) for r in report.models[0].results if r.passed} >= {("stream[speech_probs]",
+                                                                                   "onnxruntime-node")}

@@ -63,6 +63,10 @@ def test_segments_must_start_and_end_within_the_slack():
     assert dec.where["first_failing_chunk"] == 12 and dec.metrics["differ"] == 3
     dec, seg = sj.judge_decisions("m", "r", "ref", one, ref, "p", 0.5, 0.0, ["s0"], t)
     assert seg.passed and dec.passed and dec.metrics["agreement"] < 1.0
+    extra = _scores()
+    extra[50:53] = 0.95  # a segment the reference does not have
+    dec, seg = sj.judge_decisions("m", "r", "ref", [{"p": extra[:, None]}], ref, "p", 0.5, 0.0, ["s0"], t)
+    assert not seg.passed and seg.max_abs == np.inf and seg.where["first_failing_segment"] == 1
 
 
 def test_output_errors_name_the_stream_and_its_first_failing_chunk():
