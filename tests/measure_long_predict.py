@@ -8,10 +8,12 @@ block: speech of several emotions, pauses of digital silence and noise, repeated
 - the same through ``predict_file(FILE, block_frames=None, batch_windows=None)``: the whole file in
   memory and every window in one run (what ``predict`` did before it read in blocks),
 
-each under ``/usr/bin/time -v``; the two JSON outputs are compared.  The file is deleted at the end.
+each under ``/usr/bin/time -v``; the two JSON outputs are compared.  ``--check-windows`` also compares
+the SHA-256 of every model window (start and samples) read block by block with that of
+``model_windows(load_audio(FILE))``, without the model (a few GB for an hour).  The file is deleted at the end.
 
     python -m tests.measure_long_predict --minutes 10 --whole-file
-    python -m tests.measure_long_predict --minutes 60
+    python -m tests.measure_long_predict --minutes 60 --check-windows
 
 Timing figures go to the console and the docs, never into a test's assertion.
 """
@@ -74,10 +76,34 @@ def timed(cmd: list[str], out: Path) -> dict:
     return {"max_rss_mib": rss / 1024, "wall_s": 3600 * h + 60 * m + s}
 
 
+def window_digests(wav: Path) -> tuple[str, str]:
+    """SHA-256 of the release model's windows of ``wav``: block by block, and from the whole file."""
+    import hashlib
+
+    from ser_export.audio import load_audio, model_windows
+    from ser_export.longaudio import BlockWindows
+    from ser_export.predict import default_model_path, load_session
+
+    meta = load_session(default_model_path())[1]
+    sr, n, norm = int(meta["sample_rate"]), int(meta["input_length"]), meta["normalization"]
+
+    def digest(items) -> str:
+        h = hashlib.sha256()
+        for start, window in items:
+            h.update(str(start).encode())
+            h.update(b"silent" if window is None else window.tobytes())
+        return h.hexdigest()
+
+    blocks = digest(BlockWindows(wav, sr, n, norm["rms_level_db"], norm["min_rms"]))
+    starts, windows = model_windows(load_audio(wav, sr), n, norm["rms_level_db"], norm["min_rms"])
+    return blocks, digest(zip(starts, windows))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--whole-file", action="store_true", help="also measure the whole file in memory")
+    ap.add_argument("--check-windows", action="store_true", help="compare the windows with the whole file's")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="long_predict_") as tmp:
         wav = Path(tmp) / f"long_{args.minutes:g}min_44k_stereo.wav"
@@ -93,6 +119,10 @@ def main(argv=None) -> int:
             print(f"{name:>10}: max RSS {fig['max_rss_mib']:7.0f} MiB, wall {fig['wall_s']:6.1f} s ({n} windows)")
         if args.whole_file:
             print(f"same JSON: {results['blocks'] == results['whole file']}")
+        if args.check_windows:
+            blocks, whole = window_digests(wav)
+            print(f"windows' SHA-256: {blocks[:16]}... block by block, {whole[:16]}... whole file: "
+                  f"{'the same' if blocks == whole else 'DIFFERENT'}")
     return 0
 
 
