@@ -6,7 +6,8 @@ import pytest
 
 from ser_export.model_contract import ContractError, ModelContract
 from ser_export.stream_contract import StreamContract, json_schema, read_contract
-from tests.e2e import ROOT, run_cli
+from ser_export.cli import main
+from tests.e2e import ROOT
 from tests.parity import foreign_models
 
 CONTRACTS = ROOT / "parity" / "contracts"
@@ -63,14 +64,15 @@ def test_a_wrong_field_is_one_line_naming_it(tmp_path, edit, field):
     assert field in message and str(path) in message and "\n" not in message, message
 
 
-def test_the_schema_is_published_and_is_the_one_enforced():
-    proc = run_cli("contract", "--schema", "--schema-version", "2")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == json.loads(json.dumps(json_schema()))
+def test_the_schema_is_published_and_is_the_one_enforced(capsys):
+    assert main(["contract", "--schema", "--schema-version", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(json_schema()))
     schema = json_schema()
     assert schema["$id"].endswith("/v2")
     assert set(schema["properties"]) >= {"signal", "states", "constants", "scores", "features", "sequence",
                                          "variant", "reference"}
     assert schema["properties"]["signal"]["required"] == ["name", "sample_rate", "chunk"]
-    proc = run_cli("contract", "--check", str(CONTRACTS / "silero_vad.toml"))
-    assert proc.returncode == 0 and json.loads(proc.stdout)["signal"]["context"] == 64
+    assert main(["contract", "--check", str(CONTRACTS / "silero_vad.toml")]) == 0
+    assert json.loads(capsys.readouterr().out)["signal"]["context"] == 64
+    assert main(["contract", "--schema"]) == 0  # version 1's, unchanged
+    assert json.loads(capsys.readouterr().out)["$id"].endswith("/v1")
