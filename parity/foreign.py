@@ -114,8 +114,8 @@ def _verify_stream(model_path: Path, contract: StreamContract, cfg: GateConfig, 
     check = dataclasses.replace(check, shrink=cfg.shrink and check.shrink, localize=cfg.localize and check.localize,
                                 counterexample_dir=cfg.counterexample_dir)
     try:
-        if cfg.save_outputs:
-            raise RunnerError("--save-outputs (and --rejudge) do not keep a streaming model's run yet")
+        if cfg.save_outputs or cfg.shard is not None:
+            raise RunnerError("--save-outputs, --rejudge and --shard do not take a streaming model's run yet")
         if baseline not in runners:
             raise RunnerError(f"a streaming model is compared with --torch or onnxruntime-python: neither is among "
                               f"the runtimes ({', '.join(runners) or 'none'})")

@@ -107,7 +107,8 @@ def judge_stream_outputs(model: str, runner: str, against: str, ours: Sequence[M
                          stage_name: str | None = None) -> StageResult:
     """Output ``name`` of every chunk of every stream vs the reference's (``ours[s][name]``: ``(n_chunks, *dims)``);
     the stage is ``stage[name]`` unless ``stage_name`` says otherwise."""
-    errs = [chunk_errors(o[name], r[name]) for o, r in zip(ours, ref)]
+    errs = [chunk_errors(o[name], r[name]) if name in o else np.full(len(r[name]), np.inf)
+            for o, r in zip(list(ours) + [{}] * (len(ref) - len(ours)), ref)]  # a stream not given: infinite
     chunks = sum(e.size for e in errs)
     return _streams_result(model, stage_name or f"{stage}[{name}]", runner, against, errs, limit, labels,
                            detail=f"{chunks} chunks of {len(errs)} streams", metrics={"chunks": chunks})

@@ -230,3 +230,10 @@ def test_a_torch_file_that_is_not_torchscript_cannot_be_checked(tmp_path, capsys
     assert code == 2, out + err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"--torch {fake}: not a TorchScript file torch.jit.load reads" in lines[0], err
+
+
+def test_a_streaming_run_is_not_saved_or_sharded_yet(tmp_path, capsys):
+    code, out, err = _cli(capsys, "verify", str(DATA / "silero_vad.onnx"), "--contract",
+                          str(CONTRACTS / "silero_vad.toml"), *CLI_SHORT, "--save-outputs", str(tmp_path / "s"))
+    assert code == 2 and err.strip().splitlines() == [
+        "error: --save-outputs, --rejudge and --shard do not take a streaming model's run yet"], err

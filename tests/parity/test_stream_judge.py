@@ -79,6 +79,8 @@ def test_output_errors_name_the_stream_and_its_first_failing_chunk():
     assert r.case_failed == [False, True] and r.max_abs == 0.5
     short = [{"p": np.zeros((7, 1))}, {"p": np.zeros((5, 1))}]
     assert sj.judge_stream_outputs("m", "r", "ref", short, ref, "p", ["a", "b"], 0.1).max_abs == np.inf
+    fewer = sj.judge_stream_outputs("m", "r", "ref", ours[:1], ref, "p", ["a", "b"], 0.1)
+    assert fewer.case_failed == [False, True] and fewer.max_abs == np.inf  # a stream the runner did not give
     nan = [{"p": np.full((8, 1), np.nan)}, {"p": np.zeros((5, 1))}]
     assert not sj.judge_stream_outputs("m", "r", "ref", nan, ref, "p", ["a", "b"], 0.1).passed
 
