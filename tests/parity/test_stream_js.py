@@ -59,3 +59,15 @@ def test_a_declared_sequence_form_without_onnxruntime_python_is_not_checked(tmp_
                                "runtimes)"]
     assert {(r.stage, r.runner) for r in report.models[0].results if r.passed} >= {("stream[speech_probs]",
                                                                                    "onnxruntime-node")}
+
+
+@pytest.mark.browser
+def test_a_silero_file_passes_on_chromium_wasm(tmp_path):
+    cfg = GateConfig(runtimes=("onnxruntime-python", "chromium-wasm"), counterexample_dir=tmp_path)
+    report = verify_model(wheel_data() / "silero_vad.onnx", CONTRACT, cfg,
+                          torch_factory=str(wheel_data() / "silero_vad.jit"),
+                          streams=StreamCheck(streams=3, seed=0, long_seconds=None))
+    assert report.exit_code == 0, report.summary_lines()
+    stages = {(r.stage, r.runner): r for r in report.models[0].results}
+    assert stages[("stream[output]", "chromium-wasm")].passed and stages[("decisions[output]", "chromium-wasm")].passed
+    assert stages[("stream_state[stateN]", "chromium-wasm")].applicable
