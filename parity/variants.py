@@ -2,6 +2,7 @@
 and against its float parent on the gate's cases and the held-out clips (:func:`check_variant`)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from typing import Mapping
@@ -45,6 +46,26 @@ class HeldOut:
         if isinstance(got, str):
             return cls(None, None, f"the held-out clips cannot be regenerated: {got}")
         return cls(*got)
+
+
+def class_config(cfg: GateConfig, class_name: str) -> GateConfig:
+    """``cfg`` with the stage bounds tolerance class ``class_name`` replaces (its optional keys,
+    :data:`ser_export.tolerances.STAGE_CLASS_KEYS`, in the defaults and in every runner's overrides); ``cfg``
+    itself when the class replaces none."""
+    from ser_export import tolerances
+
+    base = cfg.tolerances if cfg.tolerances is not None else tolerances.load()
+    bounds = tolerances.for_class(class_name, base)
+    replaced = {where: float(bounds[key]) for key, where in tolerances.STAGE_CLASS_KEYS.items() if key in bounds}
+    if not replaced:
+        return cfg
+    data = copy.deepcopy(base)
+    for (stage, key), value in replaced.items():
+        data["defaults"][stage][key] = value
+        for section in (data.get("runners") or {}).values():
+            if key in section.get(stage, {}):
+                section[stage][key] = value
+    return dataclasses.replace(cfg, tolerances=data)
 
 
 def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, parent: ModelFile, parent_entry: Mapping,
@@ -93,7 +114,8 @@ def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, par
         comparison.heldout_why_not = heldout.why_not
     mut = ModelUnderTest(model, report.arch)
     try:
-        run_and_judge(mut, sub, cfg, cases, report, None, comparison, skipped)
+        run_and_judge(mut, sub, class_config(cfg, declared["tolerance_class"]), cases, report, None, comparison,
+                      skipped)
     finally:
         mut.close()
     report.timings["total_s"] = round(time.perf_counter() - t_start, 2)

@@ -16,7 +16,7 @@ from .contract import FrontEnd
 from .data import synthetic
 from .data.corpora import ScanReport, Utterance
 from .data.dataset import AugmentConfig, Dataset, build_dataset, describe_utterances
-from .data.gather import gather_data
+from .data.gather import GatheredData, gather_data
 from .data.split import check_split, split_speakers
 from .errors import SerExportError
 from .export.lint import lint_model, require_compatible
@@ -24,7 +24,8 @@ from .export.metadata import build_metadata
 from .export.model_card import render_model_card
 from .export.onnx_export import export_onnx, serialize, set_metadata
 from .export.recover import require_recoverable
-from .export.variants import METHOD, PRECISION, VARIANTS, MadeVariant, make_variants
+from .export.calibrate import calibration_of
+from .export.variants import CALIBRATED, INT8S_SPEC, METHOD, PRECISION, VARIANTS, MadeVariant, make_variants
 from .export.optables import BACKENDS, load_tables
 from parity.golden import golden_record
 from parity.heldout import check_heldout
@@ -117,6 +118,14 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def variant_calibration(dataset: Dataset, variants: Sequence[str]) -> np.ndarray | None:
+    """The calibration clips of the calibrated variants among ``variants`` (``None`` when there is none): the
+    training split's clips (:func:`ser_export.export.calibrate.calibration_of`)."""
+    if not any(v in CALIBRATED for v in variants):
+        return None
+    return calibration_of(dataset, INT8S_SPEC)
+
+
 def _log_variant(arch: str, v: MadeVariant, vs_parent: Mapping) -> None:
     held = vs_parent.get("heldout")
     _log(f"{arch}: {v.name} variant {len(v.blob) / 1e6:.2f} MB, declares {', '.join(v.declared_backends)}"
@@ -190,6 +199,49 @@ def incomparable_out_dir(out_dir: Path, reason: str) -> Path:
     return target
 
 
+@dataclasses.dataclass
+class BuildData:
+    """The build's data: the utterances gathered, their speaker split, the VAD and the features per split."""
+
+    gathered: GatheredData
+    assignment: dict[str, str]
+    vad: VoiceActivity
+    vad_path: Path
+    dataset: Dataset
+
+
+def build_data(opts: BuildOptions, labels: Sequence[str], frontend: FrontEnd,
+               dist: Distributed | None = None) -> BuildData:
+    """Gather ``opts``'s data, split it by speaker and build (or read from the cache) its features: the one data
+    stage of :func:`run_build` and of the variant step that remakes a release's variants
+    (:mod:`ser_export.variants_step`), so both calibrate on the same training clips.
+
+    ``dist`` (``torchrun``): rank 0 fills the feature cache while the others wait, then they read it."""
+    dist = dist or Distributed()
+    gathered = gather_data(opts.data, labels, opts.label_set,
+                           dataclasses.replace(CORPUS_PROFILES[opts.profile], labels=labels, seed=opts.seed),
+                           progress=opts.progress, log=_log)
+    utterances, speakers, data_desc = gathered.utterances, gathered.speakers, gathered.description
+    assignment = split_speakers(utterances, seed=opts.seed)
+    check_split(utterances, assignment, labels)
+    vad_path = packaged_vad_path()
+    vad = VoiceActivity(VadParams(sha256=sha256_file(vad_path)), path=vad_path)
+    aug = AugmentConfig(copies=opts.augment_copies)
+    data_desc["augmentation"] = (f"{aug.copies} copy per clip, each of {', '.join(aug.names)} "
+                                 f"with probability {aug.probability}") if aug.copies else "none"
+    if dist.is_main:
+        _log(f"data: {len(utterances)} utterances; building features ...")
+    if not dist.is_main:  # rank 0 fills the feature cache first; the others then read it
+        dist.barrier()
+    dataset: Dataset = build_dataset(
+        utterances, assignment, labels, frontend, speakers=speakers, augment_config=aug, seed=opts.seed,
+        cache_dir=opts.cache_dir / "features" if opts.cache_dir else None, workers=opts.workers,
+        progress=opts.progress and dist.is_main, description=data_desc, vad=vad)
+    if dist.is_main:
+        dist.barrier()
+    return BuildData(gathered, assignment, vad, vad_path, dataset)
+
+
 def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | None:
     """Run the whole build; returns the manifest written to ``opts.out_dir``.
 
@@ -213,30 +265,11 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
     labels = contract.labels_for(opts.label_set)
     frontend = FrontEnd(pad_mode=opts.pad_mode, implementation=opts.frontend)
 
-    gathered = gather_data(opts.data, labels, opts.label_set,
-                           dataclasses.replace(CORPUS_PROFILES[opts.profile], labels=labels, seed=opts.seed),
-                           progress=opts.progress, log=_log)
-    utterances, speakers, data_desc, reports = (gathered.utterances, gathered.speakers, gathered.description,
-                                                gathered.reports)
-    assignment = split_speakers(utterances, seed=opts.seed)
-    check_split(utterances, assignment, labels)
-    vad_path = packaged_vad_path()
-    vad = VoiceActivity(VadParams(sha256=sha256_file(vad_path)), path=vad_path)
-    ood_set = ood_clips(per_family=OOD_PER_FAMILY[opts.profile], seed=opts.seed)
-    aug = AugmentConfig(copies=opts.augment_copies)
-    data_desc["augmentation"] = (f"{aug.copies} copy per clip, each of {', '.join(aug.names)} "
-                                 f"with probability {aug.probability}") if aug.copies else "none"
-    if dist.is_main:
-        _log(f"data: {len(utterances)} utterances; building features ...")
     t0 = time.perf_counter()
-    if not dist.is_main:  # rank 0 fills the feature cache first; the others then read it
-        dist.barrier()
-    dataset: Dataset = build_dataset(
-        utterances, assignment, labels, frontend, speakers=speakers, augment_config=aug, seed=opts.seed,
-        cache_dir=opts.cache_dir / "features" if opts.cache_dir else None, workers=opts.workers,
-        progress=opts.progress and dist.is_main, description=data_desc, vad=vad)
-    if dist.is_main:
-        dist.barrier()
+    data = build_data(opts, labels, frontend, dist)
+    utterances, data_desc, reports = data.gathered.utterances, data.gathered.description, data.gathered.reports
+    assignment, vad, dataset, vad_path = data.assignment, data.vad, data.dataset, data.vad_path
+    ood_set = ood_clips(per_family=OOD_PER_FAMILY[opts.profile], seed=opts.seed)
     if not dist.is_main:
         for arch in opts.archs:  # train with the others; rank 0 writes the release
             train_model(arch, dataset, _train_config(opts, arch), frontend=frontend, progress=False, log=False,
@@ -299,7 +332,8 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
             staged[arch] = writer.staged_path(file_name)
             golden[arch] = golden_record(result.model, labels)
             t0 = time.perf_counter()
-            made = make_variants(proto, sha, file_name, arch, opts.variants, opts.backends, tables)
+            made = make_variants(proto, sha, file_name, arch, opts.variants, opts.backends, tables,
+                                 variant_calibration(dataset, opts.variants))
             vs_parent = judge_variants(proto, made, arch, dataset.splits["test"])
             staged_variants[arch], variant_records[arch] = {}, {}
             for name, v in made.items():

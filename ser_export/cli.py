@@ -47,6 +47,22 @@ def _add_build(sub) -> None:
                         "constraints/release.txt pins (the manifest records the differences)")
 
 
+def _run_variants(args) -> int:
+    from . import numenv
+    from .data.corpora import parse_data_args
+    from .variants_step import remake_variants
+
+    numenv.activate()
+    manifest = remake_variants(args.release_dir, args.cache_dir, parse_data_args(args.data),
+                               _runtimes(args.verify_runtimes), args.verify_examples)
+    for arch, m in manifest["models"].items():
+        for name, v in m["variants"].items():
+            held = v["vs_parent"].get("heldout")
+            print(f"{v['file']}: {v['bytes'] / 1e6:.2f} MB, sha256 {v['sha256'][:16]}..."
+                  + (f", held-out top-1 agreement {100 * held['top1_agreement']:.1f} %" if held else ""))
+    return 0
+
+
 def _runtimes(items: list[str] | None) -> tuple[str, ...] | None:
     """``["a,b", "c"]`` -> ``("a", "b", "c")``; ``None`` when none were given."""
     names = tuple(r for item in (items or []) for r in item.split(",") if r)
@@ -411,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="print the emotions in an audio file (WAV/FLAC, any rate, any length)")
     p.add_argument("file", type=Path)
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: saved_models/voice_emotion_cnn.onnx)")
-    p.add_argument("--variant", choices=["fp16", "int8"], default=None,
+    p.add_argument("--variant", choices=["fp16", "int8", "int8s"], default=None,
                    help="run the model's reduced-precision variant (the file beside it: smaller, judged against "
                         "the float model by the gate)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -523,6 +539,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--section", choices=["unseen", "variants"],
                    help="unseen: what the models say about inputs they never saw; variants: the fp16/int8 table "
                         f"(the blocks in {docs_blocks.page('unseen')} and {docs_blocks.page('variants')})")
+    p = sub.add_parser("variants", help="remake a release's reduced-precision variants from its float models "
+                                        "(no retraining) and rewrite its manifest and model card",
+                       description="Rebuild the release's training and test splits as its build did (or read them "
+                                   "from the feature cache), make every variant (fp16, int8, int8s: calibrated on "
+                                   "the training speakers' clips) from the float models, judge them against their "
+                                   "parents, run the release gate and rewrite the manifest's variants and the model "
+                                   "card atomically; the float models stay byte for byte as they are.")
+    p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
+    p.add_argument("--data", action="append", default=[], metavar="CORPUS=PATH",
+                   help="the corpora a release trained on corpora on disk was built from (as build's --data)")
+    p.add_argument("--cache-dir", type=Path, default=Path(".ser_export_cache"))
+    p.add_argument("--verify-examples", type=int, default=None,
+                   help="parity cases per model of the release gate (default: the build's, 48; --quick: 8)")
+    p.add_argument("--verify-runtimes", action="append", metavar="A,B",
+                   help="runtimes of the release gate (comma-separated or repeated; default: those of verify)")
     p = sub.add_parser("calibration", help="ECE of a synthetic release on more takes of its held-out speakers, "
                                            "and the ECE's sampling-noise floor")
     p.add_argument("release_dir", type=Path, nargs="?", default=Path("saved_models"))
@@ -551,11 +582,11 @@ COMMANDS = {"build": _run_build, "predict": _run_predict, "lint": _run_lint, "se
             "verify": _run_verify, "bench": _run_bench, "export": _run_export, "demo": _run_demo,
             "check-browser": _run_check_browser, "optable": _run_optable, "contract": _run_contract,
             "card": _run_card, "calibration": _run_calibration, "merge-reports": _run_merge_reports,
-            "doctor": _run_doctor, "stream-table": _run_stream_table}
+            "doctor": _run_doctor, "variants": _run_variants, "stream-table": _run_stream_table}
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None and sys.argv[1:2] == ["build"]:
+    if argv is None and sys.argv[1:2] in (["build"], ["variants"]):
         # training and feature extraction run under the declared numeric environment, set before torch
         # and NumPy are imported: the command re-executes itself with it (ser_export/numenv.py)
         from . import numenv

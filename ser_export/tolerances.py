@@ -14,8 +14,16 @@ MAX_BYTES = 1 << 20
 STAGES = ("logmel_db", "logmel_between_runtimes", "logits", "probabilities", "batch_invariance",
           "determinism", "localization", "js_preprocessing", "operator_table")
 #: Tolerance classes (a variant vs its float parent) and the keys each declares.
-CLASSES = ("exact", "fp16", "int8")
+CLASSES = ("exact", "fp16", "int8", "int8s")
 CLASS_KEYS = ("logits_max_abs", "top1_agreement_min", "accuracy_drop_max")
+#: Bounds a class may declare beside :data:`CLASS_KEYS`, each replacing a stage bound of :data:`STAGES` for a
+#: variant of the class when it is judged against itself across runtimes (``class key -> (stage, key)``): an
+#: int8-arithmetic model's runtimes round its requantisations differently, and it turns the resampler's allowed
+#: sample differences into larger probability changes than its float parent.
+STAGE_CLASS_KEYS = {"runtime_logits_max_abs": ("logits", "max_abs"),
+                    "runtime_probabilities_max_abs": ("probabilities", "max_abs"),
+                    "js_preprocessing_probabilities": ("js_preprocessing", "probabilities")}
+OPTIONAL_CLASS_KEYS = tuple(STAGE_CLASS_KEYS)
 
 
 @lru_cache(maxsize=None)
@@ -110,8 +118,9 @@ def apply_overrides(data: Any, base: Mapping | None = None, path: str = "toleran
         if not isinstance(values, dict):
             raise ValueError(f"{path}: classes.{name} must be an object")
         for key, value in values.items():
-            if key not in CLASS_KEYS:
-                raise ValueError(f"{path}: classes.{name}.{key} is not a class bound ({', '.join(CLASS_KEYS)})")
+            if key not in CLASS_KEYS + OPTIONAL_CLASS_KEYS:
+                raise ValueError(f"{path}: classes.{name}.{key} is not a class bound "
+                                 f"({', '.join(CLASS_KEYS + OPTIONAL_CLASS_KEYS)})")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf") \
                     or (key != "logits_max_abs" and value > 1):
                 raise ValueError(f"{path}: classes.{name}.{key} must be a finite number >= 0"

@@ -119,7 +119,9 @@ def variants_section(manifest: dict, level: str = "##") -> list[str]:
     if not rows:
         return []
     return [f"{level} Variants: smaller downloads", "",
-            "Each model also ships with its weights stored in float16 or int8. Its log-mel front-end stays "
+            "Each model also ships with its weights stored in float16 or int8 (fp16, int8: float32 "
+            "arithmetic), and with its classifier's arithmetic in int8 (int8s: int8 weights and uint8 "
+            "activations, calibrated on training-speaker clips). Its log-mel front-end stays "
             "float32. The gate judges each variant two ways: against itself on every runtime it declares, "
             "with the same bounds as its float parent, and against the float parent under the tolerance "
             "class of `tolerances.json`. Run one with `python -m ser_export predict FILE --variant fp16`.", "",

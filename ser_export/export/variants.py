@@ -1,4 +1,5 @@
-"""Reduced-precision variants of a release model: ``fp16`` and ``int8`` weights, front-end untouched.
+"""Reduced-precision variants of a release model: ``fp16`` and ``int8`` weights, ``int8s`` arithmetic; front-end
+untouched.
 
 A variant is made from its float32 parent's ONNX graph (never retrained):
 
@@ -16,6 +17,43 @@ A variant is made from its float32 parent's ONNX graph (never retrained):
   logit change 12.7: noise and tones push activations outside what per-tensor 8 bits
   resolve); static QDQ calibrated on training clips agreed on 96.4 % of AlexNet's held-out
   clips.  Weight-only keeps the error to the weights' rounding on every input.
+- ``int8s`` (int8 *static*: weights and activations in 8 bits with scales fixed before run time, so the
+  classifier's arithmetic runs in int8; ``s`` tells it from the weight-only ``int8`` and from dynamic
+  quantisation): QDQ static quantisation of the classifier (:mod:`ser_export.export.calibrate`), batch
+  norms folded into their ``Conv``, weights int8 per output channel, activations uint8 per tensor,
+  ``Gemm`` outputs left float (the logits are never rounded), the layer norm between the two ``Gemm``
+  float; onnxruntime fuses the QDQ groups into ``QLinearConv`` (tests/export/test_int8s.py), in
+  onnxruntime-web's wasm as in onnxruntime-python (the same graph optimiser).  Calibration: MinMax on
+  256 clips taken evenly from the build's training split (training speakers only, recorded and
+  augmented copies), single-threaded and unoptimised, so a fresh build makes the same bytes.  Chosen
+  by measurement (``python -m tests.measure_int8s``, the committed release of d317215; the test split's
+  224 clips of the 2 held-out speakers, and 200 gate cases):
+
+  ========  ===========================  ================  ==============  ============  ============
+  model     design                       held-out top-1    accuracy        gate cases    int8 MACs
+                                         agreement         (parent)        agreement,
+                                                                           max change
+  ========  ===========================  ================  ==============  ============  ============
+  AlexNet   MinMax, all int8             98.7 %            78.6 (79.9) %   98.5 %, 2.50  100 %
+  AlexNet   Percentile 99.999, all int8  98.7 %            78.6 (79.9) %   97.0 %, 2.45  100 %
+  AlexNet   MinMax, first Conv float     99.6 %            80.4 (79.9) %   99.5 %, 2.50  95.8 %
+  AlexNet   + last Gemm float (chosen)   100.0 %           79.9 (79.9) %   100.0 %, 2.50 95.8 %
+  AlexNet   chosen, recorded clips only  99.1 %            79.9 (79.9) %   98.0 %, 2.37  95.8 %
+  ResNet18  MinMax, all int8             98.2 %            82.1 (83.5) %   89.5 %, 4.71  100 %
+  ResNet18  Percentile, first Conv float 99.6 %            83.0 (83.5) %   90.5 %, 6.66  97.8 %
+  ResNet18  MinMax, first Conv float     99.6 %            83.0 (83.5) %   98.0 %, 4.81  97.8 %
+  ResNet18  + last Gemm float (chosen)   99.6 %            83.0 (83.5) %   97.5 %, 4.81  97.8 %
+  ResNet18  chosen, recorded clips only  100.0 %           83.5 (83.5) %   90.0 %, 4.58  97.8 %
+  ========  ===========================  ================  ==============  ============  ============
+
+  Entropy gave MinMax's figures on every row; 64 clips moved ResNet18's gate cases to 90.5 %, 1024 did
+  not beat 256; per-tensor weights cost ResNet18 0.9 points; leaving the residual ``Add``s and the pooling
+  float changed no figure.
+  Quantising the first ``Conv`` rounds the log-mel dB input to the uint8 grid (about 0.3 dB a step): the
+  front-end's dynamic range is the point of the dB scale, so it stays float (4 % of the MACs).  The
+  augmented copies (noise, pitch, stretch) widen the calibrated ranges towards the gate's noise and tone
+  cases.  The largest logit changes are on inputs no speech calibrates for: ResNet18's 4.8 on a 9.6 kHz
+  chirp, AlexNet's 2.5 on near-silence (the ``int8s`` tolerance class leaves 6.0).
 
 Each variant keeps the parent's metadata and adds ``variant`` (JSON: name, precision,
 tolerance class, method, the parent's sha256), so the gate and the runtimes know what
@@ -35,17 +73,27 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..contract import FEATURES_NAME
 from ..errors import ExportError
+from .calibrate import StaticInt8Spec, quantize_classifier
 from .lint import LintReport, lint_model, require_compatible
 from .onnx_export import serialize
 
 #: The variants the build makes, in order, and the tolerance class each is judged by
 #: (``tolerances.json``'s ``classes``).
-VARIANTS = ("fp16", "int8")
-TOLERANCE_CLASS = {"fp16": "fp16", "int8": "int8"}
-PRECISION = {"fp16": "float16 weights, float32 arithmetic", "int8": "int8 weights (per output channel), float32 arithmetic"}
+VARIANTS = ("fp16", "int8", "int8s")
+TOLERANCE_CLASS = {"fp16": "fp16", "int8": "int8", "int8s": "int8s"}
+#: The ``int8s`` variant's quantisation and calibration, chosen by measurement (``python -m tests.measure_int8s``;
+#: the module docstring).
+INT8S_SPEC = StaticInt8Spec(method="minmax", per_channel=True, clips=256, keep_float=("first_conv", "last_gemm"),
+                            augmented=True)
+PRECISION = {"fp16": "float16 weights, float32 arithmetic", "int8": "int8 weights (per output channel), float32 arithmetic",
+             "int8s": "int8 weights (per output channel) and uint8 activations, int8 arithmetic in the classifier"}
 METHOD = {"fp16": "classifier initializers stored as float16, Cast to float32 in the graph; front-end float32",
           "int8": "weight-only: classifier Conv/Gemm/MatMul weights symmetric int8 per output channel "
-                  "(onnxruntime.quantization quantize_data), DequantizeLinear to float32; front-end float32"}
+                  "(onnxruntime.quantization quantize_data), DequantizeLinear to float32; front-end float32",
+          "int8s": "static QDQ (onnxruntime.quantization QDQQuantizer), batch norms folded into their Conv, "
+                   f"{INT8S_SPEC.describe()}; front-end float32"}
+#: The variants made from calibration clips (:func:`make_variant`'s ``calibration``).
+CALIBRATED = ("int8s",)
 #: The metadata key a variant carries.
 METADATA_KEY = "variant"
 
@@ -165,7 +213,17 @@ def to_int8(model: onnx.ModelProto, features: str) -> onnx.ModelProto:
     return out
 
 
-MAKERS = {"fp16": to_fp16, "int8": to_int8}
+def to_int8s(model: onnx.ModelProto, features: str, calibration: np.ndarray,
+             spec: StaticInt8Spec = INT8S_SPEC) -> onnx.ModelProto:
+    """``model`` with its classifier statically quantised (int8 weights and uint8 activations, QDQ), calibrated on
+    ``calibration`` (log-mel features of training-speaker clips, :func:`ser_export.export.calibrate.calibration_clips`;
+    shape ``(n, 1, n_mels, n_frames)``); the front-end stays float32 (see the module docstring)."""
+    from ..contract import OUTPUT_NAME
+
+    return quantize_classifier(model, features, OUTPUT_NAME, calibration, spec)
+
+
+MAKERS = {"fp16": to_fp16, "int8": to_int8, "int8s": to_int8s}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,11 +240,23 @@ class VariantInfo:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
 
 
-def make_variant(parent: onnx.ModelProto, name: str, parent_sha256: str, features: str) -> onnx.ModelProto:
-    """The ``name`` variant of ``parent`` (float32, with metadata), with ``variant`` metadata added."""
+def make_variant(parent: onnx.ModelProto, name: str, parent_sha256: str, features: str,
+                 calibration: np.ndarray | None = None) -> onnx.ModelProto:
+    """The ``name`` variant of ``parent`` (float32, with metadata), with ``variant`` metadata added.
+
+    ``calibration``: the calibration clips' log-mel features (shape ``(n, 1, n_mels, n_frames)``), needed by the
+    variants of :data:`CALIBRATED` and ignored by the others."""
     if name not in MAKERS:
         raise ExportError(f"unknown variant {name!r}; choose from {list(VARIANTS)}")
-    out = MAKERS[name](parent, features)
+    if name in CALIBRATED:
+        if calibration is None:
+            raise ExportError(f"the {name} variant needs calibration clips (the training split's features)")
+        out = MAKERS[name](parent, features, calibration)
+    else:
+        out = MAKERS[name](parent, features)
+    for entry in list(out.metadata_props):  # the quantiser may add its own; the parent's are kept below
+        if entry.key not in {e.key for e in parent.metadata_props}:
+            out.metadata_props.remove(entry)
     info = VariantInfo(name, parent_sha256, TOLERANCE_CLASS[name], PRECISION[name], METHOD[name])
     for entry in list(out.metadata_props):
         if entry.key == METADATA_KEY:
@@ -240,13 +310,15 @@ class MadeVariant:
 
 
 def make_variants(parent: onnx.ModelProto, parent_sha256: str, parent_file: str, arch: str,
-                  names: Sequence[str], backends: Sequence[str], tables) -> dict[str, MadeVariant]:
-    """Each of ``names`` made of ``parent`` (:func:`make_variant`), linted on the build's target ``backends``
-    with the operator ``tables`` and serialised: ``name -> MadeVariant``.  A variant declares the targets whose
-    lint it passes; one that passes none is refused (:func:`ser_export.export.lint.require_compatible`)."""
+                  names: Sequence[str], backends: Sequence[str], tables,
+                  calibration: np.ndarray | None = None) -> dict[str, MadeVariant]:
+    """Each of ``names`` made of ``parent`` (:func:`make_variant`, ``calibration`` for those of
+    :data:`CALIBRATED`), linted on the build's target ``backends`` with the operator ``tables`` and serialised:
+    ``name -> MadeVariant``.  A variant declares the targets whose lint it passes; one that passes none is
+    refused (:func:`ser_export.export.lint.require_compatible`)."""
     out = {}
     for name in names:
-        child = make_variant(parent, name, parent_sha256, FEATURES_NAME)
+        child = make_variant(parent, name, parent_sha256, FEATURES_NAME, calibration)
         lint = lint_model(child, backends, tables)
         declared = tuple(b for b in backends if lint.compatible(b))
         if not declared:
@@ -256,6 +328,7 @@ def make_variants(parent: onnx.ModelProto, parent_sha256: str, parent_file: str,
     return out
 
 
-__all__ = ["VARIANTS", "TOLERANCE_CLASS", "METADATA_KEY", "variant_file", "classifier_nodes", "to_fp16", "to_int8",
+__all__ = ["VARIANTS", "TOLERANCE_CLASS", "CALIBRATED", "INT8S_SPEC", "METADATA_KEY", "variant_file",
+           "classifier_nodes", "to_fp16", "to_int8", "to_int8s",
            "make_variant", "classifier_model", "session", "run_batches", "VariantInfo",
            "MadeVariant", "make_variants"]

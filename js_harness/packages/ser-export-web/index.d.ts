@@ -163,8 +163,16 @@ export declare class Listener extends EventTarget implements AsyncIterable<LiveR
 export type AudioInput = Float32Array | Float32Array[] | AudioBuffer;
 export type ModelSource = string | URL | Response | ArrayBuffer | Uint8Array;
 
+/** The reduced-precision variants a ser_export release ships beside each model. */
+export type Variant = 'fp16' | 'int8' | 'int8s';
+export declare const VARIANTS: readonly Variant[];
+/** The file of `model`'s `variant` beside it (`x.onnx` -> `x.int8s.onnx`); `model` itself for none. */
+export declare function variantSource<M extends string | URL>(model: M, variant?: Variant | null): M;
+
 export interface LoadOptions {
   backend?: Backend;
+  /** Load the model's reduced-precision variant beside it (the model must be a URL or path). */
+  variant?: Variant;
   /** wasm threads (default: navigator.hardwareConcurrency when crossOriginIsolated, else 1). */
   threads?: number;
   onProgress?: (progress: { loaded: number; total: number | null }) => void;

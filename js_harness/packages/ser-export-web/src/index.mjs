@@ -188,6 +188,32 @@ async function readBytes(model, name, onProgress) {
 }
 
 /** Where the VAD file named in the metadata lies, relative to the model's own location (null: unknown). */
+/** The reduced-precision variants a ser_export release ships beside each model (ser_export/export/variants.py's VARIANTS). */
+export const VARIANTS = Object.freeze(['fp16', 'int8', 'int8s']);
+
+/**
+ * The file of `model`'s `variant` beside it: `…/voice_emotion_cnn.onnx` -> `…/voice_emotion_cnn.int8s.onnx`
+ * (a URL's query and fragment kept); `model` itself when `variant` is undefined or null.
+ */
+export function variantSource(model, variant) {
+  if (variant === undefined || variant === null) return model;
+  if (!VARIANTS.includes(variant)) throw new TypeError(`variant must be one of ${VARIANTS.join(', ')}, got ${variant}`);
+  if (!isUrlLike(model)) {
+    throw new TypeError(`variant '${variant}' names the file beside the model: give the model as a URL or path, not bytes or a Response`);
+  }
+  const rename = (path) => {
+    if (!/\.onnx$/i.test(path)) throw new TypeError(`variant '${variant}': ${path} does not end in .onnx`);
+    return `${path.slice(0, -5)}.${variant}.onnx`;
+  };
+  if (typeof URL !== 'undefined' && model instanceof URL) {
+    const url = new URL(model.href);
+    url.pathname = rename(url.pathname);
+    return url;
+  }
+  const cut = model.search(/[?#]/);
+  return cut < 0 ? rename(model) : rename(model.slice(0, cut)) + model.slice(cut);
+}
+
 function besideModel(model, file) {
   if (typeof Response !== 'undefined' && model instanceof Response) return model.url ? new URL(file, model.url).href : null;
   if (!isUrlLike(model)) return null;
@@ -430,8 +456,11 @@ export class Classifier {
  * @param options.wasmPaths onnxruntime-web's env.wasm.wasmPaths for the worker (default: the `ort`
  *   module's, else beside the build)
  * @param options.name the model's name in error messages (default: the file name of its URL)
+ * @param options.variant load the model's reduced-precision variant beside it instead ('fp16', 'int8' or
+ *   'int8s', see VARIANTS and variantSource; `model` must then be a URL or path)
  */
 export async function loadClassifier(model, options = {}) {
+  model = variantSource(model, options.variant);
   const { backend = 'wasm', threads, onProgress, vadModel, ort: givenOrt, ortUrl, proveBackend = true, proxy } = options;
   const problem = await backendProblem(backend);
   if (problem) throw new BackendUnavailableError(problem);
