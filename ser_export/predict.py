@@ -2,7 +2,8 @@
 
 The contract (sample rate, input length, normalisation, labels) is read from the
 model's metadata, not from this package's constants, so any ser_export release
-model works.
+model works.  A file of any length is read block by block (:mod:`ser_export.longaudio`) and its
+windows classified in batches of :data:`BATCH_WINDOWS`: memory does not grow with its length.
 """
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ class Prediction:
     speech_fractions: list[float | None]
     ood_scores: list[float | None]
     duration_s: float
+    window_s: float                    # the model's window length, seconds
     postprocessing: bool = True
-    window_s: float = 0.0              # the model's window length, seconds
 
     @property
     def speech(self) -> bool:
@@ -257,6 +258,7 @@ def segments(pred: Prediction) -> list[Segment]:
 
 
 def format_prediction(path: str, pred: Prediction) -> str:
+    """The text ``predict`` prints: the file, its windows, what was skipped, the mean probabilities, the segments."""
     counts = {v: pred.verdicts.count(v) for v in (SILENT, NO_SPEECH, UNCERTAIN)}
     skipped = [f"{counts[SILENT]} silent", f"{counts[NO_SPEECH]} without speech", f"{counts[UNCERTAIN]} uncertain"]
     skipped = [s for s, k in zip(skipped, counts.values()) if k]
