@@ -23,7 +23,10 @@ CLASS_KEYS = ("logits_max_abs", "top1_agreement_min", "accuracy_drop_max")
 STAGE_CLASS_KEYS = {"runtime_logits_max_abs": ("logits", "max_abs"),
                     "runtime_probabilities_max_abs": ("probabilities", "max_abs"),
                     "js_preprocessing_probabilities": ("js_preprocessing", "probabilities")}
-OPTIONAL_CLASS_KEYS = tuple(STAGE_CLASS_KEYS)
+#: The bounds of a stream class (a streaming model's variant vs its parent, :mod:`parity.stream_judge`):
+#: the largest change of a per-chunk score and the share of chunk decisions that must agree.
+STREAM_CLASS_KEYS = ("scores_max_abs", "decision_agreement_min")
+OPTIONAL_CLASS_KEYS = tuple(STAGE_CLASS_KEYS) + STREAM_CLASS_KEYS
 
 
 @lru_cache(maxsize=None)
@@ -122,9 +125,10 @@ def apply_overrides(data: Any, base: Mapping | None = None, path: str = "toleran
                 raise ValueError(f"{path}: classes.{name}.{key} is not a class bound "
                                  f"({', '.join(CLASS_KEYS + OPTIONAL_CLASS_KEYS)})")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf") \
-                    or (key != "logits_max_abs" and value > 1):
+                    or (key not in ("logits_max_abs", "scores_max_abs") and value > 1):
                 raise ValueError(f"{path}: classes.{name}.{key} must be a finite number >= 0"
-                                 f"{'' if key == 'logits_max_abs' else ' and <= 1'}, not {value!r}")
+                                 f"{'' if key in ('logits_max_abs', 'scores_max_abs') else ' and <= 1'}, "
+                                 f"not {value!r}")
             out["classes"][name][key] = float(value)
     runners = data.get("runners", {})
     if not isinstance(runners, dict):

@@ -201,3 +201,13 @@ def test_a_stream_report_renders_as_json_junit_and_text(tmp_path):
     assert "m/stream[p]/a" in failures
     table = "\n".join(summary_table(report))
     assert "m.onnx (m, streams):" in table and "decisions" in table
+
+
+def test_a_stream_class_can_be_overridden_like_any_class():
+    """A saved run's tolerances are laid over the shipped ones when it is judged again (--rejudge): the stream
+    classes' bounds are class bounds too."""
+    out = tolerances.apply_overrides({"classes": {"fp16_stream": {"scores_max_abs": 2.5}}})
+    assert out["classes"]["fp16_stream"] == {"scores_max_abs": 2.5, "decision_agreement_min": 0.995}
+    assert tolerances.apply_overrides(tolerances.load()) == tolerances.load()
+    with pytest.raises(ValueError, match="decision_agreement_min must be a finite number >= 0 and <= 1"):
+        tolerances.apply_overrides({"classes": {"fp16_stream": {"decision_agreement_min": 2}}})
