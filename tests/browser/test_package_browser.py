@@ -125,6 +125,10 @@ def test_a_page_importing_the_installed_package_classifies_as_predict_does(app, 
     assert out["thread"] == got["thread"] == ("worker" if in_worker else "main"), (out["thread"], got["thread"])
     assert ("ser-export-web" in out["workers"]) is in_worker, out["workers"]
     assert out["silent"]["name"] == "SilentAudioError" and out["silent"]["typed"] is True, out["silent"]
+    # classifyStream (blocks of 10000 samples) gives classify's windows and numbers, where classify ran
+    streamed = out["streamed"]
+    assert streamed["windows"] == got["windows"] and streamed["probabilities"] == got["probabilities"], streamed
+    assert streamed["thread"] == got["thread"] and streamed["duration_s"] == got["duration_s"]
 
 
 def _model_with_a_node_off_webgpu(folder: Path) -> Path:

@@ -37,7 +37,12 @@ try {
     // a typed error crosses from the package's worker as its own class
     const silent = await clf.classify(new Float32Array(50000), 22050).then(() => null,
       (e) => ({ name: e.name, typed: e instanceof SilentAudioError && e instanceof SerExportError, message: e.message }));
-    window.result = { ...base, result, silent };
+    // the block-wise form of the same recording (in the package's worker too, for wasm)
+    function* blocksOf(samples, n) {
+      for (let i = 0; i < samples.length; i += n) yield samples.slice(i, i + n);
+    }
+    const streamed = await clf.classifyStream(blocksOf(audio.getChannelData(0), 10000), audio.sampleRate);
+    window.result = { ...base, result, silent, streamed };
   } else {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const listener = clf.listen(stream, { hopSeconds: Number(q.get('hop') || 0.5) });

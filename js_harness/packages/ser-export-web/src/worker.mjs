@@ -8,6 +8,9 @@
 //   live     {live, port, rate, hopSeconds}: a LiveWindow fed by the worklet's hops on `port` (and by
 //            'block' messages); it posts {live, type: 'result' | 'drop' | 'error', ...} as it goes
 //   unlive   {live}: that LiveWindow stops
+//   stream   {stream, sampleRate, options}: classifyStream's result of the blocks that follow:
+//   block of a stream {stream, block}: answered once classifyStream has taken it (one block in flight)
+//   streamEnd {stream}: no more blocks
 //   release  the sessions are freed
 import { errorToWire } from './errors_wire.mjs';
 import { loadClassifier } from './index.mjs';
@@ -15,6 +18,33 @@ import { LiveWindow } from './listen.mjs';
 
 let classifier = null;
 const lives = new Map();
+const streams = new Map();
+
+/** An async iterable of the blocks the page sends; `push` resolves once the consumer has taken the block. */
+class BlockQueue {
+  constructor() {
+    this.items = [];
+    this.waiting = null;
+  }
+
+  push(item) {
+    return new Promise((taken) => {
+      this.items.push({ ...item, taken });
+      if (this.waiting) this.waiting();
+    });
+  }
+
+  async* [Symbol.asyncIterator]() {
+    for (;;) {
+      if (!this.items.length) await new Promise((resolve) => { this.waiting = resolve; });
+      this.waiting = null;
+      const { block, end, taken } = this.items.shift();
+      taken();
+      if (end) return;
+      yield block;
+    }
+  }
+}
 
 /** The onnxruntime-web wasm build: the page's URL of it (an import map does not reach a worker), else the package name. */
 async function importOrt(ortUrl) {
@@ -65,6 +95,24 @@ const HANDLERS = {
       entry.port.close();
       lives.delete(live);
     }
+    return null;
+  },
+  async stream({ stream, sampleRate, options }) {
+    const queue = new BlockQueue();
+    streams.set(stream, queue);
+    try {
+      const result = await classifier.classifyStream(queue, sampleRate, options);
+      return [result, logmelBuffers(result)];
+    } finally {
+      streams.delete(stream);
+    }
+  },
+  async streamBlock({ stream, block }) {
+    await streams.get(stream)?.push({ block });
+    return null;
+  },
+  async streamEnd({ stream }) {
+    await streams.get(stream)?.push({ end: true });
     return null;
   },
   async release() {

@@ -112,6 +112,28 @@ export class WorkerClassifier {
     return result;
   }
 
+  /**
+   * As Classifier.classifyStream: each block is copied to the worker once it has taken the one before
+   * (one block in flight, so a long recording is never held whole); `ms` is the whole time.
+   */
+  async classifyStream(blocks, sampleRate, options = {}) {
+    this._check();
+    const t0 = now();
+    const stream = this._next++;
+    const { logmel = false, batchWindows, stretchFrames } = options;
+    let failed = false;
+    const done = this._call('stream', { stream, sampleRate, options: { logmel, batchWindows, stretchFrames } });
+    done.catch(() => { failed = true; });
+    for await (const block of blocks) {
+      if (failed) break; // the worker refused an earlier block: its error is the answer
+      await Promise.race([this._call('streamBlock', { stream, block }), done]);
+    }
+    if (!failed) await Promise.race([this._call('streamEnd', { stream }), done]);
+    const result = await done;
+    result.ms = now() - t0;
+    return result;
+  }
+
   /** As Classifier.listen: the worklet's hops go to the worker, results come back. */
   listen(mediaStream, options = {}) {
     this._check();
