@@ -134,3 +134,26 @@ console.log(JSON.stringify({{ whole: strip(whole), stream: strip(stream), defaul
     assert len(verdicts) == 6 and {"silent", "no_speech", "classified"} <= set(verdicts), verdicts
     assert out["stream"] == whole and out["defaults"] == whole
     assert out["logmel"] is True and out["logmelWindows"] == sum(v != "silent" for v in verdicts) and out["noLogmel"]
+
+
+def test_block_inputs_hold_no_more_for_a_longer_recording():
+    """The largest ArrayBuffer memory while 2 and 8 minutes of 16 kHz audio go through BlockInputs in 1 s blocks
+    (made on the fly, each window dropped once made): the same within 1 MiB (8 minutes at 22.05 kHz are
+    42 MiB of float32)."""
+    out = node_eval(SIGNAL + f"""
+import {{ BlockInputs }} from '{SRC}/blocks.mjs';
+const peak = (minutes) => {{
+  const inputs = new BlockInputs(16000, contract);
+  let max = 0, windows = 0;
+  const step = (ws) => {{ windows += ws.length; max = Math.max(max, process.memoryUsage().arrayBuffers); }};
+  for (let s = 0; s < minutes * 60; s++) step(inputs.push(signal(16000, 1, 16000)[0]));
+  step(inputs.finish());
+  return {{ max, windows }};
+}};
+peak(1);
+const a = peak(2), b = peak(8);
+console.log(JSON.stringify({{ a, b }}));
+""")
+    assert out["b"]["windows"] > 4 * out["a"]["windows"] - 4
+    growth = out["b"]["max"] - out["a"]["max"]
+    assert growth < 1 << 20, f"{growth / 2**20:.1f} MiB more at 8 minutes than at 2"
