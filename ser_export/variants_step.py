@@ -68,6 +68,22 @@ def release_build_data(release_dir: Path, cache_dir: Path | None, data: Mapping[
     return manifest, build_data(opts, contract.labels_for(opts.label_set), frontend)
 
 
+def with_variants_section(card: str | None, manifest: Mapping) -> str:
+    """``card`` (a release's model card) with its variants section rendered anew from ``manifest``
+    (:func:`ser_export.export.model_card.variants_section`), the rest of it as it was; the whole card rendered
+    from ``manifest`` when there is no card or it has no variants section yet."""
+    from .export.model_card import render_model_card, variants_section
+
+    section = variants_section(dict(manifest))
+    head = section[0] if section else None
+    lines = card.split("\n") if card is not None else []
+    if head is None or head not in lines:
+        return render_model_card(dict(manifest))
+    start = lines.index(head)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[:start] + section + lines[end:])
+
+
 def remake_variants(release_dir: Path, cache_dir: Path | None = Path(".ser_export_cache"),
                     data: Mapping[str, str] | None = None, runtimes: Sequence[str] | None = None,
                     examples: int | None = None, log=_log) -> dict:
@@ -82,7 +98,6 @@ def remake_variants(release_dir: Path, cache_dir: Path | None = Path(".ser_expor
     from parity.release import judge_variants, run_release_gate
 
     from .build import VERIFY_EXAMPLES, _log_variant, variant_calibration
-    from .export.model_card import render_model_card
     from .export.model_file import open_model
     from .export.optables import load_tables
     from .export.release import ReleaseWriter
@@ -129,7 +144,8 @@ def remake_variants(release_dir: Path, cache_dir: Path | None = Path(".ser_expor
                                                for name, r in recs.items()}
         raw["tolerances"] = tolerances.load()
         raw = json.loads(json.dumps(raw))
-        writer.add(MODEL_CARD, render_model_card(raw).encode())
+        writer.add(MODEL_CARD, with_variants_section((release_dir / MODEL_CARD).read_text(encoding="utf-8")
+                                                     if MODEL_CARD in manifest.files else None, raw).encode())
         writer.commit(raw, check=lambda m: Manifest.from_dict(m, where=f"{release_dir / MANIFEST} (about to be "
                                                                         f"written)"))
     log(f"variants of {release_dir} remade: {', '.join(VARIANTS)} of {', '.join(manifest.models)}")

@@ -68,14 +68,15 @@ def test_the_shipped_silero_file_is_the_one_the_manifest_names():
 
 def test_the_variants_block_is_the_committed_release_s():
     """The variants table is the committed manifest's, as `python -m ser_export card saved_models
-    --section variants` prints it; every model has its fp16 and int8 variant."""
+    --section variants` prints it; every model has every variant the build makes (fp16, int8, int8s)."""
     from ser_export.export.model_card import variants_section
+    from ser_export.export.variants import VARIANTS
 
     block = docs_blocks.read_block("variants", ROOT)
     expected = "\n".join(variants_section(MANIFEST, level="###")).rstrip("\n")
     assert expected and block == expected
     for m in MANIFEST["models"].values():
-        assert set(m["variants"]) == {"fp16", "int8"}
+        assert set(m["variants"]) == set(VARIANTS)
 
 
 @pytest.mark.parametrize("name", sorted(docs_blocks.BLOCKS))
