@@ -42,7 +42,8 @@ from .models import ARCHITECTURES
 from .plots import plot_confusion, plot_history
 from .train import PROFILES, TrainResult, checkpoint, train_model
 from .uncertainty import Evaluation, evaluate
-from .vad import VAD_FILE, VAD_LICENSE, VAD_SOURCE, VadParams, VoiceActivity, packaged_vad_path
+from .vad import VAD_FILE, VadParams, VoiceActivity, packaged_vad_path
+from .vad_release import vad_record
 from .data.ood import ood_clips
 from .plots import plot_reliability
 
@@ -382,8 +383,7 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
                                      frontend=opts.frontend, target_backends=list(opts.backends),
                                      numeric_env=numeric_env, unpinned=list(unpinned)),
             models=models,
-            vad=layout.VadRecord(file=VAD_FILE, sha256=sha256_file(vad_path), bytes=len(vad_bytes),
-                                 source=VAD_SOURCE, license=VAD_LICENSE, version=package_version("silero-vad")))
+            vad=vad_record(vad_bytes, vad.params, package_version("silero-vad")))
         try:
             previous = read_manifest(opts.out_dir, missing_ok=True)
         except (OSError, ValueError):

@@ -147,6 +147,19 @@ class Record(Spec):
 
 
 STRS = ListOf(STR)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamContractSpec(Spec):
+    """A stream contract (version 2) in the layout of a contract file: its own schema
+    (:func:`ser_export.stream_contract.json_schema`), the ``vad`` entry's ``contract``."""
+
+    def schema(self):
+        from .stream_contract import json_schema as stream_schema
+
+        return {k: v for k, v in stream_schema().items() if k not in ("$schema", "$id")}
+
+
 _FINDING = Record({"severity": STR, "code": STR, "message": STR, "nodes": STRS, "n_nodes": INT})
 _BACKEND = Record({"compatible": BOOL, "table": STR, "findings": ListOf(_FINDING)},
                   {"session_options": MapOf(MapOf(INT))})
@@ -244,7 +257,8 @@ LAYOUT = Record({
     "build": Record({"profile": STR, "seed": INT, "opset": INT, "pad_mode": STR, "frontend": STR,
                      "target_backends": STRS}, {"unpinned": STRS, "numeric_env": _NUMERIC_ENV}),
     "models": MapOf(_MODEL),
-}, {"vad": Record({"file": STR, "sha256": STR, "bytes": INT, "source": STR, "license": STR, "version": STR})})
+}, {"vad": Record({"file": STR, "sha256": STR, "bytes": INT, "source": STR, "license": STR, "version": STR},
+                  {"contract": StreamContractSpec()})})
 
 
 @lru_cache(maxsize=None)
@@ -346,6 +360,12 @@ class Manifest:
                 named = (entry.get("postprocessing") or {}).get("vad", {}).get("sha256")
                 if named is not None and named != vad["sha256"]:
                     raise ManifestError(f"{where}: models.{arch}.postprocessing.vad.sha256 differs from vad.sha256")
+            if "contract" in vad:  # the VAD's stream contract: the one its parameters make (ser_export/vad_release.py)
+                from .vad_release import contract_problem
+
+                problem = contract_problem(vad, data["models"])
+                if problem is not None:
+                    raise ManifestError(f"{where}: {problem}")
         models = {}
         seen: set[str] = set()
         for arch, entry in data["models"].items():
@@ -528,7 +548,8 @@ class BuildRecord:
 
 @dataclasses.dataclass(frozen=True)
 class VadRecord:
-    """``vad``: the voice-activity model shipped with the release."""
+    """``vad``: the voice-activity model shipped with the release, and its stream contract (``contract``: made by
+    :func:`ser_export.vad_release.vad_record`; releases before it have none)."""
 
     file: str
     sha256: str
@@ -536,9 +557,10 @@ class VadRecord:
     source: str
     license: str
     version: str
+    contract: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict:
-        return _fields(self)
+        return _fields(self, omit_empty=("contract",))
 
 
 def assemble(*, contract: Mapping[str, Any], labels: list[str], label_set: str, training_data: Mapping[str, Any],

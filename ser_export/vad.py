@@ -12,7 +12,9 @@ JavaScript (``js_harness/lib/postprocess.mjs``):
    evaluated at exact rational positions, so both languages compute the same numbers);
 3. Silero runs frame by frame (512 samples, each with the previous 64 as context, the
    state carried over, both zero at the window's start, as ``silero_vad.OnnxWrapper``
-   does); the last partial frame is zero-padded;
+   does); the last partial frame is zero-padded: each window is a stream cut by the one
+   chunking rule (:func:`ser_export.streaming.stream_windows`), driven by the contract
+   :meth:`VadParams.stream_contract` makes (the one the release gate checks the VAD by);
 4. the window holds speech when at least ``min_speech_fraction`` of its frames have a
    speech probability of at least ``threshold``.
 
@@ -33,9 +35,16 @@ import numpy as np
 
 from .errors import SerExportError
 from .io import sha256_file
+from .stream_contract import Constant, Decision, Reference, Score, Signal, State, StreamContract
+from .streaming import stream_windows
 
 #: The Silero VAD file a release carries (the wheel's default ONNX model, opset 16).
 VAD_FILE = "silero_vad.onnx"
+
+#: The Silero file's tensors (silero_vad.onnx: inputs ``input [batch, samples]``, ``state [2, batch, 128]``,
+#: ``sr`` int64; outputs ``output [batch, 1]`` and ``stateN``).
+SIGNAL, STATE, STATE_OUT, RATE, SCORE = "input", "state", "stateN", "sr", "output"
+STATE_SHAPE = (2, "batch", 128)
 
 #: Where the file comes from and under which licence (the manifest and model card say it).
 VAD_SOURCE = "silero-vad (PyPI), silero_vad/data/silero_vad.onnx"
@@ -86,6 +95,23 @@ class VadParams:
             return cls(**{k: v for k, v in data.items() if k in names})
         except TypeError as exc:
             raise SerExportError(f"postprocessing.vad: {exc}") from None
+
+    def stream_contract(self) -> StreamContract:
+        """The release's VAD as a streaming model (contract version 2), made from these parameters alone.
+
+        ``frame_length`` samples per chunk at ``sample_rate`` with ``context`` samples carried, the state zero
+        at the start, ``sr`` a constant, the speech probability a score decided at ``>= threshold`` (no
+        hysteresis: a frame is speech exactly when :func:`speech_fraction` counts it).  The manifest records
+        it (``vad.contract``), :class:`VoiceActivity` streams by it and the release gate runs its stream
+        stages (:mod:`parity.stream_judge`) by it.  ``silero_vad.jit`` keeps its own state: ``model(chunk, sr)``.
+        """
+        return StreamContract(
+            version=2, name="silero-vad", targets=("wasm",),
+            signal=Signal(SIGNAL, self.sample_rate, self.frame_length, self.context),
+            states=(State(STATE, STATE_OUT, STATE_SHAPE),),
+            constants=(Constant(RATE, "int64", self.sample_rate),),
+            scores=(Score(SCORE, Decision(self.threshold)),),
+            reference=Reference(drive="self", arguments=(self.sample_rate,)))
 
     def n_frames(self, n_samples: int, sr: int) -> int:
         """Frames Silero scores in a window of ``n_samples`` at ``sr`` Hz."""
@@ -254,16 +280,17 @@ class VoiceActivity:
         if b == 0:
             return np.zeros((0, p.n_frames(windows.shape[-1], sr)), np.float32)
         x = self.vad_input(windows, sr)
-        n_frames = -(-x.shape[1] // p.frame_length)
-        padded = np.zeros((b, p.context + n_frames * p.frame_length), np.float32)
-        padded[:, p.context:p.context + x.shape[1]] = x
-        state = np.zeros((2, b, 128), np.float32)
-        sr_in = np.array(p.sample_rate, dtype=np.int64)
-        out = np.zeros((b, n_frames), np.float32)
-        for f in range(n_frames):
-            chunk = padded[:, f * p.frame_length:f * p.frame_length + p.context + p.frame_length]
-            prob, state = self.session.run(None, {"input": np.ascontiguousarray(chunk), "state": state,
-                                                  "sr": sr_in})
+        if x.shape[1] == 0:
+            return np.zeros((b, 0), np.float32)
+        contract = self.params.stream_contract()  # chunk, context, names and initial state: the contract's
+        sig, (state_decl,), (rate,) = contract.signal, contract.states, contract.constants
+        chunks = np.stack([stream_windows(row, sig.chunk, sig.context) for row in x])  # (b, k, context + chunk)
+        state = np.full([b if isinstance(d, str) else d for d in state_decl.shape], state_decl.init, np.float32)
+        feeds = {rate.name: np.array(rate.value, dtype=rate.dtype)}
+        out = np.zeros(chunks.shape[:2], np.float32)
+        for f in range(chunks.shape[1]):
+            prob, state = self.session.run([SCORE, state_decl.output], {
+                sig.name: np.ascontiguousarray(chunks[:, f]), state_decl.name: state, **feeds})
             out[:, f] = prob[:, 0]
         return out
 
