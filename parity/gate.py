@@ -10,6 +10,7 @@ The gate is one module per job, on floors; each imports only from the floors bel
 - the jobs: :mod:`parity.variants`, :mod:`parity.foreign` (``verify model.onnx --contract c.toml``),
   :mod:`parity.rejudge` (a saved run judged again), :mod:`parity.release` (the build's gate on its
   staged files) and :mod:`parity.merge` (the shards of a run as one verdict);
+- :mod:`parity.vad_stream`: the release's voice-activity model through the stream stages;
 - this module on top.
 
 The verdict (exit 0, 1 or 2) is :attr:`parity.report.GateReport.exit_code`'s alone.
@@ -17,22 +18,24 @@ The verdict (exit 0, 1 or 2) is :attr:`parity.report.GateReport.exit_code`'s alo
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 
-from ser_export.export.model_file import ReleaseFileError, open_model, read_release_file
+from ser_export.export.model_file import ReleaseFileError, open_model
 from ser_export.manifest import Manifest, ManifestError
 
 from .config import Cases, GateConfig, make_runners
 from .pipeline import check_model, finish
 from .report import GateReport, ModelReport
 from .runners import RunnerError
+from .stream_check import StreamCheck
+from .vad_stream import check_release_vad
 from .variants import HeldOut, check_variant, unchecked_variants
 
 
-def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
-    """Check every model of a release directory against its manifest."""
+def verify_release(release_dir: Path, cfg: GateConfig, streams: StreamCheck | None = None) -> GateReport:
+    """Check every model of a release directory against its manifest, then its voice-activity model through the
+    stream stages (:mod:`parity.vad_stream`; ``streams``: which streams, default :class:`StreamCheck`'s)."""
     t0 = time.perf_counter()
     report = GateReport(release_dir=str(release_dir), config=cfg.to_dict())
     try:
@@ -84,15 +87,9 @@ def verify_release(release_dir: Path, cfg: GateConfig) -> GateReport:
                 except (RunnerError, ReleaseFileError) as exc:
                     vr.error = str(exc)
                 report.cases_checked += len(cases.specs)
-        vad = manifest.raw.get("vad")
-        if vad is not None:  # the voice-activity model the release ships (the demo page loads it)
-            mr = ModelReport(arch="silero-vad", file=vad["file"], sha256_expected=vad["sha256"], kind="file")
-            try:
-                data = read_release_file(Path(release_dir) / vad["file"], release_dir)
-                mr.sha256_actual = hashlib.sha256(data).hexdigest()
-            except ReleaseFileError as exc:
-                mr.error = str(exc)
-            report.models.append(mr)
+        if manifest.raw.get("vad") is not None:  # the voice-activity model the release ships: its stream stages
+            report.models.append(check_release_vad(release_dir, manifest, runners, cfg, streams or StreamCheck(
+                seed=cfg.seed)))
         report.runners = {name: r.info() for name, r in runners.items()}
     finally:
         finish(report, runners, cfg, t0)

@@ -161,7 +161,7 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
             if f.get("error") and not entry.get("error"):
                 entry["error"] = f"{s.path} (shard {s.shard.label}): {f['error']}"
     for arch in files:
-        if arch not in runs and not files[arch].get("error") and files[arch].get("kind") != "file":
+        if arch not in runs and not files[arch].get("error") and files[arch].get("kind") not in ("file", "stream"):
             files[arch]["error"] = "some shards have no saved run of it"
     report.release_dir = str(first.report.get("release_dir", ""))
     report.models = judge_saved(runs, files, tolerances, first.path.parent / runs_folder_name(first.path))

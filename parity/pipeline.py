@@ -133,5 +133,7 @@ def _save(report: GateReport, cfg: GateConfig, tolerances: Mapping | None) -> No
         "release_dir": report.release_dir, "config": cfg.to_dict() | {"tolerances": None},
         "tolerances": dict(tolerances) if tolerances is not None else tolerances_mod.load(),
         "files": {m.arch: {"file": m.file, "sha256_expected": m.sha256_expected, "kind": m.kind,
-                           "sha256_actual": m.sha256_actual, "error": m.error} for m in report.models},
+                           "sha256_actual": m.sha256_actual, "error": m.error}
+                  | ({"results": [r.to_dict() for r in m.results]} if m.kind == "stream" else {})
+                  for m in report.models},
         "runners": report.runners, "cases_checked": report.cases_checked})

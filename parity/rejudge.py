@@ -70,10 +70,11 @@ def judge_saved(runs: Mapping[str, ModelRun], files: Mapping, tolerances: Mappin
     for arch, f in files.items():  # models that could not be run have no saved outputs
         if arch in runs or not isinstance(f, dict):
             continue
-        if f.get("kind") == "file":  # checked by checksum only: the verdict as recorded
-            models.append(ModelReport(arch=arch, file=str(f.get("file")), kind="file",
+        if f.get("kind") in ("file", "stream"):  # checksum only, or the VAD's streams: the verdict as recorded
+            models.append(ModelReport(arch=arch, file=str(f.get("file")), kind=f["kind"],
                                       sha256_expected=f.get("sha256_expected"),
-                                      sha256_actual=f.get("sha256_actual"), error=f.get("error")))
+                                      sha256_actual=f.get("sha256_actual"), error=f.get("error"),
+                                      results=[judge.StageResult.from_dict(r) for r in f.get("results") or []]))
         else:
             models.append(ModelReport(arch=arch, file=str(f.get("file")), error=f.get("error") or
                                       "no saved outputs"))

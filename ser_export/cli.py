@@ -200,7 +200,10 @@ def _run_verify(args) -> int:
     else:
         if args.torch:
             raise SerExportError("--torch is for a single model with --contract (a release rebuilds its own)")
-        report = verify_release(args.release_dir, cfg)
+        from parity.stream_check import StreamCheck
+
+        report = verify_release(args.release_dir, cfg, streams=StreamCheck(  # the release's VAD's streams
+            args.streams, args.seed, _seconds(args.stream_seconds), args.long_seconds or None))
     if shard is not None:
         start, stop = shard.bounds(cfg.examples, cfg.batch_size)
         report.shard = {**shard.to_dict(), "cases": [start, stop], "outputs": save_outputs.name}
@@ -452,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "onnxruntime-web-wasm, onnxruntime-node)")
     p.add_argument("--examples", type=int, default=200, help="hypothesis cases per model (default 200)")
     p.add_argument("--streams", type=int, default=10,
-                   help="a streaming model (version 2 contract): short streams to draw (default 10)")
+                   help="a streaming model (version 2 contract), and a release's VAD: short streams to draw "
+                        "(default 10)")
     p.add_argument("--stream-seconds", default="1,4", metavar="MIN,MAX",
                    help="a streaming model: length range of the short streams in seconds (default 1,4; one number: "
                         "that length, never a whole number of chunks)")
