@@ -43,6 +43,16 @@ class StreamCheck:
     localize: bool = True
     counterexample_dir: Path | None = None
 
+    def __post_init__(self):
+        if not isinstance(self.streams, int) or self.streams < 1:
+            raise ValueError(f"streams {self.streams!r}: at least 1 stream is needed (a check of none passes vacuously)")
+        lo, hi = self.seconds
+        if not 0 < lo <= hi:
+            raise ValueError(f"seconds {self.seconds!r}: expected (MIN, MAX) with 0 < MIN <= MAX")
+        if self.long_seconds is not None and not self.long_seconds > 0:
+            raise ValueError(f"long_seconds {self.long_seconds!r}: expected a positive length, or None for no long "
+                             f"stream")
+
 
 def check_stream(model_path: Path, contract: StreamContract, runners: Mapping[str, Runner], baseline: str,
                  tolerances: Mapping, check: StreamCheck, report: ModelReport) -> StreamRun | None:
@@ -60,6 +70,11 @@ def check_stream(model_path: Path, contract: StreamContract, runners: Mapping[st
         report.error = (f"{', '.join(unable)}: cannot run streams yet (no stream capability): not checked"
                         + (f"; {', '.join(able)} checked" if able else ""))
     if baseline not in able:
+        return None
+    if len(able) < 2:  # the baseline alone: no stage could be judged, and a check of nothing must not pass
+        why = (f"only {baseline} can run streams: nothing to compare it with (name --torch FILE or a second "
+               f"runtime): not checked")
+        report.error = f"{report.error}; {why}" if report.error else why
         return None
     t0 = time.perf_counter()
     run = _run(model_path, contract, wire, able, baseline, specs, streams)

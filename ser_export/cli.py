@@ -183,8 +183,6 @@ def _run_verify(args) -> int:
     elif args.contract or args.release_dir.suffix == ".onnx":
         from parity.foreign import verify_model
 
-        from parity.stream_check import StreamCheck
-
         from .stream_contract import read_contract
 
         if not args.contract:
@@ -195,19 +193,33 @@ def _run_verify(args) -> int:
             cfg = dataclasses.replace(cfg, runtimes=tuple(r for r in DEFAULT_RUNTIMES if r != "pytorch"))
         report = verify_model(args.release_dir, contract, cfg, torch_factory=args.torch,
                               torch_weights=args.torch_weights,
-                              streams=StreamCheck(args.streams, args.seed, _seconds(args.stream_seconds),
-                                                  args.long_seconds or None))
+                              streams=_stream_check(args))
     else:
         if args.torch:
             raise SerExportError("--torch is for a single model with --contract (a release rebuilds its own)")
-        from parity.stream_check import StreamCheck
-
-        report = verify_release(args.release_dir, cfg, streams=StreamCheck(  # the release's VAD's streams
-            args.streams, args.seed, _seconds(args.stream_seconds), args.long_seconds or None))
+        report = verify_release(args.release_dir, cfg, streams=_stream_check(args))  # the release's VAD's streams
     if shard is not None:
         start, stop = shard.bounds(cfg.examples, cfg.batch_size)
         report.shard = {**shard.to_dict(), "cases": [start, stop], "outputs": save_outputs.name}
     return _print_verdict(report, args, "verify")
+
+
+def _stream_check(args):
+    """The stream check --streams, --stream-seconds, --long-seconds and --seed ask for; an option not given keeps
+    :class:`parity.stream_check.StreamCheck`'s default (the one place they are set)."""
+    from parity.stream_check import StreamCheck
+
+    default = StreamCheck()
+    if args.streams is not None and args.streams < 1:
+        raise SerExportError(f"--streams {args.streams}: at least 1 stream is needed")
+    long_seconds = default.long_seconds if args.long_seconds is None else (args.long_seconds or None)
+    try:
+        return StreamCheck(default.streams if args.streams is None else args.streams, args.seed,
+                           default.seconds if args.stream_seconds is None else _seconds(args.stream_seconds),
+                           long_seconds)
+    except ValueError as exc:
+        raise SerExportError(f"--long-seconds {args.long_seconds:g}: expected seconds > 0 (0: no long stream)"
+                             if "long_seconds" in str(exc) else str(exc)) from None
 
 
 def _seconds(text: str) -> tuple[float, float]:
@@ -454,14 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runners to use (comma-separated or repeated; default: pytorch, onnxruntime-python, "
                         "onnxruntime-web-wasm, onnxruntime-node)")
     p.add_argument("--examples", type=int, default=200, help="hypothesis cases per model (default 200)")
-    p.add_argument("--streams", type=int, default=10,
-                   help="a streaming model (version 2 contract), and a release's VAD: short streams to draw "
-                        "(default 10)")
-    p.add_argument("--stream-seconds", default="1,4", metavar="MIN,MAX",
-                   help="a streaming model: length range of the short streams in seconds (default 1,4; one number: "
-                        "that length, never a whole number of chunks)")
-    p.add_argument("--long-seconds", type=float, default=60.0,
-                   help="a streaming model: seconds of the long stream the drift is measured on (0: none; default 60)")
+    p.add_argument("--streams", type=int, default=None,
+                   help="a streaming model (version 2 contract), and a release's VAD: short streams to draw, at "
+                        "least 1 (default: parity.stream_check.StreamCheck's, as every default below)")
+    p.add_argument("--stream-seconds", default=None, metavar="MIN,MAX",
+                   help="a streaming model: length range of the short streams in seconds (one number: that length, "
+                        "never a whole number of chunks)")
+    p.add_argument("--long-seconds", type=float, default=None,
+                   help="a streaming model: seconds of the long stream the drift is measured on (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds before a silent harness is killed")
