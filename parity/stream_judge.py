@@ -80,6 +80,18 @@ def chunk_errors(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return _per_chunk(abs_errors(ours, ref))
 
 
+def _pairs(ours: Sequence[Mapping], ref: Sequence[Mapping], name: str, n: int) -> list[tuple]:
+    """``(ours, ref)`` values of output ``name`` for each of ``n`` streams; ``None`` where a side did not give
+    that stream or that output (the stages make it an infinite error, never a stream dropped)."""
+    get = lambda side, s: side[s].get(name) if s < len(side) and side[s] is not None else None  # noqa: E731
+    return [(get(ours, s), get(ref, s)) for s in range(n)]
+
+
+def _n_chunks(*values) -> int:
+    """Chunks of a stream from whichever side gave it (at least 1, so a missing stream still fails)."""
+    return max([len(v) for v in values if v is not None] + [1])
+
+
 def _streams_result(model, stage, runner, against, per_stream: Sequence[np.ndarray], limit, labels, detail="",
                     metrics=None, streams: Sequence[int] | None = None, unit: str = "chunk") -> StageResult:
     """A result from each stream's per-chunk errors: a stream fails when any chunk is beyond ``limit``; ``where``
@@ -107,8 +119,8 @@ def judge_stream_outputs(model: str, runner: str, against: str, ours: Sequence[M
                          stage_name: str | None = None) -> StageResult:
     """Output ``name`` of every chunk of every stream vs the reference's (``ours[s][name]``: ``(n_chunks, *dims)``);
     the stage is ``stage[name]`` unless ``stage_name`` says otherwise."""
-    errs = [chunk_errors(o[name], r[name]) if name in o else np.full(len(r[name]), np.inf)
-            for o, r in zip(list(ours) + [{}] * (len(ref) - len(ours)), ref)]  # a stream not given: infinite
+    errs = [chunk_errors(o, r) if o is not None and r is not None else np.full(_n_chunks(o, r), np.inf)
+            for o, r in _pairs(ours, ref, name, max(len(labels), len(ref)))]  # a stream not given: infinite
     chunks = sum(e.size for e in errs)
     return _streams_result(model, stage_name or f"{stage}[{name}]", runner, against, errs, limit, labels,
                            detail=f"{chunks} chunks of {len(errs)} streams", metrics={"chunks": chunks})
@@ -118,7 +130,8 @@ def judge_drift(model: str, runner: str, against: str, ours: Mapping, ref: Mappi
                 stream: int, limit: float, seconds: float) -> StageResult:
     """The error along the long stream: its first and last :data:`DRIFT_SHARE` of chunks, reported; the last
     share must stay within ``limit``."""
-    e = chunk_errors(ours[name], ref[name])
+    o, r = (side.get(name) if side is not None else None for side in (ours, ref))
+    e = chunk_errors(o, r) if o is not None and r is not None else np.full(_n_chunks(o, r), np.inf)
     k = max(1, int(round(DRIFT_SHARE * e.size)))
     first, last = float(e[:k].max()), float(e[-k:].max())
     growth = last / first if first > 0 else (float("inf") if last > 0 else 1.0)
@@ -154,12 +167,18 @@ def judge_decisions(model: str, runner: str, against: str, ours: Sequence[Mappin
     """``decisions[name]`` (per chunk) and ``segments[name]`` (start and end of each speech segment)."""
     margin, slack = float(tol["decision_margin"]), int(tol["segment_slack_chunks"])
     per_chunk, per_segment, differing, total = [], [], 0, 0
-    for o, r in zip(ours, ref):
-        differ, failed = decision_failures(o[name], r[name], threshold, hysteresis, margin, slack)
+    for o, r in _pairs(ours, ref, name, max(len(labels), len(ref))):
+        if o is None or r is None:  # a stream one side did not give: every chunk and segment fails
+            k = _n_chunks(o, r)
+            differing, total = differing + k, total + k
+            per_chunk.append(np.full(k, np.inf))
+            per_segment.append(np.array([np.inf]))
+            continue
+        differ, failed = decision_failures(o, r, threshold, hysteresis, margin, slack)
         differing, total = differing + int(differ.sum()), total + differ.size
         per_chunk.append(failed.astype(np.float64))
-        a = segments(decide(np.asarray(o[name], np.float64).reshape(-1), threshold, hysteresis))
-        b = segments(decide(np.asarray(r[name], np.float64).reshape(-1), threshold, hysteresis))
+        a = segments(decide(np.asarray(o, np.float64).reshape(-1), threshold, hysteresis))
+        b = segments(decide(np.asarray(r, np.float64).reshape(-1), threshold, hysteresis))
         shifts = [max(abs(x[0] - y[0]), abs(x[1] - y[1])) for x, y in zip(a, b)]
         per_segment.append(np.array(shifts + [np.inf] * abs(len(a) - len(b)) or [0], np.float64))
     agreement = 1.0 - differing / total if total else 1.0
@@ -174,7 +193,7 @@ def judge_decisions(model: str, runner: str, against: str, ours: Sequence[Mappin
                                   f"(a segment one side lacks: an infinite error)"),
                           unit="segment",
                           metrics={"segments": sum(len(segments(decide(np.asarray(r[name]).reshape(-1), threshold,
-                                                                        hysteresis))) for r in ref)})
+                                                                        hysteresis))) for r in ref if name in r)})
     return [dec, seg]
 
 
@@ -190,15 +209,17 @@ def judge_vs_parent_stream(model: str, runner: str, parent: str, ours: Sequence[
     if decision is None:
         return out
     threshold, hysteresis = decision
-    differ = [decide(np.asarray(o[name]).reshape(-1), threshold, hysteresis)
-              != decide(np.asarray(t[name]).reshape(-1), threshold, hysteresis)
-              if np.asarray(o[name]).size == np.asarray(t[name]).size else np.ones(1, bool)
-              for o, t in zip(ours, theirs)]
+    differ = [decide(np.asarray(o).reshape(-1), threshold, hysteresis)
+              != decide(np.asarray(t).reshape(-1), threshold, hysteresis)
+              if o is not None and t is not None and np.asarray(o).size == np.asarray(t).size
+              else np.ones(_n_chunks(o, t), bool)  # a stream one side did not give: every chunk differs
+              for o, t in _pairs(ours, theirs, name, max(len(labels), len(theirs)))]
     total = sum(d.size for d in differ)
     n_differ = sum(int(d.sum()) for d in differ)
     agreement = 1.0 - n_differ / total if total else 1.0
     need = float(cls["decision_agreement_min"])
     per = [float(d.mean()) if d.size else 0.0 for d in differ]
+    below = 1.0 - np.array(per) < need  # a stream whose own agreement is below the class bound
     first = next((i for i, d in enumerate(differ) if d.any()), None)
     where = ({"stream": first, "input": labels[first], "first_differing_chunk": int(np.flatnonzero(differ[first])[0])}
              if first is not None else {})
@@ -207,7 +228,7 @@ def judge_vs_parent_stream(model: str, runner: str, parent: str, ours: Sequence[
                            detail=(f"class {class_name}: {n_differ} of {total} chunk decisions differ (agreement "
                                    f"{agreement:.4f}), at least {need:g}"),
                            metrics={"agreement": agreement, "differ": n_differ, "chunks": total}, scope=CASES,
-                           cases=list(range(len(differ))), case_errors=per, case_failed=[False] * len(differ)))
+                           cases=list(range(len(differ))), case_errors=per, case_failed=[bool(v) for v in below]))
     return out
 
 
@@ -228,8 +249,9 @@ def judge_stream_run(run, tolerances: Mapping) -> list[StageResult]:
             results.append(judge_stream_outputs(run.model, name, base, got.outputs, ref, out, run.labels, limit))
             if run.long_index is not None:
                 i = run.long_index
-                results.append(judge_drift(run.model, name, base, got.outputs[i], ref[i], out, run.labels[i], i,
-                                           limit, run.seconds(i)))
+                results.append(judge_drift(run.model, name, base, got.outputs[i] if i < len(got.outputs) else None,
+                                           ref[i] if i < len(ref) else None, out, run.labels[i], i, limit,
+                                           run.seconds(i)))
         for out, (threshold, hysteresis) in run.decisions.items():
             results += judge_decisions(run.model, name, base, got.outputs, ref, out, threshold, hysteresis,
                                        run.labels, t)
@@ -237,8 +259,9 @@ def judge_stream_run(run, tolerances: Mapping) -> list[StageResult]:
     for name in with_state[1:]:
         t = tolerances_mod.for_stage("stream", name, tolerances)
         for state in run.states:
-            errs = [chunk_errors(a[state][None], b[state][None]) for a, b in
-                    zip(run.outputs[name].final_state, run.outputs[with_state[0]].final_state)]
+            errs = [chunk_errors(a[None], b[None]) if a is not None and b is not None else np.full(1, np.inf)
+                    for a, b in _pairs(run.outputs[name].final_state, run.outputs[with_state[0]].final_state, state,
+                                       len(run.labels))]  # a state not given: infinite
             results.append(_streams_result(run.model, f"stream_state[{state}]", name, with_state[0], errs,
                                            t["state_max_abs"], run.labels,
                                            detail="the state after the last chunk of each stream"))

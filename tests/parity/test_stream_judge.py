@@ -126,6 +126,32 @@ def test_the_whole_sequence_form_must_equal_the_streamed_output():
     assert not next(r for r in sj.judge_stream_run(off, TOL) if r.stage == "sequence[q]").passed
 
 
+def test_a_stream_a_runner_did_not_give_fails_every_stage_never_dropped():
+    """Two streams drawn, runner "a" gives one: each stage judges both, the missing one an infinite error."""
+    two = [_scores()[:, None], _scores()[:, None]]
+    state = [{"s": np.zeros((2, 1, 4), np.float32)}] * 2
+    outputs = {"ref": _outputs("ref", two), "b": _outputs("b", two, state), "a": _outputs("a", two[:1], state[:1])}
+    run = StreamRun("m", ["s0", "long"], [30720, 30720], 16000, 512, "ref", outputs, ["p"], states=["s"],
+                    decisions={"p": (0.5, 0.0)}, long_index=1)
+    mine = {r.stage: r for r in sj.judge_stream_run(run, TOL) if r.runner == "a"}
+    for stage in ("stream[p]", "decisions[p]", "segments[p]", "stream_drift[p]", "stream_state[s]"):
+        r = mine[stage]
+        assert not r.passed and r.case_failed[-1] and r.case_errors[-1] == np.inf and r.where["stream"] == 1, stage
+    assert mine["decisions[p]"].case_failed == [False, True] and mine["stream_state[s]"].n_cases == 2
+    cls = {"scores_max_abs": 0.1, "decision_agreement_min": 0.9}
+    values = [{"p": v} for v in two]
+    _, dec = sj.judge_vs_parent_stream("m", "r", "parent", values[:1], values, "p", (0.5, 0.0), ["s0", "s1"], cls, "c")
+    assert not dec.passed and dec.n_cases == 2 and dec.case_failed == [False, True]
+
+
+def test_a_variant_stream_below_the_class_agreement_is_marked_failed():
+    cls = {"scores_max_abs": 1.0, "decision_agreement_min": 0.95}
+    theirs = [{"p": _scores()[:, None]}, {"p": _scores()[:, None]}]
+    ours = [{"p": _scores()[:, None]}, {"p": _scores(on=(10, 40))[:, None]}]  # 10 of 60 chunks differ
+    _, dec = sj.judge_vs_parent_stream("m", "r", "parent", ours, theirs, "p", (0.5, 0.0), ["s0", "s1"], cls, "c")
+    assert not dec.passed and dec.case_failed == [False, True] and dec.where["first_differing_chunk"] == 30
+
+
 def test_stream_cases_are_deterministic_of_every_kind_and_never_a_whole_number_of_chunks():
     specs = draw_streams(10, 7, 16000, 512, long_seconds=6.0)
     assert specs == draw_streams(10, 7, 16000, 512, long_seconds=6.0)
