@@ -7,9 +7,13 @@ const progress = [];
 // the page's main thread: the longest gap between 10 ms ticks while it works (a blocked thread shows here)
 let lastTick = performance.now();
 let longestGapMs = 0;
+let longestGapEnd = 0; // when the longest gap ended (page clock, ms)
 setInterval(() => {
   const now = performance.now();
-  longestGapMs = Math.max(longestGapMs, now - lastTick);
+  if (now - lastTick > longestGapMs) {
+    longestGapMs = now - lastTick;
+    longestGapEnd = now;
+  }
   lastTick = now;
 }, 10);
 try {
@@ -49,6 +53,7 @@ try {
     await listener.ready;
     longestGapMs = 0;
     lastTick = performance.now();
+    const listening = lastTick;
     const timeline = [];
     const seconds = Number(q.get('seconds'));
     for await (const r of listener) {
@@ -60,10 +65,11 @@ try {
       if (r.endSeconds >= seconds) break;
     }
     const mainThreadLongestGapMs = longestGapMs;
+    const mainThreadLongestGapAtS = (longestGapEnd - listening) / 1000;
     await listener.stop();
     stream.getTracks().forEach((t) => t.stop());
     window.result = { ...base, timeline, hops: listener.hops, dropped: listener.dropped, rate: listener.rate,
-      hopsOnPage: listener._hopsOnPage,
+      hopsOnPage: listener._hopsOnPage, mainThreadLongestGapAtS,
       mainThreadLongestGapMs, shown: [...document.querySelectorAll('#timeline li')].map((li) => li.textContent) };
   }
   await clf.release();
