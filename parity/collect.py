@@ -97,6 +97,7 @@ def collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner],
     sr = mut.contract.input.sample_rate
     logits, logmel = outputs[mut.subject.logits_name], outputs[mut.subject.features_name]
     frames = vad.frame_probabilities(x, sr)
+    threshold = pp.vad.stream_contract().decisions["output"].threshold  # the VAD contract's decision (the gate's)
     py = decide(frames, logits, logmel, pp)
     out = {}
     for name, runner in runners.items():
@@ -107,6 +108,6 @@ def collect_postprocessing(mut: "ModelUnderTest", runners: Mapping[str, Runner],
             js_ood=np.asarray(js["oodScore"], np.float64), py_ood=py.ood_score,
             js_speech=np.asarray(js["speech"], bool), py_speech=py.speech,
             js_uncertain=np.asarray(js["uncertain"], bool), py_uncertain=py.uncertain,
-            vad_threshold=pp.vad.threshold, ood_threshold=pp.ood.threshold,
+            vad_threshold=threshold, ood_threshold=pp.ood.threshold,
             min_probability=pp.confidence.min_probability, js_ms=float(js.get("ms", 0.0)))
     return out

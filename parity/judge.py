@@ -24,6 +24,8 @@ Rules, in one place:
 - determinism (same batch twice) and batch invariance (a clip alone vs in a batch);
 - golden logits and their top-1 labels vs the build-time record;
 - JS preprocessing vs Python's: windows, silence, samples and probabilities;
+- JS post-processing vs Python's: the VAD's frames as streams (the stream stages' rules), the windows'
+  speech verdicts, calibrated probabilities, OOD scores and flags (:func:`judge_postprocessing`);
 - one operator-table case's outputs vs onnxruntime-python (``atol + rtol * |ref|``);
 - a reduced-precision variant vs its float parent (:func:`judge_vs_parent`), under its
   tolerance class: a logit bound, top-1 agreement under the tie rule at that bound, and
@@ -348,17 +350,24 @@ def judge_preprocessing(model: str, runner: str, recordings: Sequence, tol: Mapp
     return out
 
 
-def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], tol: Mapping) -> list[StageResult]:
+def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], tol: Mapping,
+                         stream_tol: Mapping) -> list[StageResult]:
     """JS post-processing vs Python's on the gate's cases (:class:`parity.record.PostprocessRecord`).
 
-    Three stages: ``postprocessing[vad]`` (frame speech probabilities within
-    ``speech_probability``; a window's speech decision may differ only where one of its
-    frames lies within that tolerance of the threshold), ``postprocessing[calibrated]``
-    (calibrated probabilities within ``calibrated_probabilities``) and
-    ``postprocessing[ood]`` (OOD scores within ``ood_score_relative`` of ``max(1, |score|)``;
-    the uncertain flag may differ only where the score lies that close to its threshold, or the
-    top calibrated probability within ``calibrated_probabilities`` of ``min_probability``).
+    The VAD's frames are judged as streams (each case's 16 kHz VAD input is one stream, Python's frames the
+    baseline) by the stream stages of :mod:`parity.stream_judge`, their rules unchanged:
+    ``postprocessing[vad:stream[output]]`` (every frame's probability within ``speech_probability``, the bound
+    of the whole path: the JS gain and resampler and Silero), ``postprocessing[vad:decisions[output]]`` and
+    ``postprocessing[vad:segments[output]]`` (at the VAD's threshold, with ``stream_tol``'s
+    ``decision_margin`` and ``segment_slack_chunks``).  Beyond the VAD: ``postprocessing[speech]`` (a window's
+    verdict may differ only where its frames' decisions differ in a way the decision rule excuses),
+    ``postprocessing[calibrated]`` (calibrated probabilities within ``calibrated_probabilities``) and
+    ``postprocessing[ood]`` (OOD scores within ``ood_score_relative`` of ``max(1, |score|)``; the uncertain
+    flag may differ only where the score lies that close to its threshold, or the top calibrated probability
+    within ``calibrated_probabilities`` of ``min_probability``).
     """
+    from .stream_judge import decision_failures, judge_decisions, judge_stream_outputs
+
     n = int(rec.py_frames.shape[0])
 
     def stage(what: str, errors: np.ndarray, tol_: float, flips: np.ndarray, detail: str, **metrics) -> StageResult:
@@ -375,14 +384,21 @@ def judge_postprocessing(model: str, runner: str, rec, labels: Sequence[str], to
     def flipped(js, py, near) -> np.ndarray:
         return (np.asarray(js, bool) != np.asarray(py, bool)) & ~near
 
-    py_frames = rec.py_frames.astype(np.float64)
-    tol_p = tol["speech_probability"]
-    err = np.abs(rec.js_frames.astype(np.float64) - py_frames)
-    near = (np.abs(py_frames - rec.vad_threshold) <= tol_p).any(axis=1) if err.size else np.zeros(n, bool)
-    out = [stage("vad", err.max(axis=1) if err.size else np.zeros(n), tol_p,
-                 flipped(rec.js_speech, rec.py_speech, near),
-                 f"{int(np.sum(rec.py_speech))} of {n} cases hold speech; JS took {rec.js_ms:.0f} ms",
-                 speech_cases=int(np.sum(rec.py_speech)))]
+    ours = [{"output": np.asarray(f, np.float32)[:, None]} for f in rec.js_frames]
+    ref = [{"output": np.asarray(f, np.float32)[:, None]} for f in rec.py_frames]
+    against = "python-postprocessing"
+    out = [judge_stream_outputs(model, runner, against, ours, ref, "output", labels, tol["speech_probability"])]
+    out += judge_decisions(model, runner, against, ours, ref, "output", rec.vad_threshold, 0.0, labels, stream_tol)
+    for r in out:
+        r.stage = f"postprocessing[vad:{r.stage}]"
+    margin, slack = float(stream_tol["decision_margin"]), int(stream_tol["segment_slack_chunks"])
+    excused = np.zeros(n, bool)  # frame decisions differ, every difference excused by the decision rule
+    for i in range(n):
+        differ, failed = decision_failures(rec.js_frames[i], rec.py_frames[i], rec.vad_threshold, 0.0, margin, slack)
+        excused[i] = differ.any() and not failed.any()
+    out.append(stage("speech", np.zeros(n), 0.0, flipped(rec.js_speech, rec.py_speech, excused),
+                     f"{int(np.sum(rec.py_speech))} of {n} cases hold speech; JS took {rec.js_ms:.0f} ms",
+                     speech_cases=int(np.sum(rec.py_speech))))
     perr = np.abs(np.asarray(rec.js_probabilities, np.float64) - np.asarray(rec.py_probabilities, np.float64))
     out.append(stage("calibrated", perr.max(axis=1) if perr.size else np.zeros(n), tol["calibrated_probabilities"],
                      np.zeros(n, bool), "softmax(logits / temperature) from the same logits"))
@@ -504,7 +520,7 @@ def judge_model(run, tolerances: Mapping | None = None) -> list[StageResult]:
     for name, recordings in run.preprocessing.items():
         results += judge_preprocessing(s.arch, name, recordings, t("js_preprocessing", name))
     for name, rec in run.postprocessing.items():
-        results += judge_postprocessing(s.arch, name, rec, labels, t("postprocessing", name))
+        results += judge_postprocessing(s.arch, name, rec, labels, t("postprocessing", name), t("stream", name))
     for name, why in run.skipped_runtimes.items():
         results.append(not_applicable(s.arch, "runtime", name, why))
     cmp = run.parent

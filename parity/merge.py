@@ -158,6 +158,8 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
             if not isinstance(f, dict):
                 continue
             entry = files.setdefault(arch, dict(f))
+            if f.get("results") and not entry.get("results"):  # the VAD's streams, judged in shard 1 only
+                entry.update(kind=f["kind"], results=f["results"])
             if f.get("error") and not entry.get("error"):
                 entry["error"] = f"{s.path} (shard {s.shard.label}): {f['error']}"
     for arch in files:

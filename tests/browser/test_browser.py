@@ -16,6 +16,9 @@ from tests.e2e import ROOT, run_cli
 pytestmark = pytest.mark.browser
 
 BACKENDS = ["wasm", "webgl", "webgpu"]
+#: The post-processing stages on every JS runner: the VAD's frames as streams (the stream stages), then the rest.
+POSTPROCESSING_STAGES = ("vad:stream[output]", "vad:decisions[output]", "vad:segments[output]", "speech", "calibrated",
+                         "ood")
 #: Cases per model for the Chromium gate run (CI: 6, to keep CI within 40 minutes; `SER_EXPORT_BROWSER_EXAMPLES=100 tox -e browser` for more).
 EXAMPLES = os.environ.get("SER_EXPORT_BROWSER_EXAMPLES", "6")
 
@@ -58,7 +61,7 @@ def test_browser_runners_pass_the_gate_and_prove_their_backend(committed_release
     # the shipped post-processing (Silero VAD on wasm, calibration, OOD flag) inside every page, against Python's
     post = {(r["stage"], r["runner"]) for m in data["models"] for r in m["results"]
             if r["stage"].startswith("postprocessing[") and r["passed"]}
-    assert post == {(f"postprocessing[{k}]", f"chromium-{b}") for k in ("vad", "calibrated", "ood") for b in BACKENDS}
+    assert post == {(f"postprocessing[{k}]", f"chromium-{b}") for k in POSTPROCESSING_STAGES for b in BACKENDS}
     # every variant, on every Chromium backend it declares (and only those), judged against its float parent
     manifest = json.loads((committed_release["out"] / "manifest.json").read_text())
     for arch, entry in manifest["models"].items():

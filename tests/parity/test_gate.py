@@ -11,6 +11,9 @@ from tests.parity import tamper
 pytestmark = pytest.mark.node
 
 FAST = ["--examples", "6", "--no-shrink"]
+#: The post-processing stages on every JS runner: the VAD's frames as streams (the stream stages), then the rest.
+POSTPROCESSING_STAGES = ("vad:stream[output]", "vad:decisions[output]", "vad:segments[output]", "speech", "calibrated",
+                         "ood")
 
 
 def _verify(release, *extra, runtimes="pytorch,onnxruntime-python,onnxruntime-web-wasm", env=None):
@@ -43,7 +46,7 @@ def test_good_release_passes_on_all_runners(quick_release, tmp_path):
     # the shipped JS post-processing (VAD, calibration, OOD flag) on every JS runner, against Python's
     post = {(r["stage"], r["runner"]) for m in data["models"] for r in m["results"]
             if r["stage"].startswith("postprocessing[")}
-    assert post == {(f"postprocessing[{k}]", r) for k in ("vad", "calibrated", "ood")
+    assert post == {(f"postprocessing[{k}]", r) for k in POSTPROCESSING_STAGES
                     for r in ("onnxruntime-web-wasm", "onnxruntime-node")}
     vad = next(m for m in data["models"] if m["arch"] == "silero-vad")  # its stream stages: test_release_vad.py
     assert vad["file"] == "silero_vad.onnx" and vad["checksum"]["ok"] is True and vad["kind"] == "stream"

@@ -302,21 +302,22 @@ def _post_record(n=6, frames=66, seed=0):
 
 
 TOL_POST = {"speech_probability": 1e-4, "calibrated_probabilities": 1e-9, "ood_score_relative": 1e-9}
+TOL_STREAM = {"decision_margin": 1e-4, "segment_slack_chunks": 1}  # the stream stages' decision rule
 
 
 def test_postprocessing_agreement_passes_and_each_kind_of_disagreement_fails():
     labels = [f"c{i}" for i in range(6)]
-    assert all(r.passed for r in judge.judge_postprocessing("m", "js", _post_record(), labels, TOL_POST))
+    assert all(r.passed for r in judge.judge_postprocessing("m", "js", _post_record(), labels, TOL_POST, TOL_STREAM))
     for field, change, stage in (
-            ("js_frames", lambda r: r.js_frames.__setitem__((2, 5), r.js_frames[2, 5] + 0.01), "vad"),
-            ("js_speech", lambda r: r.js_speech.__setitem__(3, not r.js_speech[3]), "vad"),
+            ("js_frames", lambda r: r.js_frames.__setitem__((2, 5), r.js_frames[2, 5] + 1e-3), "vad:stream[output]"),
+            ("js_speech", lambda r: r.js_speech.__setitem__(3, not r.js_speech[3]), "speech"),
             ("js_probabilities", lambda r: r.js_probabilities.__setitem__((1, 0), r.js_probabilities[1, 0] + 1e-6),
              "calibrated"),
             ("js_ood", lambda r: r.js_ood.__setitem__(4, r.js_ood[4] * 1.001), "ood"),
             ("js_uncertain", lambda r: r.js_uncertain.__setitem__(0, not r.js_uncertain[0]), "ood")):
         rec = _post_record()
         change(rec)
-        failed = [r for r in judge.judge_postprocessing("m", "js", rec, labels, TOL_POST) if not r.passed]
+        failed = [r for r in judge.judge_postprocessing("m", "js", rec, labels, TOL_POST, TOL_STREAM) if not r.passed]
         assert [r.stage for r in failed] == [f"postprocessing[{stage}]"], field
         assert any(failed[0].case_failed), field
 
@@ -324,9 +325,25 @@ def test_postprocessing_agreement_passes_and_each_kind_of_disagreement_fails():
 def test_a_decision_may_flip_only_next_to_its_threshold():
     rec = _post_record()
     rec.py_frames[1, :] = 0.0
-    rec.py_frames[1, 0] = 0.50005          # one frame within 1e-4 of the VAD threshold
-    rec.js_frames[1, :] = rec.py_frames[1, :]
-    rec.js_speech[1], rec.py_speech[1] = True, False
+    rec.py_frames[1, :3] = 0.9             # a speech segment of 4 frames in Python, 3 in JS (4 of 66 frames are at
+    rec.py_frames[1, 3] = 0.50004          # least 5 %, 3 are not): its last frame is within 1e-4 of the threshold,
+    rec.js_frames[1, :] = rec.py_frames[1, :]  # on one side in Python and on the other in JS, which the decision
+    rec.js_frames[1, 3] = 0.49997          # rule excuses (and the segment's end moves by one chunk)
+    rec.js_speech[1], rec.py_speech[1] = False, True
     rec.py_ood[2] = rec.js_ood[2] = 5.0 + 1e-10  # within the relative tolerance of the OOD threshold
     rec.py_uncertain[2], rec.js_uncertain[2] = True, False
-    assert all(r.passed for r in judge.judge_postprocessing("m", "js", rec, [str(i) for i in range(6)], TOL_POST))
+    assert all(r.passed for r in judge.judge_postprocessing("m", "js", rec, [str(i) for i in range(6)], TOL_POST,
+                                                           TOL_STREAM))
+
+
+def test_a_window_verdict_may_not_flip_where_its_frames_decide_alike():
+    """The speech verdict is made from the frames' decisions: frames that decide alike (even near the threshold)
+    leave no room for another verdict."""
+    rec = _post_record()
+    rec.py_frames[1, :] = 0.0
+    rec.py_frames[1, 0] = rec.js_frames[1, 0] = 0.50004
+    rec.js_frames[1, 1:] = 0.0
+    rec.js_speech[1], rec.py_speech[1] = True, False
+    failed = [r for r in judge.judge_postprocessing("m", "js", rec, [str(i) for i in range(6)], TOL_POST, TOL_STREAM)
+              if not r.passed]
+    assert [r.stage for r in failed] == ["postprocessing[speech]"] and failed[0].case_failed[1]
