@@ -31,6 +31,9 @@ class ModelReport:
     error: str | None = None  # could not be checked
     #: ``"model"``, or ``"file"`` for a release file checked by checksum only (the voice-activity model)
     kind: str = "model"
+    #: A streaming model (a version 2 contract, judged by :mod:`parity.stream_judge`): its table is
+    #: :func:`stream_table` whatever results it has.
+    streaming: bool = False
     #: The raw run (:class:`parity.record.ModelRun`) for ``--save-outputs``; not part of the report.
     run: object | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -239,7 +242,7 @@ def summary_table(report: GateReport) -> list[str]:
     for m in report.models:
         if not m.results:
             continue
-        if any(r.stage.startswith("stream[") for r in m.results):
+        if m.streaming:
             lines += stream_table(m)
             continue
         lines.append(f"{m.file} ({m.arch}):")

@@ -59,6 +59,7 @@ def check_stream(model_path: Path, contract: StreamContract, runners: Mapping[st
     """Run, judge, shrink and localise one streaming model into ``report``; returns the run (``None`` when no
     runner could run streams).  ``baseline``: the runner the others are compared with (the reference when given)."""
     model_path = Path(model_path)
+    report.streaming = True
     wire = contract.to_wire()
     sig = contract.signal
     specs = draw_streams(check.streams, check.seed, sig.sample_rate, sig.chunk, seconds=check.seconds,

@@ -9,6 +9,7 @@ import pytest
 from parity import stream_judge as sj
 from parity.report import GateReport, ModelReport, summary_table, write_json, write_junit
 from parity.runners.base import Runner, RunnerError, StreamOutputs
+from parity.runners.onnxruntime_python import check_metadata
 from parity.runners.stream_loop import check_names, drive_stream
 from parity.stream_cases import KINDS, draw_streams, render_stream
 from parity.stream_check import StreamCheck, check_stream
@@ -178,6 +179,67 @@ def test_the_chunk_loop_names_what_the_model_lacks():
         check_names("r", "m.onnx", WIRE, ["input", "state", "sr"], ["output"])
 
 
+#: onnxruntime's metadata of silero_vad.onnx's inputs (name, type, shape).
+SILERO_INPUTS = [("input", "tensor(float)", [None, None]), ("state", "tensor(float)", [2, None, 128]),
+                 ("sr", "tensor(int64)", [])]
+
+
+def test_the_protocol_dtypes_and_fixed_dims_are_checked_against_the_models_inputs():
+    check_metadata("r", "m.onnx", WIRE, SILERO_INPUTS)  # the Silero contract fits
+    check_metadata("r", "m.onnx", WIRE, [("input", "tensor(float)", ["batch", 576])] + SILERO_INPUTS[1:])
+    wrong = [
+        (["constants"], [{"name": "sr", "dtype": "int32", "dims": [], "value": 16000}],
+         "r: m.onnx: protocol.constants[0].dtype is int32, the model's input 'sr' is int64"),
+        (["states"], [dict(WIRE["states"][0], dims=[2, 1, 64])],
+         "r: m.onnx: protocol.states[0] feeds 'state' with dims [2, 1, 64], the model's input is [2, ?, 128]"),
+        (["signal"], dict(WIRE["signal"], dtype="float16"),
+         "r: m.onnx: protocol.signal.dtype is float16, the model's input 'input' is float32")]
+    for (key,), value, line in wrong:
+        with pytest.raises(RunnerError) as e:
+            check_metadata("r", "m.onnx", dict(WIRE, **{key: value}), SILERO_INPUTS)
+        assert str(e.value) == line
+    with pytest.raises(RunnerError, match=r"protocol.signal feeds 'input' with dims \[1, 576\], the model's input is "
+                                          r"\[1, 512\]$"):
+        check_metadata("r", "m.onnx", WIRE, [("input", "tensor(float)", [1, 512])] + SILERO_INPUTS[1:])
+
+
+def test_onnxruntime_python_checks_the_protocol_against_the_session_in_one_line(tmp_path):
+    import onnx
+
+    from parity.runners.onnxruntime_python import OnnxruntimePythonRunner
+
+    x = onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 512])
+    state = onnx.helper.make_tensor_value_info("state", onnx.TensorProto.FLOAT, [2, 1, 128])
+    sr = onnx.helper.make_tensor_value_info("sr", onnx.TensorProto.INT64, [])
+    outs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in ("output", "stateN")]
+    graph = onnx.helper.make_graph([onnx.helper.make_node("ReduceMax", ["input"], ["output"], keepdims=1),
+                                    onnx.helper.make_node("Identity", ["state"], ["stateN"]),
+                                    onnx.helper.make_node("Cast", ["sr"], ["unused"], to=1)],
+                                   "g", [x, state, sr], outs)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    with pytest.raises(RunnerError) as e:
+        OnnxruntimePythonRunner().run_stream(tmp_path / "m.onnx", WIRE, [np.zeros(1000, np.float32)])
+    assert str(e.value) == ("onnxruntime-python: m.onnx: protocol.signal feeds 'input' with dims [1, 576], the model's "
+                            "input is [1, 512]")
+
+
+def test_onnxruntime_pythons_multi_line_errors_become_their_first_line(monkeypatch, tmp_path):
+    from parity.runners import onnxruntime_python
+
+    def load(path, threads):
+        raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model failed\n  at node 7\n")
+
+    monkeypatch.setattr(onnxruntime_python, "cpu_session", load)
+    runner = onnxruntime_python.OnnxruntimePythonRunner()
+    for call in (lambda: runner.run_stream(tmp_path / "m.onnx", WIRE, []),
+                 lambda: runner.run_sequence(tmp_path / "m.onnx", WIRE, "input", ["output"], []),
+                 lambda: runner.activate(tmp_path / "m.onnx", ["output"])):
+        with pytest.raises(RunnerError) as e:
+            call()
+        assert str(e.value) == (f"onnxruntime-python: cannot load {tmp_path / 'm.onnx'}: [ONNXRuntimeError] : 10 : "
+                                f"INVALID_GRAPH : Load model failed")
+
+
 def test_the_chunk_loop_feeds_windows_and_carries_the_state():
     seen = []
 
@@ -209,6 +271,7 @@ def test_a_runner_that_cannot_run_streams_is_not_checked_and_says_so(tmp_path):
     run = check_stream(tmp_path / "m.onnx", contract, {"js-like": _NoStream()}, "js-like", TOL,
                        StreamCheck(streams=1, long_seconds=None), mr)
     assert run is None and mr.error == "js-like: cannot run streams yet (no stream capability): not checked"
+    assert mr.streaming  # its table is the stream table, whatever ran
     report = GateReport(str(tmp_path / "m.onnx"), {}, models=[mr])
     assert report.exit_code == 2
 
@@ -225,8 +288,20 @@ def test_a_stream_report_renders_as_json_junit_and_text(tmp_path):
     assert {"stream[p]", "decisions[p]", "segments[p]"} <= stages
     failures = [c.get("name") for c in ET.parse(tmp_path / "r.xml").iter("testcase") if c.find("failure") is not None]
     assert "m/stream[p]/a" in failures
-    table = "\n".join(summary_table(report))
-    assert "m.onnx (m, streams):" in table and "decisions" in table
+    mr.streaming = True
+    mr.timings["runners"] = {"a": {"seconds": 0.08, "streams": 1, "streams_per_s": 12.5}}
+    table = summary_table(report)
+    assert table[0] == "m.onnx (m, streams):" and "streams/s" in table[1]
+    row = next(line.split() for line in table if line.split()[:1] == ["a"])
+    assert row[1] == "p" and float(row[2]) > 0 and row[-2] == "0.9500" and float(row[-1]) == 12.5, row
+
+
+def test_a_streaming_report_without_stream_results_keeps_the_stream_table():
+    """The table is chosen by the contract's kind (ModelReport.streaming), not by which stages ran."""
+    mr = ModelReport("vad", "vad.onnx", results=[sj.not_applicable("vad", "stream", "r", "not a target")],
+                     streaming=True)
+    table = summary_table(GateReport("r", {}, models=[mr]))
+    assert table[0] == "vad.onnx (vad, streams):" and not any("logmel" in line for line in table)
 
 
 def test_a_stream_class_can_be_overridden_like_any_class():
