@@ -165,7 +165,8 @@ class Reference:
 
     ``drive = "self"``: it keeps its own state and context; each call gets one chunk's samples
     (``[1, chunk]``) and then ``arguments`` as plain numbers (``arguments = [16000]``:
-    ``model(chunk, 16000)``); method ``reset`` (when it has one) is called before each stream.
+    ``model(chunk, 16000)``); method ``reset`` is called before each stream (a module that lacks it
+    cannot be checked: its state would carry between streams; ``reset = ""``: none to call).
     ``drive = "inputs"``: each call gets the declared inputs in order (signal window, states,
     constants) and returns ``returns`` (default: the outputs, then the state outputs).
     """

@@ -144,7 +144,7 @@ class TorchModuleRunner(Runner):
     def run_stream(self, model_path: Path, protocol: dict, streams: list[np.ndarray]) -> StreamOutputs:
         """Every stream through the reference, chunk by chunk, driven as ``self.reference`` says.
 
-        ``drive = "self"``: ``reset`` (if the module has it) before each stream, then one call per chunk
+        ``drive = "self"``: ``reset`` (which the module must have, unless ``reset = ""``) before each stream, then one call per chunk
         with that chunk's ``[1, chunk]`` samples and ``arguments``; no state is reported (the module keeps
         it).  ``drive = "inputs"``: the declared inputs in order (:func:`parity.runners.stream_loop.drive_stream`),
         the result named by ``returns`` (default: the outputs, then the state outputs).
@@ -193,8 +193,11 @@ class TorchModuleRunner(Runner):
         return self._named(self.model(*args), names)
 
     def _self_driven(self, protocol: dict, y: np.ndarray, names: list[str], ref) -> tuple[dict, dict]:
-        reset = getattr(self.model, ref.reset, None) if ref is not None and ref.reset else None
-        if callable(reset):
+        if ref is not None and ref.reset:
+            reset = getattr(self.model, ref.reset, None)
+            if not callable(reset):  # else its state would carry from one stream into the next
+                raise RunnerError(f"pytorch: --torch {self.spec}: has no method {ref.reset!r} (reference.reset; "
+                                  f"reset = \"\" for a module that starts every call afresh)")
             reset()
         chunks = stream_windows(y, int(protocol["signal"]["chunk"]), 0)
         arguments = list(ref.arguments) if ref is not None else []

@@ -68,3 +68,21 @@ def build(folder: Path) -> Path:
                           dynamo=False)
     (Path(folder) / "integrator.toml").write_text(CONTRACT)
     return path
+
+
+class SelfDriven(torch.nn.Module):
+    """A reference that keeps its own state (``drive = "self"``): a running sum of each chunk's energy, scored by a
+    sigmoid; ``reset_states`` zeroes it unless built without one (``reset=False``)."""
+
+    def __init__(self, reset: bool = True):
+        super().__init__()
+        self.total = torch.zeros(())
+        if reset:
+            self.reset_states = self._reset
+
+    def _reset(self) -> None:
+        self.total = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.total = self.total + x.pow(2).mean()
+        return torch.sigmoid(self.total).reshape(1, 1)

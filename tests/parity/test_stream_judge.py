@@ -1,6 +1,7 @@
 """The stream stages' rules (parity/stream_judge.py), the stream cases, the chunk loop's name checks and the
 rendering of a stream report, on small synthetic outputs (no model)."""
 import json
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -312,3 +313,25 @@ def test_a_stream_class_can_be_overridden_like_any_class():
     assert tolerances.apply_overrides(tolerances.load()) == tolerances.load()
     with pytest.raises(ValueError, match="decision_agreement_min must be a finite number >= 0 and <= 1"):
         tolerances.apply_overrides({"classes": {"fp16_stream": {"decision_agreement_min": 2}}})
+
+
+def test_a_self_driven_reference_without_its_declared_reset_is_refused_in_one_line():
+    from parity.runners.torch_module import TorchModuleRunner
+    from ser_export.stream_contract import Reference
+    from tests.parity.stream_models import SelfDriven
+
+    wire = {"signal": {"name": "input", "chunk": 160, "context": 0, "dtype": "float32"}, "states": [],
+            "constants": [], "outputs": ["p"]}
+    streams = [np.ones(320, np.float32), np.ones(160, np.float32)]
+    runner = TorchModuleRunner("tests.parity.stream_models:SelfDriven", reference=Reference(drive="self"))
+    got = runner.run_stream(Path("m.onnx"), wire, streams)
+    assert got.outputs[1]["p"][0] == got.outputs[0]["p"][0]  # reset before each stream: no carried state
+    runner = TorchModuleRunner("tests.parity.stream_models:SelfDriven", reference=Reference(drive="self"))
+    runner.model = SelfDriven(reset=False)
+    with pytest.raises(RunnerError) as e:
+        runner.run_stream(Path("m.onnx"), wire, streams)
+    assert str(e.value) == ("pytorch: --torch tests.parity.stream_models:SelfDriven: has no method 'reset_states' "
+                            "(reference.reset; reset = \"\" for a module that starts every call afresh)")
+    runner = TorchModuleRunner("tests.parity.stream_models:SelfDriven", reference=Reference(drive="self", reset=""))
+    runner.model = SelfDriven(reset=False)
+    assert runner.run_stream(Path("m.onnx"), wire, streams[:1]).outputs[0]["p"].shape == (2, 1, 1)
