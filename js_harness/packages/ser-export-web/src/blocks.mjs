@@ -19,7 +19,7 @@
 //   completes or the recording ends, so the tail rule (a partial last window kept when it holds a
 //   quarter of a window, or is the only one) is applied to the same samples as on the whole array.
 
-import { resamplePolyKaiser, resampledLength } from './dsp.mjs';
+import { filterHalfWidth, resamplePolyKaiser, resampledLength } from './dsp.mjs';
 import { EmptyAudioError, InvalidAudioError, SilentAudioError } from './errors.mjs';
 import { decide } from './postprocess.mjs';
 import { mixToMono, rmsNormalize, windows } from './preprocess.mjs';
@@ -60,8 +60,8 @@ export class StretchResampler {
     const g = gcd(fromRate, toRate);
     this.up = toRate / g;
     this.down = fromRate / g;
-    // the filter's half-width in input samples (dsp.mjs's `half` for zeros 32, roll-off 0.97)
-    this.reach = Math.ceil(32 / (0.97 * Math.min(1, toRate / fromRate)));
+    // the filter's half-width in input samples (resamplePolyKaiser's default filter)
+    this.reach = filterHalfWidth(fromRate, toRate);
     // a stretch spans whole periods of `down` input samples beyond its margins
     this.stretchFrames = Math.max(stretchFrames, 4 * this.down);
     this.held = new Float32Array(0); // input samples [start, start + held.length)

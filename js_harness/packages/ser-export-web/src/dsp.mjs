@@ -36,6 +36,17 @@ export function resampledLength(n, fromRate, toRate) {
 
 const tables = new Map();
 
+/** The Kaiser-windowed sinc filter's defaults (resamplePolyKaiser's options). */
+export const KAISER = Object.freeze({ zeros: 32, rolloff: 0.97, beta: 8.6 });
+
+/**
+ * The filter's half-width in input samples: how far an output's taps reach on each side (blocks.mjs keeps it as
+ * the margin of every stretch it resamples).
+ */
+export function filterHalfWidth(fromRate, toRate, { zeros = KAISER.zeros, rolloff = KAISER.rolloff } = {}) {
+  return Math.ceil(zeros / (rolloff * Math.min(1, toRate / fromRate)));
+}
+
 /** The filter's taps for each of the `up` fractional positions, computed once per rate pair. */
 function kaiserSincTable(fromRate, toRate, zeros, rolloff, beta) {
   const key = [fromRate, toRate, zeros, rolloff, beta].join(',');
@@ -44,7 +55,7 @@ function kaiserSincTable(fromRate, toRate, zeros, rolloff, beta) {
   const up = toRate / g;
   const down = fromRate / g;
   const cutoff = rolloff * Math.min(1, toRate / fromRate);
-  const half = Math.ceil(zeros / cutoff);
+  const half = filterHalfWidth(fromRate, toRate, { zeros, rolloff });
   const taps = 2 * half;
   const table = new Float64Array(up * taps);
   const i0b = besselI0(beta);
@@ -73,7 +84,7 @@ function kaiserSincTable(fromRate, toRate, zeros, rolloff, beta) {
  * @param fromRate, toRate sample rates in Hz, positive integers
  * @returns Float32Array of resampledLength(x.length, fromRate, toRate) samples at `toRate`
  */
-export function resamplePolyKaiser(x, fromRate, toRate, { zeros = 32, rolloff = 0.97, beta = 8.6 } = {}, gain = 1) {
+export function resamplePolyKaiser(x, fromRate, toRate, { zeros = KAISER.zeros, rolloff = KAISER.rolloff, beta = KAISER.beta } = {}, gain = 1) {
   if (!(Number.isInteger(fromRate) && Number.isInteger(toRate) && fromRate > 0 && toRate > 0)) {
     throw new InvalidAudioError(`bad sample rates ${fromRate} -> ${toRate} (positive integers in Hz)`);
   }
