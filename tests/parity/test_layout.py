@@ -9,7 +9,7 @@ import pytest
 from tests.e2e import ROOT
 
 #: The gate's modules, bottom floor first: a module imports gate modules only from floors below its own.
-FLOORS = (("config",), ("subject",), ("collect",), ("pipeline",), ("variants", "foreign", "rejudge"),
+FLOORS = (("config",), ("subject",), ("collect",), ("pipeline",), ("variants", "foreign", "rejudge", "vad_stream"),
           ("release", "merge", "gate"))
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}
 #: Most lines a gate module may have (the judge, the one home of every rule, is not one of them).
