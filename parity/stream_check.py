@@ -72,7 +72,9 @@ def check_stream(model_path: Path, contract: StreamContract, runners: Mapping[st
                         + (f"; {', '.join(able)} checked" if able else ""))
     if baseline not in able:
         return None
-    if len(able) < 2:  # the baseline alone: no stage could be judged, and a check of nothing must not pass
+    if len(able) < 2 and contract.variant is None and contract.sequence is None:
+        # the baseline alone, with no parent or whole-sequence form to compare it with: no stage could be
+        # judged, and a check of nothing must not pass
         why = (f"only {baseline} can run streams: nothing to compare it with (name --torch FILE or a second "
                f"runtime): not checked")
         report.error = f"{report.error}; {why}" if report.error else why
