@@ -29,6 +29,8 @@ PATH = CONTRACTS / "silero_table.json"
 CONTRACT_OF = {"silero_vad.onnx": "silero_vad", "silero_vad_16k_op15.onnx": "silero_vad",
                "silero_vad_op18_ifless.onnx": "silero_vad", "silero_vad_openvino_16k.onnx": "silero_vad_16k_nosr",
                "silero_vad_16k_sequence.onnx": "silero_vad_16k_sequence", "silero_vad_half.onnx": "silero_vad_half"}
+#: The table's runtimes (``stream-table``'s default; ``--runtimes`` chooses others).
+RUNTIMES = ("onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node", "chromium-wasm")
 #: The table's streams: 10 short ones and a 60 s one, seed 0.
 CHECK = StreamCheck(streams=10, seed=0, long_seconds=60.0, shrink=False, localize=False)
 
@@ -68,21 +70,37 @@ def measure(runners: Mapping[str, Runner], tolerances: Mapping, check: StreamChe
                 "passed": all(r.passed for r in mine if not r.stage.startswith("vs_parent"))}
         parent = [r for r in mr.results if r.stage.startswith("vs_parent[") and r.applicable]
         if parent:
-            row["vs_parent"] = {"parent": parent[0].against, "class": contract.variant.tolerance_class,
+            row["vs_parent"] = {"parent": parent[0].against, "runner": parent[0].runner,
+                                "class": contract.variant.tolerance_class,
                                 "max_abs": metric(parent, parent[0].runner, f"vs_parent[stream,{score}]"),
                                 "decision_agreement": metric(parent, parent[0].runner,
                                                              f"vs_parent[decisions,{score}]", "agreement"),
                                 "passed": all(r.passed for r in parent)}
         rows.append(row)
     return {"silero_vad": importlib.metadata.version("silero-vad"), "reference": "silero_vad.jit",
-            "streams": check.streams, "long_seconds": check.long_seconds, "seed": check.seed,
-            "runtimes": list(runners), "rows": rows}
+            "streams": check.streams, "seconds": list(check.seconds), "long_seconds": check.long_seconds,
+            "seed": check.seed, "runtimes": list(runners), "versions": versions(runners), "rows": rows}
+
+
+def versions(runners: Mapping[str, Runner]) -> dict:
+    """The version of each runtime the table was measured on (after its runs: a JS runner knows its own once
+    started), the reference's torch, and the browser of a browser runtime."""
+    import torch
+
+    out = {"pytorch": torch.__version__}
+    for name, runner in runners.items():
+        info = runner.info()
+        out[name] = info.get("version")
+        if info.get("browser"):
+            out[f"{name} browser"] = info["browser"]
+    return out
 
 
 def render_markdown(table: Mapping) -> str:
     """The table as the markdown of ``docs/streaming.md`` (one line per file and runtime)."""
     fmt = lambda v: "-" if v is None else f"{v:.2g}"  # noqa: E731
-    lines = [f"silero-vad {table['silero_vad']}, {table['streams']} streams of 1-4 s and one of "
+    lo, hi = table["seconds"]
+    lines = [f"silero-vad {table['silero_vad']}, {table['streams']} streams of {lo:g}-{hi:g} s and one of "
              f"{table['long_seconds']:g} s (seed {table['seed']}), each file vs {table['reference']}:", "",
              "| file | runtime | max \\|p − p_jit\\| | drift: first 10 % → last 10 % | decisions agree | verdict |",
              "|---|---|---|---|---|---|"]
@@ -100,7 +118,7 @@ def render_markdown(table: Mapping) -> str:
         lines.append("")
         for row in variants:
             v = row["vs_parent"]
-            lines.append(f"{row['file']} vs its parent {v['parent']} (class {v['class']}, onnxruntime-python): "
+            lines.append(f"{row['file']} vs its parent {v['parent']} (class {v['class']}, {v['runner']}): "
                          f"max |p − p_parent| {fmt(v['max_abs'])}, decisions agree "
                          f"{100 * v['decision_agreement']:.2f} %: {'passes' if v['passed'] else 'FAILS'}.")
     return "\n".join(lines) + "\n"

@@ -331,7 +331,7 @@ def _run_optable(args) -> int:
 def _run_stream_table(args) -> int:
     from parity.config import GateConfig, make_runners
     from parity.runners import RunnerError
-    from parity.stream_table import PATH, measure, render_markdown
+    from parity.stream_table import PATH, RUNTIMES, measure, render_markdown
 
     from . import tolerances
     from .io import atomic_write_text, read_untrusted
@@ -339,7 +339,7 @@ def _run_stream_table(args) -> int:
     if args.markdown:
         sys.stdout.write(render_markdown(read_untrusted(args.markdown, max_bytes=1 << 20, format="json")))
         return 0
-    runners = make_runners(GateConfig(runtimes=_runtimes(args.runtimes) or STREAM_TABLE_RUNTIMES))
+    runners = make_runners(GateConfig(runtimes=_runtimes(args.runtimes) or RUNTIMES))
     try:
         table = measure(runners, tolerances.load())
     except (RunnerError, ValueError) as exc:
@@ -351,10 +351,6 @@ def _run_stream_table(args) -> int:
     atomic_write_text(out, json.dumps(table, indent=2, sort_keys=True) + "\n")
     print(f"{out}: {len(table['rows'])} files x {len(table['runtimes'])} runtimes (silero-vad {table['silero_vad']})")
     return 0
-
-
-#: The runtimes of ``stream-table`` unless --runtimes says otherwise.
-STREAM_TABLE_RUNTIMES = ("onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node", "chromium-wasm")
 
 
 def _run_check_browser(args) -> int:
@@ -529,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stream-table", help="every ONNX file of the silero-vad wheel x every runtime vs its "
                                             "TorchScript model (the table of docs/streaming.md)")
     p.add_argument("--runtimes", action="append", metavar="A,B",
-                   help="runtimes (default: onnxruntime-python, onnxruntime-web-wasm, onnxruntime-node, chromium-wasm)")
+                   help="runtimes (default: the table's own, parity.stream_table.RUNTIMES)")
     p.add_argument("--out", type=Path, default=None, help="where to write the JSON (default: parity/contracts/"
                                                           "silero_table.json)")
     p.add_argument("--markdown", type=Path, metavar="TABLE", help="print TABLE (JSON) as the docs' markdown and exit")

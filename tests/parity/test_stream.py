@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from parity.config import GateConfig
 from parity.foreign import verify_model
 from parity.stream_check import StreamCheck
+from parity.stream_table import CONTRACT_OF
 from ser_export.cli import main
 from ser_export.stream_contract import read_contract
 from tests.e2e import ROOT
@@ -21,10 +22,8 @@ from tests.e2e import ROOT
 DATA = Path(os.path.dirname(silero_vad.__file__)) / "data"
 JIT = DATA / "silero_vad.jit"
 CONTRACTS = ROOT / "parity" / "contracts"
-#: Every float ONNX file of the wheel and the contract written for it.
-FLOAT_FILES = {"silero_vad.onnx": "silero_vad", "silero_vad_16k_op15.onnx": "silero_vad",
-               "silero_vad_op18_ifless.onnx": "silero_vad", "silero_vad_openvino_16k.onnx": "silero_vad_16k_nosr",
-               "silero_vad_16k_sequence.onnx": "silero_vad_16k_sequence"}
+#: Every float ONNX file of the wheel and the contract written for it (the table's map, parity/stream_table.py).
+FLOAT_FILES = {name: contract for name, contract in CONTRACT_OF.items() if name != "silero_vad_half.onnx"}
 SHORT = StreamCheck(streams=3, seed=0, long_seconds=None)
 CLI_SHORT = ["--runtimes", "onnxruntime-python", "--streams", "3", "--long-seconds", "0"]
 
@@ -48,7 +47,8 @@ def _stages(report) -> dict:
 
 
 def test_every_onnx_file_of_the_wheel_has_a_contract():
-    assert {p.name for p in DATA.glob("*.onnx")} == set(FLOAT_FILES) | {"silero_vad_half.onnx"}
+    assert {p.name for p in DATA.glob("*.onnx")} == set(CONTRACT_OF)
+    assert all((CONTRACTS / f"{c}.toml").is_file() for c in CONTRACT_OF.values())
 
 
 @pytest.mark.parametrize("name", sorted(FLOAT_FILES))

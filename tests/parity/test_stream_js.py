@@ -9,7 +9,7 @@ from parity.runners import RUNNERS
 from parity.stream_cases import draw_streams, render_stream
 from parity.stream_check import StreamCheck
 from parity.stream_localize import first_divergence_on_chunk
-from parity.stream_table import wheel_data
+from parity.stream_table import CONTRACT_OF, CONTRACTS, wheel_data
 from ser_export.stream_contract import read_contract
 from tests.e2e import ROOT
 
@@ -18,18 +18,25 @@ pytestmark = pytest.mark.node
 CONTRACT = read_contract(ROOT / "parity" / "contracts" / "silero_vad.toml")
 
 
-def test_a_silero_file_passes_on_the_js_runtimes_with_their_states_compared(tmp_path):
+@pytest.mark.parametrize("name", sorted(n for n in CONTRACT_OF if n != "silero_vad_half.onnx"))
+def test_every_float_silero_file_passes_on_the_js_runtimes_with_their_states_compared(name, tmp_path):
+    """Done-when 1 per file on onnxruntime-web-wasm (Node) and onnxruntime-node, with the contract the table uses
+    (the fixed-shape openvino file and the sequence file's h/c states included); short streams."""
+    contract = read_contract(CONTRACTS / f"{CONTRACT_OF[name]}.toml")
     cfg = GateConfig(runtimes=("onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node"),
                      counterexample_dir=tmp_path)
-    report = verify_model(wheel_data() / "silero_vad_op18_ifless.onnx", CONTRACT, cfg,
-                          torch_factory=str(wheel_data() / "silero_vad.jit"),
-                          streams=StreamCheck(streams=3, seed=0, long_seconds=None))
+    report = verify_model(wheel_data() / name, contract, cfg, torch_factory=str(wheel_data() / "silero_vad.jit"),
+                          streams=StreamCheck(streams=2, seed=0, seconds=(1.0, 1.5), long_seconds=None))
     assert report.exit_code == 0, report.summary_lines()
     stages = {(r.stage, r.runner): r for r in report.models[0].results}
+    score = contract.scores[0].name
     for runtime in ("onnxruntime-web-wasm", "onnxruntime-node"):
-        assert stages[("stream[output]", runtime)].passed and stages[("stream[output]", runtime)].n_cases == 3
-        state = stages[("stream_state[stateN]", runtime)]
-        assert state.applicable and state.passed and state.against == "onnxruntime-python"
+        for stage in (f"stream[{score}]", f"decisions[{score}]", f"segments[{score}]"):
+            r = stages[(stage, runtime)]
+            assert r.applicable and r.passed and r.against == "pytorch" and r.n_cases == 2, r.message()
+        for state in contract.states:
+            r = stages[(f"stream_state[{state.output}]", runtime)]
+            assert r.applicable and r.passed and r.against == "onnxruntime-python", r.message()
 
 
 def test_the_first_divergent_node_between_two_runtimes_on_a_chunk():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from parity.runners.onnxruntime_python import OnnxruntimePythonRunner
-from parity.stream_table import CHECK, PATH, measure, render_markdown, wheel_data
+from parity.stream_table import CHECK, PATH, RUNTIMES, measure, render_markdown, wheel_data
 from ser_export import docs_blocks, tolerances
 from tests.e2e import ROOT
 
@@ -16,13 +16,32 @@ TABLE = json.loads(PATH.read_text())
 def test_the_table_covers_every_onnx_file_of_the_installed_wheel_on_every_runtime():
     assert TABLE["silero_vad"] == importlib.metadata.version("silero-vad"), "re-run python -m ser_export stream-table"
     assert [r["file"] for r in TABLE["rows"]] == sorted(p.name for p in wheel_data().glob("*.onnx"))
-    assert TABLE["runtimes"] == ["onnxruntime-python", "onnxruntime-web-wasm", "onnxruntime-node", "chromium-wasm"]
+    assert TABLE["runtimes"] == list(RUNTIMES)
+    assert TABLE["seconds"] == list(CHECK.seconds) and TABLE["streams"] == CHECK.streams
     for row in TABLE["rows"]:
         assert set(row["runtimes"]) == set(TABLE["runtimes"]) and all(row["runtimes"].values()), row
         verdicts = {f["passed"] for f in row["runtimes"].values()}
         assert verdicts == ({False} if row["file"] == "silero_vad_half.onnx" else {True}), row
     half = next(r for r in TABLE["rows"] if r["file"] == "silero_vad_half.onnx")
     assert half["vs_parent"]["parent"] == "silero_vad.onnx" and not half["vs_parent"]["passed"]
+    assert half["vs_parent"]["runner"] == "onnxruntime-python"
+
+
+def test_the_table_was_measured_on_the_installed_runtimes():
+    """A runtime upgraded since the table was measured: re-run python -m ser_export stream-table."""
+    import onnxruntime
+    import torch
+
+    from ser_export.jsenv import HARNESS_DIR
+
+    def package(name):
+        return json.loads((HARNESS_DIR / "node_modules" / name / "package.json").read_text())["version"]
+
+    installed = {"pytorch": torch.__version__, "onnxruntime-python": onnxruntime.__version__,
+                 "onnxruntime-web-wasm": package("onnxruntime-web"), "onnxruntime-node": package("onnxruntime-node"),
+                 "chromium-wasm": package("onnxruntime-web")}
+    recorded = {k: v for k, v in TABLE["versions"].items() if k in installed}
+    assert recorded == installed, "re-run python -m ser_export stream-table"
 
 
 def test_the_docs_show_the_table_and_the_contract_the_tests_use():
@@ -40,3 +59,12 @@ def test_a_row_measured_again_gives_the_committed_figures():
     for key in ("max_abs", "drift_first", "drift_last"):
         assert got[key] == pytest.approx(want[key], rel=0.05, abs=1e-7), key
     assert got["decision_agreement"] == want["decision_agreement"] and got["passed"] == want["passed"]
+
+
+def test_the_rendered_block_says_what_the_table_records():
+    """The streams' seconds and the parent's runner come from the table, not typed into the renderer."""
+    rows = [dict(r, vs_parent=dict(r["vs_parent"], runner="onnxruntime-node")) if r.get("vs_parent") else r
+            for r in TABLE["rows"]]
+    text = render_markdown(dict(TABLE, seconds=[2.0, 3.5], rows=rows))
+    assert text.startswith(f"silero-vad {TABLE['silero_vad']}, 10 streams of 2-3.5 s and one of 60 s")
+    assert "(class fp16_stream, onnxruntime-node)" in text
