@@ -12,7 +12,6 @@ onnxruntime-web files of the live run, and the package's modules, raw and brotli
 """
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ import numpy as np
 
 from . import contract
 from .errors import SerExportError
+from .io import loads_json
 from .jsenv import HARNESS_DIR, find_node, ort_web_dir
 
 PACKAGE_DIR = HARNESS_DIR / "packages" / "ser-export-web"
@@ -74,7 +74,7 @@ def _drive(app: Path, page: str, models: Path, audio: Path, chromium: str, mic: 
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise SerExportError(f"the live page did not run ({(proc.stderr.strip().splitlines() or ['no output'])[-1]})")
-    out = json.loads(lines[-1])
+    out = loads_json(lines[-1], "the live page's last output line")
     if not out.get("ok"):
         raise SerExportError(f"the live page failed: {out.get('name')}: {out.get('message')}")
     return out
