@@ -128,6 +128,7 @@ def test_a_contract_without_the_context_fails_against_the_torchscript_model(tmp_
                           str(JIT), *CLI_SHORT, "--counterexamples", str(tmp_path / "ce"))
     assert code == 1, out + err
     assert "FAILED: silero-vad/stream[output]/onnxruntime-python vs pytorch" in err
+    print(err.strip())  # the figure docs/streaming.md cites
 
 
 def test_a_state_output_that_does_not_exist_cannot_be_checked(tmp_path, capsys):

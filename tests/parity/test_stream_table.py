@@ -2,6 +2,7 @@
 docs page's blocks, and one row measured again."""
 import importlib.metadata
 import json
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,21 @@ def test_the_rendered_block_says_what_the_table_records():
     text = render_markdown(dict(TABLE, seconds=[2.0, 3.5], rows=rows))
     assert text.startswith(f"silero-vad {TABLE['silero_vad']}, 10 streams of 2-3.5 s and one of 60 s")
     assert "(class fp16_stream, onnxruntime-node)" in text
+
+
+def test_the_fresh_install_commands_find_the_shipped_contract():
+    """docs/streaming.md's commands name the contract through the installed package (parity's package data),
+    not a file a fresh install does not have."""
+    import re
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "streaming.md").read_text()
+    block = text[text.index("## The commands, from a fresh install"):text.index("## What is judged")]
+    code, rest = re.search(r'^C=\$\(python -c "([^"]+)"\)(\S*)', block, re.M).groups()
+    folder = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd="/").stdout.strip() + rest
+    for contract in set(re.findall(r"--contract \$C/(\S+)", block)) | {"silero_vad.toml"}:
+        assert (Path(folder) / contract).is_file(), contract
+    assert all(line.split("--contract ")[1].startswith("$C/") for line in block.splitlines() if "--contract" in line
+               and "verify $D" in line)
