@@ -87,3 +87,12 @@ def test_the_fresh_install_commands_find_the_shipped_contract():
         assert (Path(folder) / contract).is_file(), contract
     assert all(line.split("--contract ")[1].startswith("$C/") for line in block.splitlines() if "--contract" in line
                and "verify $D" in line)
+
+
+def test_the_float_files_sit_two_orders_below_the_stream_bound():
+    """What tolerances.json's description says of the table (its figures are the table's, not copied there)."""
+    bound = tolerances.load()["defaults"]["stream"]["scores_max_abs"]
+    worst = max(f["max_abs"] for r in TABLE["rows"] if r["file"] != "silero_vad_half.onnx"
+                for f in r["runtimes"].values())
+    assert 0 < worst <= bound / 100, worst
+    assert "two orders of magnitude below 1e-3" in tolerances.load()["description"] and bound == 1e-3
