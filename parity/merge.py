@@ -159,7 +159,7 @@ def merge_reports(paths: Sequence[Path], overrides: Path | None = None) -> GateR
                 continue
             entry = files.setdefault(arch, dict(f))
             if f.get("results") and not entry.get("results"):  # the VAD's streams, judged in shard 1 only
-                entry.update(kind=f["kind"], results=f["results"])
+                entry.update(kind=f["kind"], results=f["results"], non_finite=f.get("non_finite") or {})
             if f.get("error") and not entry.get("error"):
                 entry["error"] = f"{s.path} (shard {s.shard.label}): {f['error']}"
     for arch in files:

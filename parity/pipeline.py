@@ -19,7 +19,7 @@ from .collect import collect_model
 from .config import Cases, GateConfig
 from .localize import first_divergence, first_divergence_vs_export, first_divergence_vs_pytorch
 from .record import ParentComparison, save_runs
-from .report import GateReport, ModelReport
+from .report import GateReport, ModelReport, finite_json
 from .runners import Runner
 from .runners.torch_module import TorchModuleRunner
 from .subject import ModelUnderTest, check_against_manifest
@@ -124,6 +124,13 @@ def finish(report: GateReport, runners: Mapping[str, Runner], cfg: GateConfig, t
     report.wall_s = time.perf_counter() - t0
 
 
+def _stream_results(m: ModelReport) -> dict:
+    """The VAD's stream results as judged (``--rejudge`` and ``merge-reports`` give them as recorded): strict JSON,
+    each infinity or NaN replaced by ``None`` and named in ``non_finite`` (:func:`parity.report.finite_json`)."""
+    results, non_finite = finite_json([r.to_dict() for r in m.results])
+    return {"results": results, "non_finite": non_finite}
+
+
 def _save(report: GateReport, cfg: GateConfig, tolerances: Mapping | None) -> None:
     """``--save-outputs``: every model's run, and the tolerances it was judged under (for ``--rejudge``)."""
     if not cfg.save_outputs:
@@ -134,6 +141,6 @@ def _save(report: GateReport, cfg: GateConfig, tolerances: Mapping | None) -> No
         "tolerances": dict(tolerances) if tolerances is not None else tolerances_mod.load(),
         "files": {m.arch: {"file": m.file, "sha256_expected": m.sha256_expected, "kind": m.kind,
                            "sha256_actual": m.sha256_actual, "error": m.error}
-                  | ({"results": [r.to_dict() for r in m.results]} if m.kind == "stream" else {})
+                  | (_stream_results(m) if m.kind == "stream" else {})
                   for m in report.models},
         "runners": report.runners, "cases_checked": report.cases_checked})

@@ -50,6 +50,17 @@ def saved_tolerances(index: Mapping, where: Path, overrides: Path | Mapping | No
     return tolerances_mod.apply_overrides(overrides or {}, saved, "tolerances")
 
 
+def _recorded(results: list, non_finite: Mapping[str, str]) -> list[judge.StageResult]:
+    """Recorded results (the VAD's streams), their infinities and NaNs put back where ``non_finite`` names them."""
+    for path, value in non_finite.items():
+        *parents, last = path.split(".")
+        node = results
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[int(last) if isinstance(node, list) else last] = float(value)
+    return [judge.StageResult.from_dict(r) for r in results]
+
+
 def judge_saved(runs: Mapping[str, ModelRun], files: Mapping, tolerances: Mapping, where: Path) -> list[ModelReport]:
     """A report per model of saved runs (``verify --rejudge``, ``merge-reports``), judged under ``tolerances``.
 
@@ -74,7 +85,7 @@ def judge_saved(runs: Mapping[str, ModelRun], files: Mapping, tolerances: Mappin
             models.append(ModelReport(arch=arch, file=str(f.get("file")), kind=f["kind"],
                                       sha256_expected=f.get("sha256_expected"),
                                       sha256_actual=f.get("sha256_actual"), error=f.get("error"),
-                                      results=[judge.StageResult.from_dict(r) for r in f.get("results") or []]))
+                                      results=_recorded(f.get("results") or [], f.get("non_finite") or {})))
         else:
             models.append(ModelReport(arch=arch, file=str(f.get("file")), error=f.get("error") or
                                       "no saved outputs"))

@@ -167,3 +167,27 @@ def test_the_release_vad_on_the_js_runtimes(release, capsys):
         assert {("stream[output]", runner), ("decisions[output]", runner), ("segments[output]", runner),
                 ("stream_state[stateN]", runner)} <= got
     print(out)
+
+
+def _vad_results(report: Path) -> dict:
+    vad = next(m for m in json.loads(report.read_text())["models"] if m["arch"] == "silero-vad")
+    return {(r["stage"], r["runner"]): (r["passed"], r["max_abs"]) for r in vad["results"]}
+
+
+def test_a_saved_or_sharded_run_keeps_the_vad_stream_verdict(release, capsys):
+    """--rejudge and merge-reports give the VAD's stream stages as the run judged them (judged in shard 1 only)."""
+    _scale_one_weight(release)  # a failing VAD: the verdict that must survive
+    args = ["--runtimes", "onnxruntime-python", "--examples", "3", "--batch-size", "1", "--no-shrink", "--streams",
+            "2", "--long-seconds", "0", "--stream-seconds", "1,2", "--counterexamples", str(release / "ce")]
+    assert main(["verify", str(release), *args, "--save-outputs", str(release / "saved"),
+                 "--report", str(release / "whole.json")]) == 1
+    whole = _vad_results(release / "whole.json")
+    assert not whole[("stream[output]", "onnxruntime-python")][0]
+    assert main(["verify", "--rejudge", str(release / "saved"), "--report", str(release / "again.json")]) == 1
+    assert _vad_results(release / "again.json") == whole
+    for k in (2, 1, 3):
+        main(["verify", str(release), *args, "--shard", f"{k}/3", "--report", str(release / f"shard-{k}.json")])
+    assert main(["merge-reports", *(str(release / f"shard-{k}.json") for k in (2, 1, 3)),
+                 "--report", str(release / "merged.json")]) == 1
+    assert _vad_results(release / "merged.json") == whole
+    capsys.readouterr()
