@@ -120,7 +120,7 @@ def judge_stream_outputs(model: str, runner: str, against: str, ours: Sequence[M
     """Output ``name`` of every chunk of every stream vs the reference's (``ours[s][name]``: ``(n_chunks, *dims)``);
     the stage is ``stage[name]`` unless ``stage_name`` says otherwise."""
     errs = [chunk_errors(o, r) if o is not None and r is not None else np.full(_n_chunks(o, r), np.inf)
-            for o, r in _pairs(ours, ref, name, max(len(labels), len(ref)))]  # a stream not given: infinite
+            for o, r in _pairs(ours, ref, name, len(ref))]  # a stream not given: infinite
     chunks = sum(e.size for e in errs)
     return _streams_result(model, stage_name or f"{stage}[{name}]", runner, against, errs, limit, labels,
                            detail=f"{chunks} chunks of {len(errs)} streams", metrics={"chunks": chunks})
@@ -167,7 +167,7 @@ def judge_decisions(model: str, runner: str, against: str, ours: Sequence[Mappin
     """``decisions[name]`` (per chunk) and ``segments[name]`` (start and end of each speech segment)."""
     margin, slack = float(tol["decision_margin"]), int(tol["segment_slack_chunks"])
     per_chunk, per_segment, differing, total = [], [], 0, 0
-    for o, r in _pairs(ours, ref, name, max(len(labels), len(ref))):
+    for o, r in _pairs(ours, ref, name, len(ref)):
         if o is None or r is None:  # a stream one side did not give: every chunk and segment fails
             k = _n_chunks(o, r)
             differing, total = differing + k, total + k
@@ -213,7 +213,7 @@ def judge_vs_parent_stream(model: str, runner: str, parent: str, ours: Sequence[
               != decide(np.asarray(t).reshape(-1), threshold, hysteresis)
               if o is not None and t is not None and np.asarray(o).size == np.asarray(t).size
               else np.ones(_n_chunks(o, t), bool)  # a stream one side did not give: every chunk differs
-              for o, t in _pairs(ours, theirs, name, max(len(labels), len(theirs)))]
+              for o, t in _pairs(ours, theirs, name, len(theirs))]
     total = sum(d.size for d in differ)
     n_differ = sum(int(d.sum()) for d in differ)
     agreement = 1.0 - n_differ / total if total else 1.0
