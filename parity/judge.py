@@ -472,6 +472,8 @@ def judge_model(run, tolerances: Mapping | None = None) -> list[StageResult]:
     """Every stage of one model's run (:class:`parity.record.ModelRun`), judged under ``tolerances``
     (the layout of ``tolerances.json``; default: the shipped file)."""
     tol = tolerances if tolerances is not None else tolerances_mod.load()
+    if run.parent is not None:  # a variant: its class's cross-runtime bounds (a saved run judged again too)
+        tol = tolerances_mod.with_class_stage_bounds(tol, run.parent.tolerance_class)
 
     def t(stage, runner=None):
         return tolerances_mod.for_stage(stage, runner, tol)

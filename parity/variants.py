@@ -2,7 +2,6 @@
 and against its float parent on the gate's cases and the held-out clips (:func:`check_variant`)."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from typing import Mapping
@@ -49,23 +48,14 @@ class HeldOut:
 
 
 def class_config(cfg: GateConfig, class_name: str) -> GateConfig:
-    """``cfg`` with the stage bounds tolerance class ``class_name`` replaces (its optional keys,
-    :data:`ser_export.tolerances.STAGE_CLASS_KEYS`, in the defaults and in every runner's overrides); ``cfg``
-    itself when the class replaces none."""
+    """``cfg`` with the stage bounds tolerance class ``class_name`` replaces
+    (:func:`ser_export.tolerances.with_class_stage_bounds`, which the judge also applies to a saved variant
+    run); ``cfg`` itself when the class replaces none."""
     from ser_export import tolerances
 
     base = cfg.tolerances if cfg.tolerances is not None else tolerances.load()
-    bounds = tolerances.for_class(class_name, base)
-    replaced = {where: float(bounds[key]) for key, where in tolerances.STAGE_CLASS_KEYS.items() if key in bounds}
-    if not replaced:
-        return cfg
-    data = copy.deepcopy(base)
-    for (stage, key), value in replaced.items():
-        data["defaults"][stage][key] = value
-        for section in (data.get("runners") or {}).values():
-            if key in section.get(stage, {}):
-                section[stage][key] = value
-    return dataclasses.replace(cfg, tolerances=data)
+    data = tolerances.with_class_stage_bounds(base, class_name)
+    return cfg if data is base else dataclasses.replace(cfg, tolerances=data)
 
 
 def check_variant(model: ModelFile, arch: str, name: str, declared: Mapping, parent: ModelFile, parent_entry: Mapping,

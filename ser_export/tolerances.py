@@ -136,3 +136,21 @@ def apply_overrides(data: Any, base: Mapping | None = None, path: str = "toleran
     for runner, section in runners.items():
         merge(section, out.setdefault("runners", {}).setdefault(runner, {}), f"runners.{runner}")
     return out
+
+
+def with_class_stage_bounds(tol: Mapping, class_name: str) -> Mapping:
+    """``tol`` (``tolerances.json``'s layout) with the stage bounds tolerance class ``class_name`` replaces
+    (its optional keys, :data:`STAGE_CLASS_KEYS`, in the defaults and in every runner's overrides); ``tol``
+    itself when the class replaces none.  The one place a variant's class reaches its cross-runtime stages:
+    the gate's live run and a saved run judged again (``--rejudge``, ``merge-reports``) both go through it."""
+    bounds = for_class(class_name, tol)
+    replaced = {where: float(bounds[key]) for key, where in STAGE_CLASS_KEYS.items() if key in bounds}
+    if not replaced:
+        return tol
+    data = copy.deepcopy(dict(tol))
+    for (stage, key), value in replaced.items():
+        data["defaults"][stage][key] = value
+        for section in (data.get("runners") or {}).values():
+            if key in section.get(stage, {}):
+                section[stage][key] = value
+    return data
