@@ -25,6 +25,22 @@ from .runners import RunnerError
 from .variants import HeldOut, check_variant
 
 
+#: onnxruntime-python's intra-op threads for the held-out logits of a parent and its variants.
+HELDOUT_THREADS = 2
+
+
+def figure(value: float | None) -> float | None:
+    """A variant's onnxruntime figure as the manifest records it: 4 significant digits, as
+    :func:`parity.report.model_figures` records the runners' (``None`` stays ``None``).
+
+    The logits behind it come from onnxruntime's float kernels (MLAS), which are chosen by the processor and
+    may differ in their last bits (about 1e-7 relative) from one x86-64 machine to another: the build and
+    ``python -m ser_export variants`` compute every variant figure here, with the same sessions, and the
+    rounding keeps the manifest the same on another machine but for a value within that change of a
+    rounding boundary (odds under 1e-3 per figure)."""
+    return None if value is None else float(f"{value:.4g}")
+
+
 def judge_variants(parent: onnx.ModelProto, made: Mapping[str, MadeVariant], arch: str,
                    test: FeatureSet) -> dict[str, dict]:
     """Each variant ``made`` of one model (:func:`ser_export.export.variants.make_variants`) judged against its
@@ -35,14 +51,15 @@ def judge_variants(parent: onnx.ModelProto, made: Mapping[str, MadeVariant], arc
     has no clips)."""
     keep = ~test.augmented
     feats, targets = test.features[keep], test.targets[keep]
-    parent_logits = run_batches(session(classifier_model(parent, contract.FEATURES_NAME, contract.OUTPUT_NAME), 2),
+    parent_logits = run_batches(session(classifier_model(parent, contract.FEATURES_NAME, contract.OUTPUT_NAME),
+                                        HELDOUT_THREADS),
                                 feats) if len(targets) else None
     out = {}
     for name, variant in made.items():
         figures: dict[str, dict] = {}
         if parent_logits is not None:
             logits = run_batches(session(classifier_model(variant.proto, contract.FEATURES_NAME,
-                                                          contract.OUTPUT_NAME), 2), feats)
+                                                          contract.OUTPUT_NAME), HELDOUT_THREADS), feats)
             cls = variant.tolerance_class
             results = judge.judge_vs_parent(f"{arch}.{name}", "onnxruntime-python", arch, logits, parent_logits,
                                             [f"test clip {i}" for i in range(len(targets))], None,
@@ -56,7 +73,7 @@ def judge_variants(parent: onnx.ModelProto, made: Mapping[str, MadeVariant], arc
             figures["heldout"] = {"n": len(targets), "top1_agreement": top1.metrics["agreement_plain"],
                                   "top1_agreement_ties_excused": top1.metrics["agreement"],
                                   "accuracy": acc.metrics["accuracy"], "parent_accuracy": acc.metrics["parent_accuracy"],
-                                  "accuracy_drop": acc.metrics["drop"], "max_abs_logit_diff": results[0].max_abs}
+                                  "accuracy_drop": acc.metrics["drop"], "max_abs_logit_diff": figure(results[0].max_abs)}
         out[name] = figures
     return out
 
@@ -105,7 +122,7 @@ def run_release_gate(staged: Mapping[str, Path], labels: Sequence[str], golden: 
                     "n": len(cases.specs), "top1_agreement": metric(vr.results, ort_py, "vs_parent[top1]",
                                                                     "agreement_plain"),
                     "top1_agreement_ties_excused": metric(vr.results, ort_py, "vs_parent[top1]", "agreement"),
-                    "max_abs_logit_diff": metric(vr.results, ort_py, "vs_parent[logits]"),
+                    "max_abs_logit_diff": figure(metric(vr.results, ort_py, "vs_parent[logits]")),
                     "runtimes": sorted({r.runner for r in vr.results if r.applicable and r.runner != "-"})}
                 log(f"{arch}: {name} variant passed the parity gate")
     finally:

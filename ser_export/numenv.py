@@ -13,9 +13,13 @@ A machine that cannot meet it (not x86-64, or no AVX2/FMA) builds with its own k
 one-line warning, and the manifest records that its bytes are not comparable
 (:func:`record`: ``comparable: false`` and the reason).
 
-What the record does not cover: onnxruntime (used for the post-processing's VAD and the checks)
-has no instruction-set cap; its outputs enter the release only through thresholded decisions and
-statistics rounded in the metadata.
+What the record does not cover: onnxruntime (used for the post-processing's VAD, the checks and the
+``int8s`` variant's calibration) has no instruction-set cap; its outputs enter the release only
+through thresholded decisions, statistics rounded in the metadata (the variants' figures to 4
+significant digits, :func:`parity.release.figure`), and the ``int8s`` files' quantisation scales,
+which come from calibrated ranges snapped outward to a 4-significant-bit grid first
+(:func:`ser_export.export.calibrate.snap_range`; its module docstring gives the odds that another
+machine's kernels still move a byte).
 """
 from __future__ import annotations
 

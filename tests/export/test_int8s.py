@@ -67,6 +67,40 @@ def test_the_variant_is_the_same_bytes_every_time(alexnet, alexnet_int8s):
     assert other.SerializeToString() != alexnet_int8s.SerializeToString()  # the clips do decide the ranges
 
 
+@pytest.mark.parametrize("change", [1 + 1e-6, 1 - 1e-6], ids=["up", "down"])
+def test_ranges_that_another_machine_s_kernels_move_in_the_last_bits_give_the_same_bytes(alexnet, alexnet_int8s,
+                                                                                         monkeypatch, change):
+    """onnxruntime's float kernels differ between AVX2 and AVX-512 machines in the last bits: every calibrated
+    range moved by a relative 1e-6 (ten times what they differ by) makes the same file, because the ranges are
+    snapped to a coarse grid before the scales are computed."""
+    measured = calibrate.measured_ranges
+    moved = []
+
+    def perturbed(*args, **kwargs):
+        out = measured(*args, **kwargs)
+        for td in out.values():
+            td.lowest, td.highest = (np.float32(td.lowest * change), np.float32(td.highest * change))
+        moved.append(calibrate.range_ends(out))
+        return out
+
+    monkeypatch.setattr(calibrate, "measured_ranges", perturbed)
+    again = make_variant(alexnet, "int8s", "0" * 64, FEATURES, _features(16, 0))
+    assert moved and moved[0] > 10  # the ranges were moved (a dozen or more non-zero ends)
+    assert again.SerializeToString() == alexnet_int8s.SerializeToString()
+
+
+def test_a_range_is_snapped_outward_to_a_few_significant_bits():
+    lo, hi = calibrate.snap_range(np.float32(-3.3), np.float32(7.9))
+    assert (float(lo), float(hi)) == (-3.5, 8.0) and lo.dtype == hi.dtype == np.float32
+    lo, hi = calibrate.snap_range(np.array([0.0, 0.2], np.float32), np.array([1.0, 123.4], np.float32))
+    assert lo.tolist() == [0.0, 0.1875] and hi.tolist() == [1.0, 128.0]  # 0 and grid points stay
+    x = np.random.default_rng(0).lognormal(0, 3, 1000).astype(np.float32)
+    for sign in (1, -1):
+        lo, hi = calibrate.snap_range(sign * x, sign * x)
+        assert np.all(lo <= sign * x) and np.all(hi >= sign * x)
+        assert np.all(np.abs(hi - lo) <= np.abs(x) / 2 ** (calibrate.RANGE_BITS - 1))
+
+
 def test_it_refuses_to_be_made_without_calibration_clips(alexnet):
     with pytest.raises(ExportError, match="needs calibration clips"):
         make_variant(alexnet, "int8s", "0" * 64, FEATURES)
