@@ -11,6 +11,7 @@ import json
 import os
 import selectors
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -55,8 +56,10 @@ class NodeHarnessRunner(Runner):
         except ToolMissingError as exc:
             raise RunnerError(f"{self.name}: {exc}") from exc
         self.node = tool
+        # its own process group: a kill reaches what it started too (Chromium, or a child that would keep
+        # the pipes open and make reading its stderr wait for that child)
         self.proc = subprocess.Popen(self._command(tool.node), cwd=self.harness, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
 
@@ -107,13 +110,22 @@ class NodeHarnessRunner(Runner):
     def _stderr_tail(self) -> str:
         if self.proc is None or self.proc.poll() is None:
             return "still running"
+        self._kill_group()  # what it left running would hold stderr open: read() would wait for it
         err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
         return " | ".join(err[-3:]) or f"exit code {self.proc.returncode}"
 
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is gone already
+
     def _kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        """The harness and everything it started (its process group)."""
+        if self.proc is not None:
+            self._kill_group()
+            if self.proc.poll() is None:
+                self.proc.wait(timeout=10)
 
     # -- Runner --------------------------------------------------------------
     def activate(self, model_path: Path, outputs: list[str],
