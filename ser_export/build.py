@@ -127,6 +127,20 @@ def variant_calibration(dataset: Dataset, variants: Sequence[str]) -> np.ndarray
     return calibration_of(dataset, INT8S_SPEC)
 
 
+def stage_variants(arch: str, made: Mapping[str, MadeVariant], vs_parent: Mapping[str, Mapping], writer) -> tuple:
+    """Each variant ``made`` of one model staged in ``writer`` (a :class:`ReleaseWriter`) with its manifest record:
+    ``(name -> VariantRecord, name -> (staged path, record dict))``; the build and the variants step both use it."""
+    records, staged = {}, {}
+    for name, v in made.items():
+        _log_variant(arch, v, vs_parent[name])
+        records[name] = layout.VariantRecord(
+            file=v.file, bytes=len(v.blob), parent_sha256=v.parent_sha256, tolerance_class=v.tolerance_class,
+            precision=PRECISION[name], method=METHOD[name], ops=v.lint.ops, backends=v.lint.backends_dict(),
+            declared_backends=list(v.declared_backends), vs_parent=vs_parent[name], sha256=writer.add(v.file, v.blob))
+        staged[name] = (writer.staged_path(v.file), records[name].to_dict())
+    return records, staged
+
+
 def _log_variant(arch: str, v: MadeVariant, vs_parent: Mapping) -> None:
     held = vs_parent.get("heldout")
     _log(f"{arch}: {v.name} variant {len(v.blob) / 1e6:.2f} MB, declares {', '.join(v.declared_backends)}"
@@ -336,16 +350,7 @@ def run_build(opts: BuildOptions, dist: Distributed | None = None) -> dict | Non
             made = make_variants(proto, sha, file_name, arch, opts.variants, opts.backends, tables,
                                  variant_calibration(dataset, opts.variants))
             vs_parent = judge_variants(proto, made, arch, dataset.splits["test"])
-            staged_variants[arch], variant_records[arch] = {}, {}
-            for name, v in made.items():
-                _log_variant(arch, v, vs_parent[name])
-                record = layout.VariantRecord(
-                    file=v.file, bytes=len(v.blob), parent_sha256=v.parent_sha256, tolerance_class=v.tolerance_class,
-                    precision=PRECISION[name], method=METHOD[name], ops=v.lint.ops, backends=v.lint.backends_dict(),
-                    declared_backends=list(v.declared_backends), vs_parent=vs_parent[name],
-                    sha256=writer.add(v.file, v.blob))
-                variant_records[arch][name] = record
-                staged_variants[arch][name] = (writer.staged_path(v.file), record.to_dict())
+            variant_records[arch], staged_variants[arch] = stage_variants(arch, made, vs_parent, writer)
             timings[f"variants_{arch}"] = time.perf_counter() - t0
             plot_names = {}
             for kind, png in _plots(result, arch, labels, ev).items():

@@ -97,12 +97,12 @@ def remake_variants(release_dir: Path, cache_dir: Path | None = Path(".ser_expor
 
     from parity.release import judge_variants, run_release_gate
 
-    from .build import VERIFY_EXAMPLES, _log_variant, variant_calibration
+    from .build import VERIFY_EXAMPLES, stage_variants, variant_calibration
     from .export.model_file import open_model
     from .export.optables import load_tables
     from .export.release import ReleaseWriter
-    from .export.variants import METHOD, PRECISION, VARIANTS, make_variants, variant_file
-    from .manifest import MANIFEST, VariantRecord
+    from .export.variants import VARIANTS, make_variants, variant_file
+    from .manifest import MANIFEST
 
     release_dir = Path(release_dir)
     manifest, built = release_build_data(release_dir, cache_dir, data)
@@ -126,16 +126,7 @@ def remake_variants(release_dir: Path, cache_dir: Path | None = Path(".ser_expor
             made = make_variants(parent.proto, entry.sha256, entry.file, arch, VARIANTS, backends, tables,
                                  calibration)
             vs_parent = judge_variants(parent.proto, made, arch, built.dataset.splits["test"])
-            staged_variants[arch], records[arch] = {}, {}
-            for name, v in made.items():
-                _log_variant(arch, v, vs_parent[name])
-                record = VariantRecord(
-                    file=v.file, bytes=len(v.blob), parent_sha256=v.parent_sha256, tolerance_class=v.tolerance_class,
-                    precision=PRECISION[name], method=METHOD[name], ops=v.lint.ops, backends=v.lint.backends_dict(),
-                    declared_backends=list(v.declared_backends), vs_parent=vs_parent[name],
-                    sha256=writer.add(v.file, v.blob))
-                records[arch][name] = record
-                staged_variants[arch][name] = (writer.staged_path(v.file), record.to_dict())
+            records[arch], staged_variants[arch] = stage_variants(arch, made, vs_parent, writer)
         gate = run_release_gate(staged, list(manifest.labels), {a: dict(e.golden) for a, e in manifest.models.items()},
                                 runtimes, examples or VERIFY_EXAMPLES[raw["build"]["profile"]], seed, None, log,
                                 staged_variants)
